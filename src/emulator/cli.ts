@@ -1,0 +1,139 @@
+/**
+ * Runs the Key Vault ARM emulator as its own process, for the local runner, the benchmark and
+ * tests in other processes. Protocol: once listening it writes exactly one JSON line to stdout,
+ * `{"ready":true,"url":"https://127.0.0.1:NNNN","caPath":"..."}`, and nothing else ever goes to
+ * stdout; human logs go to stderr (only with --verbose). SIGTERM or SIGINT closes it with exit 0.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { type StartOptions, startEmulator, type VaultSpec } from './server';
+import { parseVaultResourceId } from './vault-store';
+
+const USAGE = `Usage: node dist/src/emulator/cli.js [options]
+
+  --port <n>             port to listen on (default 0: an ephemeral port)
+  --host <address>       address to bind (default 127.0.0.1)
+  --cert-dir <dir>       where to write ca.pem (default: a new temporary directory)
+  --vault <resourceId>   create this vault with defaultAction Deny, bypass AzureServices (repeatable)
+  --static-ip <ip|cidr>  a pre-existing ipRule on every --vault (repeatable; default none)
+  --read-latency <ms>    delay of every GET (default 0)
+  --write-latency <ms>   delay of every PATCH/PUT; overlapping writes on a vault get 409 (default 0)
+  --no-conflict          let overlapping writes through instead of answering 409
+  --token <token>        require "Authorization: Bearer <token>" (default: any bearer token)
+  --seed <n>             seed of the fault randomness
+  --verbose              log every request to stderr
+  --help                 show this text`;
+
+class UsageError extends Error {}
+
+function integer(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) {
+    return fallback;
+  }
+  if (!/^\d+$/.test(text)) {
+    throw new UsageError(`--${flag} expects a non-negative integer, got '${text}'`);
+  }
+  return Number(text);
+}
+
+function parseCommandLine(args: string[]): { options: StartOptions; help: boolean } {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'cert-dir': { type: 'string' },
+      vault: { type: 'string', multiple: true },
+      'static-ip': { type: 'string', multiple: true },
+      'read-latency': { type: 'string' },
+      'write-latency': { type: 'string' },
+      'no-conflict': { type: 'boolean' },
+      token: { type: 'string' },
+      seed: { type: 'string' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  const staticIps = values['static-ip'] ?? [];
+  const vaults: VaultSpec[] = (values.vault ?? []).map((resourceId) => {
+    const coordinates = parseVaultResourceId(resourceId);
+    if (!coordinates) {
+      throw new UsageError(
+        `--vault expects /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>, got '${resourceId}'`,
+      );
+    }
+    return {
+      ...coordinates,
+      networkAcls: {
+        bypass: 'AzureServices',
+        defaultAction: 'Deny',
+        ipRules: staticIps.map((value) => ({ value })),
+        virtualNetworkRules: [],
+      },
+    };
+  });
+  if (staticIps.length > 0 && vaults.length === 0) {
+    throw new UsageError('--static-ip needs at least one --vault');
+  }
+  const options: StartOptions = {
+    host: values.host ?? '127.0.0.1',
+    port: integer('port', values.port, 0),
+    certDir: values['cert-dir'] ?? mkdtempSync(join(tmpdir(), 'kv-lease-emulator-')),
+    vaults,
+    readLatencyMs: integer('read-latency', values['read-latency'], 0),
+    writeLatencyMs: integer('write-latency', values['write-latency'], 0),
+    conflictOnOverlap: values['no-conflict'] !== true,
+  };
+  if (values.token !== undefined) {
+    options.requiredToken = values.token;
+  }
+  if (values.seed !== undefined) {
+    options.seed = integer('seed', values.seed, 0);
+  }
+  if (values.verbose === true) {
+    options.log = (line) => process.stderr.write(`[kv-emulator] ${line}\n`);
+  }
+  return { options, help: values.help === true };
+}
+
+async function main(): Promise<void> {
+  let parsed: { options: StartOptions; help: boolean };
+  try {
+    parsed = parseCommandLine(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (parsed.help) {
+    process.stderr.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+
+  const emulator = await startEmulator(parsed.options);
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    parsed.options.log?.(`${signal}: closing`);
+    void emulator.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+
+  process.stdout.write(`${JSON.stringify({ ready: true, url: emulator.url, caPath: emulator.caPath })}\n`);
+  parsed.options.log?.(`listening on ${emulator.url}, CA at ${emulator.caPath ?? '(none)'}`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `kv-lease emulator failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});
