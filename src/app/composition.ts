@@ -1,0 +1,128 @@
+import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import { TableClient } from '@azure/data-tables';
+
+import { TableAuditLog } from '../audit/table-audit';
+import { createEntraAuthenticator } from '../auth/entra';
+import { type Authenticator, disabledAuthenticator } from '../auth/principal';
+import { type Config, loadConfig } from '../config';
+import { type Clock, systemClock } from '../domain/clock';
+import { jsonLogger, type Logger } from '../domain/logger';
+import { ArmVaultFirewall } from '../firewall/arm-firewall';
+import type { VaultFirewall } from '../firewall/port';
+import { LeaseService } from '../grant/leases';
+import { summariseVaults } from '../grant/vaults';
+import { VaultCoordinator } from '../reconcile/coordinator';
+import type { LeaseStore } from '../store/port';
+import { TableLeaseStore } from '../store/table-store';
+import { sweep } from '../sweep/sweep';
+import type { Services } from './services';
+
+/** Key Vault's documented limit of IPv4 rules per vault. */
+export const MAX_RULES = 1000;
+
+/** A fixed bearer token for an emulator (`AZURE_ARM_TOKEN`); never for Azure. */
+function staticCredential(token: string): TokenCredential {
+  return {
+    getToken: (): Promise<AccessToken> => Promise.resolve({ token, expiresOnTimestamp: Date.now() + 3600_000 }),
+  };
+}
+
+let defaultCredential: TokenCredential | undefined;
+
+/** DefaultAzureCredential, created once and only when a setting needs it. */
+function azureCredential(): TokenCredential {
+  if (!defaultCredential) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily: emulator runs never pay for it
+    const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
+    defaultCredential = new DefaultAzureCredential();
+  }
+  return defaultCredential;
+}
+
+export interface Overrides {
+  clock?: Clock;
+  logger?: Logger;
+  store?: LeaseStore;
+  firewall?: VaultFirewall;
+  auth?: Authenticator;
+}
+
+/** The one composition root: SDK clients and ports are built here, from validated config only. */
+export function createServices(config: Config, overrides: Overrides = {}): Services {
+  const clock = overrides.clock ?? systemClock;
+  const logger = overrides.logger ?? jsonLogger;
+  const connectionString = config.LEASE_STORAGE_CONNECTION_STRING;
+  const store =
+    overrides.store ??
+    new TableLeaseStore({
+      tableName: config.LEASE_TABLE_NAME,
+      connectionString,
+      tableServiceUri: config.LEASE_STORAGE__tableServiceUri,
+      credential: connectionString ? undefined : azureCredential(),
+    });
+  const auditTable = `${config.LEASE_TABLE_NAME}audit`;
+  const auditClient = connectionString
+    ? TableClient.fromConnectionString(connectionString, auditTable, {
+        allowInsecureConnection: /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(connectionString),
+      })
+    : new TableClient(config.LEASE_STORAGE__tableServiceUri ?? '', auditTable, azureCredential());
+  const audit = new TableAuditLog(auditClient, logger);
+  const firewall =
+    overrides.firewall ??
+    new ArmVaultFirewall({
+      endpoint: config.AZURE_ARM_ENDPOINT,
+      credential: config.AZURE_ARM_TOKEN ? staticCredential(config.AZURE_ARM_TOKEN) : azureCredential(),
+    });
+  const vaults = config.BROKER_VAULTS;
+  const sweepActor = 'kv-lease-sweep';
+  const coordinator = new VaultCoordinator(vaults, {
+    store,
+    firewall,
+    clock,
+    logger,
+    maxRules: MAX_RULES,
+    observer: {
+      leaseExpired: (lease) =>
+        void audit.append({ at: clock.now(), action: 'expire', principal: lease.principal, appId: lease.appId, vault: lease.vault, ip: lease.ip, leaseId: lease.id, outcome: 'success', detail: `expired, ended by ${sweepActor}` }),
+      leaseRefused: (lease, why) =>
+        void audit.append({ at: clock.now(), action: 'refused', principal: lease.principal, appId: lease.appId, vault: lease.vault, ip: lease.ip, leaseId: lease.id, outcome: 'refused', detail: `grant: ${why}` }),
+      firewallWritten: (event) =>
+        void audit.append({
+          at: clock.now(),
+          action: 'firewall-write',
+          principal: sweepActor,
+          vault: event.vault,
+          outcome: event.outcome,
+          detail: `added [${event.added.join(', ')}] removed [${event.removed.join(', ')}]${event.detail ? `: ${event.detail}` : ''}`.slice(0, 4096),
+        }),
+    },
+  });
+  const auth =
+    overrides.auth ??
+    (config.AUTH_MODE === 'disabled'
+      ? disabledAuthenticator
+      : createEntraAuthenticator({
+          tenantId: config.AUTH_TENANT_ID ?? '',
+          audiences: config.AUTH_AUDIENCE,
+          issuer: config.AUTH_ISSUER,
+          jwksUri: config.AUTH_JWKS_URI,
+        }));
+  const leases = new LeaseService({ store, coordinator, clock, vaults, policy: config });
+  return {
+    auth,
+    audit,
+    leases,
+    logger,
+    vaults: () => summariseVaults({ store, firewall, vaults, maxRules: MAX_RULES }),
+    health: () => store.ensureReady(),
+    sweep: () => sweep({ coordinator, clock, logger, vaults }),
+  };
+}
+
+let instance: Services | undefined;
+
+/** The process-wide services, built on first use from the environment. */
+export function services(): Services {
+  instance ??= createServices(loadConfig());
+  return instance;
+}

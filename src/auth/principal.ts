@@ -1,0 +1,50 @@
+import { DomainError } from '../domain/errors';
+
+export const ROLES = ['Lease.Request', 'Lease.Read', 'Lease.Admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who is calling, as established by an Authenticator. */
+export interface Principal {
+  /** The token's `oid`, or `local-dev` when auth is disabled. */
+  id: string;
+  /** The calling application (`appid`/`azp`), when known. */
+  appId?: string | undefined;
+  roles: ReadonlySet<Role>;
+}
+
+/** Lease.Admin implies the other two roles. */
+export function hasRole(principal: Principal, role: Role): boolean {
+  return principal.roles.has(role) || principal.roles.has('Lease.Admin');
+}
+
+export function requireRole(principal: Principal, role: Role, action: string): void {
+  if (!hasRole(principal, role)) {
+    throw new DomainError('AUTH.FORBIDDEN', `${action} needs the ${role} role`);
+  }
+}
+
+export function requireAnyRole(principal: Principal, roles: Role[], action: string): void {
+  if (!roles.some((role) => hasRole(principal, role))) {
+    throw new DomainError('AUTH.FORBIDDEN', `${action} needs one of the roles ${roles.join(', ')}`);
+  }
+}
+
+/** The headers an authenticator may look at. */
+export interface RequestHeaders {
+  get(name: string): string | null;
+}
+
+/**
+ * Establishes the caller of a request. Throws `AUTH.UNAUTHENTICATED` (401) for
+ * a missing or bad credential and `AUTH.UNAVAILABLE` (503) when it cannot
+ * decide (e.g. the key set cannot be fetched).
+ */
+export interface Authenticator {
+  authenticate(headers: RequestHeaders): Promise<Principal>;
+}
+
+/** `AUTH_MODE=disabled`: every caller is `local-dev` with all roles. */
+export const disabledAuthenticator: Authenticator = {
+  authenticate: () =>
+    Promise.resolve({ id: 'local-dev', roles: new Set<Role>(['Lease.Request', 'Lease.Read', 'Lease.Admin']) }),
+};

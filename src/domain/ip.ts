@@ -1,0 +1,140 @@
+import ipaddr from 'ipaddr.js';
+
+import { DomainError } from './errors';
+
+/**
+ * Address rules of the contract (section 1, "Which IP"): only public unicast
+ * IPv4 may be leased; Key Vault stores a single address as `/32`, so every
+ * comparison happens on that canonical form.
+ */
+
+const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+type V4 = ipaddr.IPv4;
+
+/** Names for ipaddr.js range classes, as they appear in error messages. */
+const RANGE_NAMES: Record<string, string> = {
+  unspecified: 'the "this network" range 0.0.0.0/8',
+  broadcast: 'the limited broadcast address 255.255.255.255/32',
+  multicast: 'the multicast range 224.0.0.0/4',
+  linkLocal: 'the link-local range 169.254.0.0/16',
+  loopback: 'the loopback range 127.0.0.0/8',
+  carrierGradeNat: 'the shared address space 100.64.0.0/10',
+  private: 'a private (RFC 1918) range',
+  reserved: 'a reserved or documentation range',
+  as112: 'an AS112 range',
+  amt: 'the AMT relay range',
+};
+
+const SPECIAL_RANGES: { name: string; network: V4; prefix: number }[] = Object.entries(
+  (ipaddr.IPv4.prototype as unknown as { SpecialRanges: Record<string, [V4, number][]> })
+    .SpecialRanges,
+).flatMap(([name, ranges]) => ranges.map(([network, prefix]) => ({ name, network, prefix })));
+
+function parseQuad(text: string): V4 | undefined {
+  return DOTTED_QUAD.test(text) ? ipaddr.IPv4.parse(text) : undefined;
+}
+
+function notAllowed(message: string): DomainError {
+  return new DomainError('LEASE.IP_NOT_ALLOWED', message, {
+    errors: [{ path: 'ip', message }],
+  });
+}
+
+function looksLikeIpv6(text: string): boolean {
+  return text.includes(':') && ipaddr.IPv6.isValid(text.split('/')[0] ?? '');
+}
+
+/**
+ * Canonical form of a firewall rule value as Key Vault stores it, or
+ * `undefined` when the value is not an IPv4 address or CIDR (such a value is
+ * kept verbatim by the broker and never treated as its own).
+ */
+export function canonicalRule(value: string): string | undefined {
+  const [addressText, prefixText, ...rest] = value.trim().split('/');
+  if (rest.length > 0 || addressText === undefined) return undefined;
+  const address = parseQuad(addressText);
+  if (!address) return undefined;
+  if (prefixText === undefined) return `${address.toString()}/32`;
+  if (!/^\d{1,2}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  if (prefix > 32) return undefined;
+  const network = ipaddr.IPv4.networkAddressFromCIDR(`${address.toString()}/${prefix}`);
+  return `${network.toString()}/${prefix}`;
+}
+
+/**
+ * Validate an address or CIDR a caller asked to lease and return it in
+ * canonical form. Refuses every non-public class and IPv6 with a message that
+ * says why, and CIDRs with host bits set or wider than `minPrefix`.
+ */
+export function parseLeaseIp(input: string, minPrefix: number): string {
+  const text = input.trim();
+  if (looksLikeIpv6(text) || (text.startsWith('[') && text.includes(':'))) {
+    throw notAllowed(`${text} is an IPv6 address: Key Vault firewall rules accept IPv4 only`);
+  }
+  const [addressText, prefixText, ...rest] = text.split('/');
+  const address = addressText === undefined ? undefined : parseQuad(addressText);
+  if (!address || rest.length > 0) {
+    throw notAllowed(`"${input}" is not an IPv4 address or CIDR (expected a.b.c.d or a.b.c.d/nn)`);
+  }
+  let prefix = 32;
+  if (prefixText !== undefined) {
+    if (!/^\d{1,2}$/.test(prefixText) || Number(prefixText) > 32) {
+      throw notAllowed(`"${input}" has an invalid prefix length (expected /0 to /32)`);
+    }
+    prefix = Number(prefixText);
+    if (prefix < minPrefix) {
+      throw notAllowed(`${text} is wider than /${minPrefix}, the widest range a lease may hold`);
+    }
+    const network = ipaddr.IPv4.networkAddressFromCIDR(text);
+    if (network.toString() !== address.toString()) {
+      throw notAllowed(
+        `${text} has host bits set: did you mean ${network.toString()}/${prefix}?`,
+      );
+    }
+  }
+  const special = SPECIAL_RANGES.find(
+    (range) =>
+      address.match(range.network, Math.min(prefix, range.prefix)) ||
+      range.network.match(address, Math.min(prefix, range.prefix)),
+  );
+  if (special) {
+    const what = prefix === 32 ? address.toString() : text;
+    throw notAllowed(
+      `${what} lies in ${RANGE_NAMES[special.name] ?? special.name}: only public unicast IPv4 addresses can be leased`,
+    );
+  }
+  return `${address.toString()}/${prefix}`;
+}
+
+/**
+ * One entry of `X-Forwarded-For` as the Azure front end writes it: `a.b.c.d`,
+ * `a.b.c.d:port`, `[v6]:port`, a bare IPv6 or `::ffff:a.b.c.d`. Returns the
+ * address without port (IPv4-mapped IPv6 unwrapped), or `undefined` for garbage.
+ */
+export function parseForwardedEntry(entry: string): string | undefined {
+  let text = entry.trim();
+  if (text.length === 0 || text.length > 64) return undefined;
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
+  if (bracketed) {
+    text = bracketed[1] ?? '';
+  } else if (/^[\d.]+:\d{1,5}$/.test(text)) {
+    text = text.slice(0, text.lastIndexOf(':'));
+  }
+  if (parseQuad(text)) return text;
+  if (!ipaddr.IPv6.isValid(text)) return undefined;
+  const v6 = ipaddr.IPv6.parse(text);
+  return v6.isIPv4MappedAddress() ? v6.toIPv4Address().toString() : v6.toString();
+}
+
+/**
+ * The caller's address: the rightmost `X-Forwarded-For` entry, the one the
+ * Azure front end appends. Earlier entries are caller-controlled and ignored.
+ */
+export function clientAddressFromForwardedFor(header: string | null | undefined): string | undefined {
+  if (!header) return undefined;
+  const entries = header.split(',');
+  const last = entries[entries.length - 1];
+  return last === undefined ? undefined : parseForwardedEntry(last);
+}

@@ -1,0 +1,18 @@
+import { app } from '@azure/functions';
+
+import { functionDefinitions } from '../app/definitions';
+import { services } from '../app/composition';
+
+/** Azure Functions host entry point: registration only. */
+for (const definition of functionDefinitions(services)) {
+  if (definition.kind === 'http') {
+    app.http(definition.name, {
+      methods: definition.methods,
+      route: definition.route,
+      authLevel: 'anonymous', // the API validates Entra tokens itself
+      handler: definition.handler,
+    });
+  } else {
+    app.timer(definition.name, { schedule: definition.schedule, handler: definition.handler });
+  }
+}

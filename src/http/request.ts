@@ -1,0 +1,74 @@
+import type { HttpRequest } from '@azure/functions';
+import type { z } from 'zod';
+
+import { DomainError, type FieldError } from '../domain/errors';
+import { MAX_BODY_BYTES } from './schemas';
+
+function invalid(message: string, errors: FieldError[]): DomainError {
+  return new DomainError('REQUEST.INVALID', message, { errors });
+}
+
+/** zod issues as the `errors` member of a problem. */
+export function fieldErrors(error: z.ZodError): FieldError[] {
+  return error.issues.slice(0, 20).map((issue) => ({
+    path: issue.path.map(String).join('.') || '(body)',
+    message:
+      issue.code === 'unrecognized_keys'
+        ? `unknown field(s): ${issue.keys.map((key) => key.slice(0, 64)).join(', ')}`
+        : issue.message,
+  }));
+}
+
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const errors = fieldErrors(result.error);
+    throw invalid(`The ${what} is not valid: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, errors);
+  }
+  return result.data;
+}
+
+/** Refuse an oversized body from its declared length, before reading it. */
+export function checkDeclaredLength(request: HttpRequest): void {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
+}
+
+function tooLarge(): DomainError {
+  return new DomainError('REQUEST.BODY_TOO_LARGE', `The request body exceeds ${MAX_BODY_BYTES} bytes`);
+}
+
+/**
+ * The JSON body of a request: at most 16 KiB, `application/json` (or a
+ * `+json` type), well-formed. An empty body is `{}` when `optional`.
+ */
+export async function readJsonBody(request: HttpRequest, optional: boolean): Promise<unknown> {
+  checkDeclaredLength(request);
+  const text = await request.text();
+  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw tooLarge();
+  if (text.trim().length === 0) {
+    if (optional) return {};
+    throw invalid('A JSON body is required', [{ path: '(body)', message: 'is required' }]);
+  }
+  const mediaType = (request.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (mediaType !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(mediaType)) {
+    throw new DomainError(
+      'REQUEST.UNSUPPORTED_MEDIA_TYPE',
+      `Content-Type must be application/json, not "${mediaType.slice(0, 100) || '(none)'}"`,
+    );
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw invalid('The body is not well-formed JSON', [{ path: '(body)', message: 'is not well-formed JSON' }]);
+  }
+}
+
+/** Query parameters as a plain object (first value of each name). */
+export function queryObject(request: HttpRequest): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [name, value] of request.query.entries()) {
+    if (!(name in result)) result[name] = value;
+  }
+  return result;
+}

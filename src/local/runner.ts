@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+
+import { HttpRequest, type HttpResponseInit, InvocationContext, type Timer } from '@azure/functions';
+import { Cron } from 'croner';
+
+import { services } from '../app/composition';
+import { type FunctionDefinition, functionDefinitions, type HttpDefinition } from '../app/definitions';
+import { ConfigError, loadConfig } from '../config';
+import { DomainError } from '../domain/errors';
+import { problemResponse } from '../http/problem';
+
+/**
+ * The local runner: serves the function table that the Functions host
+ * registers, on 127.0.0.1:PORT, and runs the timer on its NCRONTAB schedule.
+ * It passes request headers through unchanged (no X-Forwarded-For added).
+ */
+
+/** Bodies above this are refused before a handler sees them (the API's own limit is 16 KiB). */
+const RUNNER_BODY_LIMIT = 1024 * 1024;
+
+interface Route {
+  definition: HttpDefinition;
+  pattern: RegExp;
+  names: string[];
+}
+
+function routePrefix(): string {
+  try {
+    const host = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'host.json'), 'utf8')) as {
+      extensions?: { http?: { routePrefix?: string } };
+    };
+    return host.extensions?.http?.routePrefix ?? 'api';
+  } catch {
+    return 'api';
+  }
+}
+
+function compile(definition: HttpDefinition, prefix: string): Route {
+  const names: string[] = [];
+  const source = `${prefix}/${definition.route}`
+    .split('/')
+    .map((segment) => {
+      const param = /^\{(\w+)\}$/.exec(segment);
+      if (param) {
+        names.push(param[1] as string);
+        return '([^/]+)';
+      }
+      return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return { definition, pattern: new RegExp(`^/${source}/?$`, 'i'), names };
+}
+
+/** Substitute `%SETTING%` placeholders the way the Functions host does. */
+export function resolveSchedule(schedule: string, env: NodeJS.ProcessEnv): string {
+  return schedule.replace(/%(\w+)%/g, (_match, name: string) => {
+    const value = env[name];
+    if (value === undefined || value === '') throw new ConfigError(`The timer schedule needs the setting ${name}`);
+    return value;
+  });
+}
+
+function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > RUNNER_BODY_LIMIT) {
+        resolve(undefined);
+        request.resume();
+        return;
+      }
+      parts.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(parts)));
+    request.on('error', reject);
+  });
+}
+
+async function send(response: ServerResponse, init: HttpResponseInit): Promise<void> {
+  const headers: Record<string, string> = {};
+  new Headers(init.headers as ConstructorParameters<typeof Headers>[0]).forEach((value, name) => {
+    headers[name] = value;
+  });
+  let body: string | Buffer = '';
+  if (init.jsonBody !== undefined) {
+    body = JSON.stringify(init.jsonBody);
+    headers['content-type'] ??= 'application/json';
+  } else if (typeof init.body === 'string') {
+    body = init.body;
+  } else if (init.body !== undefined && init.body !== null) {
+    body = Buffer.from(await new Response(init.body as ConstructorParameters<typeof Response>[0]).arrayBuffer());
+  }
+  response.writeHead(init.status ?? 200, headers);
+  response.end(body);
+}
+
+function contextFor(name: string): InvocationContext {
+  return new InvocationContext({
+    invocationId: randomUUID(),
+    functionName: name,
+    // Function logs go to stderr, like the host's console; never request headers.
+    logHandler: (level, ...args) => {
+      if (level === 'debug' || level === 'trace') return;
+      process.stderr.write(`[${level}] ${name}: ${args.map(String).join(' ')}\n`);
+    },
+  });
+}
+
+export interface RunningBroker {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export async function startRunner(options: { port: number; env?: NodeJS.ProcessEnv }): Promise<RunningBroker> {
+  const env = options.env ?? process.env;
+  const definitions: FunctionDefinition[] = functionDefinitions(services);
+  const prefix = routePrefix();
+  const routes = definitions.filter((d): d is HttpDefinition => d.kind === 'http').map((d) => compile(d, prefix));
+
+  const server = createServer((request, response) => {
+    void (async () => {
+      try {
+        const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
+        const matching = routes
+          .map((route) => ({ route, match: route.pattern.exec(url.pathname) }))
+          .filter((entry) => entry.match !== null);
+        const method = (request.method ?? 'GET').toUpperCase();
+        const hit = matching.find((entry) => entry.route.definition.methods.includes(method as never));
+        if (!hit) {
+          const code = matching.length > 0 ? 'ROUTE.METHOD_NOT_ALLOWED' : 'ROUTE.NOT_FOUND';
+          await send(response, problemResponse(new DomainError(code, `${method} ${url.pathname} is not an operation of this API`)));
+          return;
+        }
+        const body = await readBody(request);
+        if (body === undefined) {
+          await send(response, problemResponse(new DomainError('REQUEST.BODY_TOO_LARGE', 'The request body exceeds 16384 bytes')));
+          return;
+        }
+        const params: Record<string, string> = {};
+        hit.route.names.forEach((name, index) => {
+          params[name] = decodeURIComponent(hit.match?.[index + 1] ?? '');
+        });
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(request.headers)) {
+          if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+        }
+        const httpRequest = new HttpRequest({
+          method,
+          url: url.toString(),
+          headers,
+          params,
+          query: Object.fromEntries(url.searchParams.entries()),
+          ...(body.length > 0 ? { body: { bytes: new Uint8Array(body) } } : {}),
+        });
+        const result = await hit.route.definition.handler(httpRequest, contextFor(hit.route.definition.name));
+        await send(response, result instanceof Object ? (result as HttpResponseInit) : { status: 204 });
+      } catch (error) {
+        process.stderr.write(`[error] runner: ${error instanceof Error ? error.message : 'unknown'}\n`);
+        if (!response.headersSent) await send(response, problemResponse(error)).catch(() => undefined);
+        else response.destroy();
+      }
+    })();
+  });
+
+  const timers: Cron[] = [];
+  for (const definition of definitions) {
+    if (definition.kind !== 'timer') continue;
+    const pattern = resolveSchedule(definition.schedule, env);
+    let last: Date | undefined;
+    const cron = new Cron(pattern, { protect: true }, async () => {
+      const timer: Timer = {
+        isPastDue: false,
+        schedule: { adjustForDST: true },
+        scheduleStatus: {
+          last: (last ?? new Date()).toISOString(),
+          next: (cron.nextRun() ?? new Date()).toISOString(),
+          lastUpdated: new Date().toISOString(),
+        },
+      };
+      last = new Date();
+      try {
+        await definition.handler(timer, contextFor(definition.name));
+      } catch (error) {
+        process.stderr.write(`[error] ${definition.name}: ${error instanceof Error ? error.message : 'unknown'}\n`);
+      }
+    });
+    timers.push(cron);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    close: async () => {
+      for (const timer of timers) timer.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** `node dist/src/local/runner.js`: the broker alone, configured by the environment. */
+if (require.main === module) {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  }
+  startRunner({ port: config.PORT })
+    .then((broker) => {
+      process.stdout.write(`${JSON.stringify({ ready: true, url: broker.url, pid: process.pid })}\n`);
+      const stop = () => {
+        void broker.close().then(() => process.exit(0));
+        setTimeout(() => process.exit(0), 3000).unref();
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    })
+    .catch((error: unknown) => {
+      process.stderr.write(`kv-lease could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,309 @@
+import { randomBytes } from 'node:crypto';
+
+import type { ManagedVault } from '../config';
+import type { Clock } from '../domain/clock';
+import { DomainError, ensureError } from '../domain/errors';
+import type { Lease } from '../domain/lease';
+import type { Logger } from '../domain/logger';
+import { planRules } from '../domain/reconcile';
+import { FirewallError, type VaultFirewall } from '../firewall/port';
+import type { LeaseStore, StoredLease, VaultState } from '../store/port';
+
+/**
+ * Per-vault reconciliation with one writer at a time, across any number of
+ * broker processes sharing one store.
+ *
+ * The store holds the desired state (live leases, rules the broker owns). A
+ * writer takes the vault's lock in the store (a conditional write of the vault
+ * row), reads the firewall and the live leases, records ownership of any rule
+ * it is about to add (renewing the lock), PATCHes the firewall once, marks the
+ * pending leases it applied active, and releases the lock while recording the
+ * pass as applied.
+ *
+ * Callers never queue a write each: they wait until a pass that *began after
+ * their own change* has completed (`sync`). Every lease recorded while a write
+ * is in flight is applied together by the next pass, so a burst of grants
+ * costs a handful of PATCHes, not one each.
+ */
+
+export interface CoordinatorOptions {
+  store: LeaseStore;
+  firewall: VaultFirewall;
+  clock: Clock;
+  logger: Logger;
+  /** Identifies this process in lock rows, for operators reading the store. */
+  instanceId?: string;
+  /** A crashed writer blocks its vault at most this long. */
+  lockTtlMs?: number;
+  /** How often a waiter looks at the vault row while another process writes. */
+  pollMs?: number;
+  /** A firewall call is abandoned after this long; must stay below lockTtlMs. */
+  callTimeoutMs?: number;
+  maxRules?: number;
+  observer?: PassObserver;
+}
+
+/** Hooks for the audit trail. */
+export interface PassObserver {
+  leaseExpired?(lease: Lease): void;
+  leaseRefused?(lease: Lease, why: string): void;
+  firewallWritten?(event: { vault: string; added: string[]; removed: string[]; outcome: 'success' | 'failure'; detail?: string }): void;
+}
+
+/** What a completed pass did, for the waiters in the process that ran it. */
+export interface PassOutcome {
+  pass: number;
+  activated: ReadonlySet<string>;
+  refused: ReadonlySet<string>;
+}
+
+interface Waiter {
+  target: number | undefined;
+  deadline: number;
+  resolve: (outcome: PassOutcome | undefined) => void;
+  reject: (error: Error) => void;
+}
+
+interface Watch {
+  waiters: Waiter[];
+  wake: (() => void) | undefined;
+  backoffUntil: number;
+  lastFailure: string | undefined;
+}
+
+class LostLock extends Error {}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class VaultCoordinator {
+  private readonly watches = new Map<string, Watch>();
+  private readonly vaults: Map<string, ManagedVault>;
+  private readonly instanceId: string;
+  private readonly lockTtlMs: number;
+  private readonly pollMs: number;
+  private readonly callTimeoutMs: number;
+  private readonly maxRules: number;
+  /** Outcomes of recent local passes, so local waiters need no extra read. */
+  private readonly recent = new Map<string, PassOutcome>();
+
+  constructor(
+    vaults: ManagedVault[],
+    private readonly options: CoordinatorOptions,
+  ) {
+    this.vaults = new Map(vaults.map((vault) => [vault.name, vault]));
+    this.instanceId = options.instanceId ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
+    this.lockTtlMs = options.lockTtlMs ?? 15_000;
+    this.pollMs = options.pollMs ?? 50;
+    this.callTimeoutMs = Math.min(options.callTimeoutMs ?? 10_000, this.lockTtlMs - 2_000);
+    this.maxRules = options.maxRules ?? 1000;
+  }
+
+  /**
+   * Resolves once a writer pass that began after this call has completed, so
+   * the firewall reflects every change the caller made to the store before
+   * calling. Rejects with `VAULT.UPDATE_TIMEOUT` at the deadline.
+   */
+  sync(vault: string, deadline: number): Promise<PassOutcome | undefined> {
+    return new Promise((resolve, reject) => {
+      let watch = this.watches.get(vault);
+      if (!watch) {
+        watch = { waiters: [], wake: undefined, backoffUntil: 0, lastFailure: undefined };
+        this.watches.set(vault, watch);
+      }
+      watch.waiters.push({ target: undefined, deadline, resolve, reject });
+      if (watch.waiters.length === 1) {
+        void this.drive(vault, watch);
+      } else {
+        watch.wake?.();
+      }
+    });
+  }
+
+  private async drive(vault: string, watch: Watch): Promise<void> {
+    const managed = this.vaults.get(vault);
+    try {
+      while (watch.waiters.length > 0) {
+        const state = await this.options.store.getVaultState(vault);
+        // Waiters that arrived before this read get their target now: the next
+        // pass to begin will read the store after their change.
+        for (const waiter of watch.waiters) waiter.target ??= state.pass + 1;
+        this.settle(vault, watch, state.applied);
+        if (watch.waiters.length === 0) break;
+
+        const now = this.options.clock.now();
+        const lockFree = state.lockHolder === '' || state.lockUntil <= now;
+        if (lockFree && managed && now >= watch.backoffUntil) {
+          const acquired = await this.options.store.putVaultState(vault, {
+            ...state,
+            pass: state.pass + 1,
+            lockHolder: this.instanceId,
+            lockUntil: now + this.lockTtlMs,
+          });
+          if (!acquired) continue; // another process took it: look again
+          const outcome = await this.runPass(managed, acquired, watch);
+          if (outcome) {
+            this.recent.set(vault, outcome);
+            this.settle(vault, watch, outcome.pass);
+          }
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const wait = lockFree ? Math.max(5, Math.min(watch.backoffUntil - now, this.pollMs * 4)) : this.pollMs;
+          const timer = setTimeout(resolve, wait);
+          watch.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        watch.wake = undefined;
+      }
+    } catch (thrown) {
+      const error = ensureError(thrown);
+      for (const waiter of watch.waiters.splice(0)) waiter.reject(error);
+    } finally {
+      if (watch.waiters.length === 0) this.watches.delete(vault);
+      else void this.drive(vault, watch);
+    }
+  }
+
+  /** Resolve waiters whose pass is done; reject those out of time. */
+  private settle(vault: string, watch: Watch, applied: number): void {
+    const now = this.options.clock.now();
+    const recent = this.recent.get(vault);
+    watch.waiters = watch.waiters.filter((waiter) => {
+      if (waiter.target !== undefined && waiter.target <= applied) {
+        waiter.resolve(recent && recent.pass >= waiter.target ? recent : undefined);
+        return false;
+      }
+      if (now >= waiter.deadline) {
+        const why = watch.lastFailure ? ` (last attempt: ${watch.lastFailure})` : '';
+        waiter.reject(
+          new DomainError('VAULT.UPDATE_TIMEOUT', `The vault firewall could not be updated in time${why}`, {
+            retryAfterSeconds: 5,
+          }),
+        );
+        return false;
+      }
+      return true;
+    });
+  }
+
+  /**
+   * One writer pass while holding the lock. Returns the outcome when it
+   * completed, `undefined` when it failed or lost the lock (waiters retry).
+   */
+  private async runPass(vault: ManagedVault, locked: VaultState, watch: Watch): Promise<PassOutcome | undefined> {
+    const { store, firewall, clock, logger, observer } = this.options;
+    let state = locked;
+    try {
+      const [acls, live] = await Promise.all([
+        firewall.read(vault, AbortSignal.timeout(this.callTimeoutMs)),
+        store.liveLeases(vault.name),
+      ]);
+      const now = clock.now();
+      const survivors = await this.expire(live, now);
+      const plan = planRules({
+        current: acls.ipRules.map((rule) => rule.value),
+        owned: state.owned,
+        live: survivors,
+        maxRules: this.maxRules,
+      });
+      const refused = new Set<string>();
+      for (const lease of survivors.filter((candidate) => plan.overCapacity.includes(candidate.id))) {
+        if (await store.endLease(lease, 'failed', now, 'capacity')) {
+          refused.add(lease.id);
+          observer?.leaseRefused?.(lease, 'capacity');
+        }
+      }
+
+      if (plan.changed) {
+        // Ownership is recorded (and the lock renewed) before the rule is
+        // written, so no crash can leave a rule the broker does not know it added.
+        const renewedAt = clock.now();
+        const owned = await store.putVaultState(vault.name, {
+          ...state,
+          owned: plan.ownedBeforeWrite,
+          lockUntil: renewedAt + this.lockTtlMs,
+        });
+        if (!owned) throw new LostLock();
+        state = owned;
+        const before = new Set(acls.ipRules.map((rule) => rule.value));
+        const after = new Set(plan.next);
+        const added = plan.next.filter((rule) => !before.has(rule));
+        const removed = [...before].filter((rule) => !after.has(rule));
+        try {
+          await firewall.writeIpRules(vault, acls, plan.next, AbortSignal.timeout(this.callTimeoutMs));
+          observer?.firewallWritten?.({ vault: vault.name, added, removed, outcome: 'success' });
+        } catch (error) {
+          observer?.firewallWritten?.({
+            vault: vault.name,
+            added,
+            removed,
+            outcome: 'failure',
+            detail: error instanceof Error ? error.message : 'unknown',
+          });
+          throw error;
+        }
+      }
+
+      const applied = new Set(plan.applied);
+      const activated = survivors.filter((lease) => lease.status === 'pending' && applied.has(lease.id));
+      await store.markActive(activated);
+      const done = await store.putVaultState(vault.name, {
+        ...state,
+        applied: state.pass,
+        owned: plan.ownedAfterWrite,
+        lockHolder: '',
+        lockUntil: 0,
+        totalRules: plan.next.length,
+        lastPassAt: now,
+      });
+      if (!done) throw new LostLock();
+      watch.backoffUntil = 0;
+      watch.lastFailure = undefined;
+      return { pass: state.pass, activated: new Set(activated.map((lease) => lease.id)), refused };
+    } catch (error) {
+      if (error instanceof LostLock) {
+        logger.warn('Writer lock lost during a pass; another writer took over', { vault: vault.name });
+        return undefined;
+      }
+      // Let the next writer in at once; this process backs off before retrying.
+      await store.putVaultState(vault.name, { ...state, lockHolder: '', lockUntil: 0 }).catch(() => undefined);
+      if (error instanceof FirewallError) {
+        const delay = error.retryAfterMs ?? (error.kind === 'conflict' ? 100 : 500);
+        watch.backoffUntil = clock.now() + delay + Math.floor(Math.random() * 100);
+        watch.lastFailure = error.message;
+        logger.warn('Firewall pass failed; will retry', { vault: vault.name, kind: error.kind, message: error.message });
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * End leases past their expiry before the write that removes their rules:
+   * a lease renewed meanwhile loses the conditional update and stays live.
+   */
+  private async expire(live: StoredLease[], now: number): Promise<StoredLease[]> {
+    const { store, observer } = this.options;
+    const survivors: StoredLease[] = [];
+    await Promise.all(
+      live.map(async (lease) => {
+        if (lease.expiresAt > now) {
+          survivors.push(lease);
+          return;
+        }
+        const ended = await store.endLease(lease, 'expired', now);
+        if (ended) {
+          observer?.leaseExpired?.(ended);
+          return;
+        }
+        const fresh = await store.getLease(lease.id, lease.vault);
+        if (fresh && (fresh.status === 'pending' || fresh.status === 'active') && fresh.expiresAt > now) {
+          survivors.push(fresh);
+        }
+      }),
+    );
+    return survivors;
+  }
+}

@@ -1,0 +1,86 @@
+import type { Lease, LeaseStatus, PublicLeaseStatus } from '../domain/lease';
+
+/** A lease as read from the store, with the version that guards updates. */
+export interface StoredLease extends Lease {
+  etag: string;
+}
+
+/**
+ * Per-vault coordination state: the writer lock, pass counters and the rules
+ * the broker owns. `pass` counts writer passes begun, `applied` the last one
+ * that completed; a caller that read `pass = n` after its own change knows the
+ * firewall reflects that change once `applied > n`.
+ */
+export interface VaultState {
+  pass: number;
+  applied: number;
+  lockHolder: string;
+  /** Epoch ms after which the lock is free, whoever holds it. */
+  lockUntil: number;
+  /** Canonical rules the broker added (recorded before each write). */
+  owned: string[];
+  /** Total ipRules after the last completed pass; -1 when unknown. */
+  totalRules: number;
+  lastPassAt: number;
+  /** Absent when the row does not exist yet. */
+  etag?: string | undefined;
+}
+
+export const EMPTY_VAULT_STATE: VaultState = {
+  pass: 0,
+  applied: 0,
+  lockHolder: '',
+  lockUntil: 0,
+  owned: [],
+  totalRules: -1,
+  lastPassAt: 0,
+};
+
+export interface LeasePage {
+  items: StoredLease[];
+  continuation?: string | undefined;
+}
+
+export interface ListQuery {
+  vault: string;
+  status: PublicLeaseStatus | 'all';
+  principal?: string | undefined;
+  top: number;
+  continuation?: string | undefined;
+}
+
+/**
+ * Leases and per-vault state. Every update is conditional on the version that
+ * was read (ETag), so two broker instances can never silently overwrite each
+ * other; a lost race returns `undefined` and the caller re-reads.
+ */
+export interface LeaseStore {
+  /** Create the table if needed; also the health probe. */
+  ensureReady(): Promise<void>;
+  getLease(id: string, vault: string): Promise<StoredLease | undefined>;
+  /**
+   * Record a new live lease. With an idempotency key, a live lease already
+   * recorded under the same key is returned instead (`created: false`).
+   */
+  createLease(lease: Lease, idempotencyKey?: string): Promise<{ lease: StoredLease; created: boolean }>;
+  /** Live (pending and active) leases of a vault: one partition range query. */
+  liveLeases(vault: string): Promise<StoredLease[]>;
+  listLeases(query: ListQuery): Promise<LeasePage>;
+  /** Move a live lease to an ended status; `undefined` if it changed meanwhile. */
+  endLease(
+    lease: StoredLease,
+    status: Extract<LeaseStatus, 'released' | 'expired' | 'failed'>,
+    endedAt: number,
+    failure?: string,
+  ): Promise<StoredLease | undefined>;
+  /** Conditional update of a live lease; `undefined` if it changed meanwhile. */
+  updateLiveLease(
+    lease: StoredLease,
+    patch: Partial<Pick<Lease, 'status' | 'expiresAt'>>,
+  ): Promise<StoredLease | undefined>;
+  /** Mark pending leases active after their rules were written. */
+  markActive(leases: StoredLease[]): Promise<void>;
+  getVaultState(vault: string): Promise<VaultState>;
+  /** Conditional write (create when `state.etag` is absent); `undefined` on a lost race. */
+  putVaultState(vault: string, state: VaultState): Promise<VaultState | undefined>;
+}

@@ -1,0 +1,386 @@
+import { createHash } from 'node:crypto';
+
+import type { TokenCredential } from '@azure/core-auth';
+import { odata, RestError, TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
+
+import { DomainError } from '../domain/errors';
+import type { Lease, LeaseStatus } from '../domain/lease';
+import { isLive } from '../domain/lease';
+import {
+  EMPTY_VAULT_STATE,
+  type LeasePage,
+  type LeaseStore,
+  type ListQuery,
+  type StoredLease,
+  type VaultState,
+} from './port';
+
+/**
+ * Table layout, one partition per vault (PartitionKey = vault name):
+ *
+ * | RowKey             | what                                               |
+ * |--------------------|----------------------------------------------------|
+ * | `V`                | vault state: writer lock, pass counters, owned rules |
+ * | `A_<lease id>`     | a live lease (pending or active)                   |
+ * | `I_<sha256>`       | idempotency key (principal + key) → lease id       |
+ * | `L_<lease id>`     | an ended lease (history)                           |
+ *
+ * A lease is a point read (its id names its vault); the live leases of a vault
+ * are one range query on `A_`, so neither grants nor the sweep ever read the
+ * history that accumulates under `L_`.
+ */
+
+const VAULT_ROW = 'V';
+const LIVE = 'A_';
+const ENDED = 'L_';
+const IDEMPOTENCY = 'I_';
+/** Transactions hold at most 100 operations. */
+const TRANSACTION_LIMIT = 100;
+
+type LeaseEntity = TableEntity<{
+  ip: string;
+  status: LeaseStatus;
+  principal: string;
+  appId?: string;
+  reason?: string;
+  createdAt: number;
+  expiresAt: number;
+  endedAt?: number;
+  failure?: string;
+}>;
+
+export interface TableStoreOptions {
+  tableName: string;
+  connectionString?: string | undefined;
+  tableServiceUri?: string | undefined;
+  credential?: TokenCredential | undefined;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof RestError ? error.statusCode : undefined;
+}
+
+/** A store that does not answer is a 503 for the caller, never a 500. */
+function unavailable(error: unknown): DomainError {
+  return new DomainError('STORE.UNAVAILABLE', 'The lease store is not reachable; try again shortly', {
+    retryAfterSeconds: 5,
+    cause: error,
+  });
+}
+
+async function guard<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const status = statusOf(error);
+    if (status === undefined || status >= 500 || status === 408) throw unavailable(error);
+    throw error;
+  }
+}
+
+function isConflict(error: unknown): boolean {
+  const status = statusOf(error);
+  return status === 404 || status === 409 || status === 412;
+}
+
+function toEntity(lease: Lease, rowPrefix: string): LeaseEntity {
+  const entity: LeaseEntity = {
+    partitionKey: lease.vault,
+    rowKey: `${rowPrefix}${lease.id}`,
+    ip: lease.ip,
+    status: lease.status,
+    principal: lease.principal,
+    createdAt: lease.createdAt,
+    expiresAt: lease.expiresAt,
+  };
+  if (lease.appId !== undefined) entity.appId = lease.appId;
+  if (lease.reason !== undefined) entity.reason = lease.reason;
+  if (lease.endedAt !== undefined) entity.endedAt = lease.endedAt;
+  if (lease.failure !== undefined) entity.failure = lease.failure;
+  return entity;
+}
+
+function fromEntity(entity: LeaseEntity & { etag?: string }): StoredLease {
+  return {
+    id: entity.rowKey.slice(2),
+    vault: entity.partitionKey,
+    ip: entity.ip,
+    status: entity.status,
+    principal: entity.principal,
+    appId: entity.appId,
+    reason: entity.reason,
+    createdAt: Number(entity.createdAt),
+    expiresAt: Number(entity.expiresAt),
+    endedAt: entity.endedAt === undefined ? undefined : Number(entity.endedAt),
+    failure: entity.failure,
+    etag: entity.etag ?? '',
+  };
+}
+
+function withoutEtag(lease: StoredLease): Lease {
+  const { etag: _etag, ...rest } = lease;
+  return rest;
+}
+
+function idempotencyRow(principal: string, key: string): string {
+  return `${IDEMPOTENCY}${createHash('sha256').update(`${principal}\n${key}`).digest('hex')}`;
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let index = 0; index < items.length; index += size) result.push(items.slice(index, index + size));
+  return result;
+}
+
+export class TableLeaseStore implements LeaseStore {
+  /** Every public operation: the table exists, then store failures become 503s. */
+  private run<T>(work: () => Promise<T>): Promise<T> {
+    return this.run(async () => {
+      await this.table();
+      return work();
+    });
+  }
+
+  private readonly client: TableClient;
+  private ready: Promise<void> | undefined;
+
+  constructor(options: TableStoreOptions) {
+    const clientOptions = { retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 } };
+    if (options.connectionString) {
+      this.client = TableClient.fromConnectionString(options.connectionString, options.tableName, {
+        ...clientOptions,
+        allowInsecureConnection: /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
+          options.connectionString,
+        ),
+      });
+    } else if (options.tableServiceUri && options.credential) {
+      this.client = new TableClient(options.tableServiceUri, options.tableName, options.credential, clientOptions);
+    } else {
+      throw new Error('TableLeaseStore needs a connection string or a table service URI and a credential');
+    }
+  }
+
+  /** Create the table once per process; memoise success only, so a store down at start is retried. */
+  private async table(): Promise<void> {
+    this.ready ??= guard(() => this.client.createTable()).catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    await this.ready;
+  }
+
+  async ensureReady(): Promise<void> {
+    await this.table();
+    // Health must reflect the store now, not at start: one cheap point read.
+    await guard(() => this.readEntity<TableEntity>('~health', 'ping'));
+  }
+
+  private async readEntity<T extends object>(
+    partitionKey: string,
+    rowKey: string,
+  ): Promise<(TableEntity<T> & { etag: string }) | undefined> {
+    try {
+      return (await this.client.getEntity<T>(partitionKey, rowKey)) as TableEntity<T> & { etag: string };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async getLease(id: string, vault: string): Promise<StoredLease | undefined> {
+    return this.run(async () => {
+      const [live, ended] = await Promise.all([
+        this.readEntity<LeaseEntity>(vault, `${LIVE}${id}`),
+        this.readEntity<LeaseEntity>(vault, `${ENDED}${id}`),
+      ]);
+      const entity = live ?? ended;
+      return entity ? fromEntity(entity as LeaseEntity & { etag: string }) : undefined;
+    });
+  }
+
+  async createLease(lease: Lease, idempotencyKey?: string): Promise<{ lease: StoredLease; created: boolean }> {
+    return this.run(async () => {
+      const liveEntity = toEntity(lease, LIVE);
+      if (idempotencyKey === undefined) {
+        const response = await this.client.createEntity(liveEntity);
+        return { lease: { ...lease, etag: response.etag ?? '' }, created: true };
+      }
+      const keyRow = idempotencyRow(lease.principal, idempotencyKey);
+      for (let attempt = 0; attempt < 5; attempt += 1) {
+        const existing = await this.readEntity<{ leaseId: string }>(lease.vault, keyRow);
+        if (existing) {
+          const previous = await this.getLease(existing.leaseId, lease.vault);
+          if (previous && isLive(previous)) return { lease: previous, created: false };
+        }
+        const keyEntity = { partitionKey: lease.vault, rowKey: keyRow, leaseId: lease.id };
+        const actions: TransactionAction[] = [
+          existing
+            ? ['update', keyEntity, 'Replace', { etag: existing.etag }]
+            : ['create', keyEntity],
+          ['create', liveEntity],
+        ];
+        try {
+          await this.client.submitTransaction(actions);
+        } catch (error) {
+          // A twin request won the key: loop and answer with its lease.
+          if (isConflict(error) || statusOf(error) === 400) continue;
+          throw error;
+        }
+        const stored = await this.getLease(lease.id, lease.vault);
+        return { lease: stored ?? { ...lease, etag: '' }, created: true };
+      }
+      throw unavailable(new Error('idempotency key contention'));
+    });
+  }
+
+  async liveLeases(vault: string): Promise<StoredLease[]> {
+    return this.run(async () => {
+      const filter = odata`PartitionKey eq ${vault} and RowKey ge ${LIVE} and RowKey lt ${'A`'}`;
+      const leases: StoredLease[] = [];
+      const stale: StoredLease[] = [];
+      for await (const entity of this.client.listEntities<LeaseEntity>({ queryOptions: { filter } })) {
+        const lease = fromEntity(entity as LeaseEntity & { etag: string });
+        if (isLive(lease)) leases.push(lease);
+        else stale.push(lease);
+      }
+      // Ended leases whose move to history was interrupted: finish it now.
+      await Promise.all(stale.map((lease) => this.moveToHistory(lease).catch(() => undefined)));
+      return leases;
+    });
+  }
+
+  async listLeases(query: ListQuery): Promise<LeasePage> {
+    return this.run(async () => {
+      const statuses = query.status === 'all' ? ['active', 'released', 'expired'] : [query.status];
+      // Live rows sort before history, idempotency rows in between carry no status.
+      let filter = odata`PartitionKey eq ${query.vault} and RowKey ge ${LIVE} and RowKey lt ${'M'}`;
+      filter += ` and (${statuses.map((status) => odata`status eq ${status}`).join(' or ')})`;
+      if (query.principal !== undefined) filter += ` and ${odata`principal eq ${query.principal}`}`;
+      const pages = this.client
+        .listEntities<LeaseEntity>({ queryOptions: { filter } })
+        .byPage({ maxPageSize: query.top, continuationToken: query.continuation });
+      const first = await pages.next();
+      if (first.done) return { items: [] };
+      const page = first.value;
+      return {
+        items: page.map((entity) => fromEntity(entity as LeaseEntity & { etag: string })),
+        continuation: page.continuationToken,
+      };
+    });
+  }
+
+  async endLease(
+    lease: StoredLease,
+    status: 'released' | 'expired' | 'failed',
+    endedAt: number,
+    failure?: string,
+  ): Promise<StoredLease | undefined> {
+    return this.run(async () => {
+      const ended: Lease = { ...withoutEtag(lease), status, endedAt, failure };
+      // Step 1, the decision: a conditional update of the live row. Step 2
+      // moves it to history; a crash between them is finished by liveLeases().
+      try {
+        await this.client.updateEntity(toEntity(ended, LIVE), 'Replace', { etag: lease.etag });
+      } catch (error) {
+        if (isConflict(error)) return undefined;
+        throw error;
+      }
+      const stored = { ...ended, etag: '' };
+      await this.moveToHistory(stored).catch(() => undefined);
+      return stored;
+    });
+  }
+
+  private async moveToHistory(lease: StoredLease): Promise<void> {
+    try {
+      await this.client.submitTransaction([
+        ['delete', { partitionKey: lease.vault, rowKey: `${LIVE}${lease.id}` }],
+        ['upsert', toEntity(withoutEtag(lease), ENDED), 'Replace'],
+      ]);
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+    }
+  }
+
+  async updateLiveLease(
+    lease: StoredLease,
+    patch: Partial<Pick<Lease, 'status' | 'expiresAt'>>,
+  ): Promise<StoredLease | undefined> {
+    return this.run(async () => {
+      const next: Lease = { ...withoutEtag(lease), ...patch };
+      try {
+        const response = await this.client.updateEntity(toEntity(next, LIVE), 'Replace', { etag: lease.etag });
+        return { ...next, etag: response.etag ?? '' };
+      } catch (error) {
+        if (isConflict(error)) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Mark pending leases active in transactions of up to 100; a chunk that
+   * loses a race (a lease released meanwhile) falls back to one by one.
+   */
+  async markActive(leases: StoredLease[]): Promise<void> {
+    await this.run(async () => {
+      for (const chunk of chunks(leases, TRANSACTION_LIMIT)) {
+        const actions: TransactionAction[] = chunk.map((lease) => [
+          'update',
+          { partitionKey: lease.vault, rowKey: `${LIVE}${lease.id}`, status: 'active' },
+          'Merge',
+          { etag: lease.etag },
+        ]);
+        try {
+          await this.client.submitTransaction(actions);
+        } catch (error) {
+          if (!isConflict(error) && statusOf(error) !== 400) throw error;
+          await Promise.all(chunk.map((lease) => this.updateLiveLease(lease, { status: 'active' })));
+        }
+      }
+    });
+  }
+
+  async getVaultState(vault: string): Promise<VaultState> {
+    return this.run(async () => {
+      const entity = await this.readEntity<Record<string, unknown>>(vault, VAULT_ROW);
+      if (!entity) return { ...EMPTY_VAULT_STATE };
+      return {
+        pass: Number(entity.pass ?? 0),
+        applied: Number(entity.applied ?? 0),
+        lockHolder: String(entity.lockHolder ?? ''),
+        lockUntil: Number(entity.lockUntil ?? 0),
+        owned: JSON.parse(String(entity.owned ?? '[]')) as string[],
+        totalRules: Number(entity.totalRules ?? -1),
+        lastPassAt: Number(entity.lastPassAt ?? 0),
+        etag: entity.etag,
+      };
+    });
+  }
+
+  async putVaultState(vault: string, state: VaultState): Promise<VaultState | undefined> {
+    return this.run(async () => {
+      const entity = {
+        partitionKey: vault,
+        rowKey: VAULT_ROW,
+        pass: state.pass,
+        applied: state.applied,
+        lockHolder: state.lockHolder,
+        lockUntil: state.lockUntil,
+        owned: JSON.stringify(state.owned),
+        totalRules: state.totalRules,
+        lastPassAt: state.lastPassAt,
+      };
+      try {
+        const response =
+          state.etag === undefined
+            ? await this.client.createEntity(entity)
+            : await this.client.updateEntity(entity, 'Replace', { etag: state.etag });
+        return { ...state, etag: response.etag };
+      } catch (error) {
+        if (isConflict(error)) return undefined;
+        throw error;
+      }
+    });
+  }
+}
