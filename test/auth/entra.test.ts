@@ -148,6 +148,17 @@ async function sign(claims: Record<string, unknown>, key: SigningKey = keyA): Pr
     .sign(key.privateKey);
 }
 
+/** Signs `claims` padded so that the compact token is within a few characters of `length`. */
+async function signWithLength(length: number, claims: Record<string, unknown>): Promise<string> {
+  let padding = 0;
+  let token = await sign(claims);
+  for (let attempt = 0; attempt < 5 && Math.abs(token.length - length) > 3; attempt += 1) {
+    padding = Math.max(0, padding + Math.floor(((length - token.length) * 3) / 4));
+    token = await sign({ ...claims, padding: 'x'.repeat(padding) });
+  }
+  return token;
+}
+
 function b64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
@@ -341,6 +352,21 @@ describe('createEntraAuthenticator', () => {
       );
       expect(error.message).toMatch(/too long/);
       expect(server.requests).toBe(0);
+    });
+    it('When the token is just over 8 KiB, then it is refused; just under, it is accepted', async () => {
+      const server = await startJwksServer([keyA]);
+      const authenticator = createEntraAuthenticator(options(server));
+      const over = await signWithLength(8 * 1024 + 10, v1Claims());
+      expect(over.length).toBeGreaterThan(8 * 1024);
+      const error = await expectRejected(
+        authenticator.authenticate(bearer(over)),
+        'AUTH.UNAUTHENTICATED',
+        over,
+      );
+      expect(error.message).toMatch(/too long/);
+      const under = await signWithLength(8 * 1024 - 10, v1Claims());
+      expect(under.length).toBeLessThanOrEqual(8 * 1024);
+      await expect(authenticator.authenticate(bearer(under))).resolves.toBeDefined();
     });
   });
 
