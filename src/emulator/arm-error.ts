@@ -29,5 +29,7 @@ export function badRequest(message: string): ArmError {
 /** The code Resource Manager uses for a bare status, e.g. 503 → `ServiceUnavailable`. */
 export function codeForStatus(status: number): string {
   const text = STATUS_CODES[status] ?? 'Error';
-  return text.replace(/[^A-Za-z0-9 ]/g, '').replace(/(?:^|\s+)(\w)/g, (_, c: string) => c.toUpperCase());
+  return text
+    .replace(/[^A-Za-z0-9 ]/g, '')
+    .replace(/(?:^|\s+)(\w)/g, (_, c: string) => c.toUpperCase());
 }

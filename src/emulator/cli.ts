@@ -127,7 +127,9 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 
-  process.stdout.write(`${JSON.stringify({ ready: true, url: emulator.url, caPath: emulator.caPath })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, url: emulator.url, caPath: emulator.caPath })}\n`,
+  );
   parsed.options.log?.(`listening on ${emulator.url}, CA at ${emulator.caPath ?? '(none)'}`);
 }
 

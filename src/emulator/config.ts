@@ -18,7 +18,10 @@ const probability = z.number().min(0).max(1);
 const faultSchema = z.strictObject({
   rate: probability,
   statuses: z.array(z.number().int().min(400).max(599)).min(1),
-  methods: z.array(z.enum(['GET', 'PATCH', 'PUT'])).min(1).optional(),
+  methods: z
+    .array(z.enum(['GET', 'PATCH', 'PUT']))
+    .min(1)
+    .optional(),
   retryAfterSeconds: z.number().int().min(0).optional(),
 });
 
@@ -42,7 +45,9 @@ export function mergeConfig(current: Readonly<EmulatorConfig>, patch: unknown): 
     throw new Error(`Invalid emulator config: ${z.prettifyError(parsed.error)}`);
   }
   const next: EmulatorConfig = structuredClone({ ...current });
-  for (const [key, value] of Object.entries(parsed.data)) {
+  const updates: [string, unknown][] = Object.entries(parsed.data);
+  for (const [key, value] of updates) {
+    // A TypeScript caller may pass a key explicitly set to undefined: that means "leave it".
     if (value !== undefined) {
       Object.assign(next, { [key]: structuredClone(value) });
     }

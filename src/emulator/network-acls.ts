@@ -180,7 +180,11 @@ function parseVirtualNetworkRules(input: unknown, path: string): VirtualNetworkR
  * 400 `ArmError` on the first problem. A field absent from `input` is taken from `base`; the
  * caller decides whether that means "keep what the vault has" or "reset to the Azure default".
  */
-export function parseNetworkAcls(input: unknown, base: Readonly<NetworkAcls>, path: string): NetworkAcls {
+export function parseNetworkAcls(
+  input: unknown,
+  base: Readonly<NetworkAcls>,
+  path: string,
+): NetworkAcls {
   if (!isRecord(input)) {
     throw invalid(path, 'expected an object.');
   }

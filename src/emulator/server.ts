@@ -168,7 +168,11 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('end', () => {
       if (size > MAX_BODY_BYTES) {
         reject(
-          new ArmError(413, 'RequestEntityTooLarge', `The request body exceeds ${MAX_BODY_BYTES} bytes.`),
+          new ArmError(
+            413,
+            'RequestEntityTooLarge',
+            `The request body exceeds ${MAX_BODY_BYTES} bytes.`,
+          ),
         );
       } else {
         resolve(Buffer.concat(chunks));
@@ -256,9 +260,11 @@ class KeyVaultArmEmulator {
         POST: (_url, body) => {
           const spec = vaultSpecSchema.safeParse(parseJson(body));
           if (!spec.success) {
-            throw badRequest(`Invalid vault spec: ${spec.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+            throw badRequest(
+              `Invalid vault spec: ${spec.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+            );
           }
-          return { status: 201, body: { id: this.createVault(spec.data as VaultSpec) } };
+          return { status: 201, body: { id: this.createVault(spec.data) } };
         },
       },
       'vaults/acls': {
@@ -409,7 +415,7 @@ class KeyVaultArmEmulator {
       throw new ArmError(
         400,
         'MissingApiVersionParameter',
-        "The api-version query parameter (?api-version=) is required for all requests.",
+        'The api-version query parameter (?api-version=) is required for all requests.',
       );
     }
     if (!API_VERSION.test(apiVersion[1])) {

@@ -114,7 +114,10 @@ const WRITABLE_PROPERTIES: Readonly<Record<string, { check: PropertyCheck; expec
     check: (v) => Number.isInteger(v) && (v as number) >= 7 && (v as number) <= 90,
     expected: 'an integer from 7 to 90',
   },
-  createMode: { check: (v) => v === 'default' || v === 'recover', expected: '"default" or "recover"' },
+  createMode: {
+    check: (v) => v === 'default' || v === 'recover',
+    expected: '"default" or "recover"',
+  },
   publicNetworkAccess: {
     check: (v) => v === 'Enabled' || v === 'Disabled',
     expected: '"Enabled" or "Disabled"',
@@ -137,7 +140,10 @@ function defaultProperties(): Record<string, unknown> {
 }
 
 /** Copies the writable properties present in `input` over `target`, refusing a wrong type. */
-function mergeWritableProperties(target: Record<string, unknown>, input: Record<string, unknown>): void {
+function mergeWritableProperties(
+  target: Record<string, unknown>,
+  input: Record<string, unknown>,
+): void {
   for (const [name, rule] of Object.entries(WRITABLE_PROPERTIES)) {
     const value = input[name];
     if (value === undefined) {
@@ -239,7 +245,11 @@ export function putVault(
   const input = parseBody(body);
   const location = input['location'];
   if (typeof location !== 'string' || location.trim() === '') {
-    throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.');
+    throw new ArmError(
+      400,
+      'LocationRequired',
+      'The location property is required for this definition.',
+    );
   }
   const properties = input['properties'];
   if (!isRecord(properties)) {

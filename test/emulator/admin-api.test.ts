@@ -42,7 +42,11 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
 
     it('When a posted vault has a private rule or an invalid name, then it answers 400 and creates nothing', async () => {
       const privateRule = await rawRequest(emulator, 'POST', '/_emulator/vaults', {
-        body: { resourceGroup: 'rg-admin', name: uniqueName(), networkAcls: { ipRules: [{ value: '10.1.1.1' }] } },
+        body: {
+          resourceGroup: 'rg-admin',
+          name: uniqueName(),
+          networkAcls: { ipRules: [{ value: '10.1.1.1' }] },
+        },
       });
       const badName = await rawRequest(emulator, 'POST', '/_emulator/vaults', {
         body: { resourceGroup: 'rg-admin', name: 'this-vault-name-is-far-too-long-for-azure' },
@@ -107,9 +111,14 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
       const vault = createTestVault(emulator);
       const before = emulator.getNetworkAcls(vault.id);
 
-      const invalid = await rawRequest(emulator, 'PUT', `/_emulator/vaults/acls?id=${encodeURIComponent(vault.id)}`, {
-        body: { ipRules: [{ value: '30.1.2.3' }, { value: '192.168.0.1' }] },
-      });
+      const invalid = await rawRequest(
+        emulator,
+        'PUT',
+        `/_emulator/vaults/acls?id=${encodeURIComponent(vault.id)}`,
+        {
+          body: { ipRules: [{ value: '30.1.2.3' }, { value: '192.168.0.1' }] },
+        },
+      );
       const unknown = await rawRequest(
         emulator,
         'PUT',
@@ -124,7 +133,11 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
 
     it('When the config is patched, then it answers the new config and the emulator uses it', async () => {
       const patched = await rawRequest(emulator, 'PATCH', '/_emulator/config', {
-        body: { writeLatencyMs: 25, conflictOnOverlap: false, writeThrottle: { capacity: 5, refillPerSecond: 1 } },
+        body: {
+          writeLatencyMs: 25,
+          conflictOnOverlap: false,
+          writeThrottle: { capacity: 5, refillPerSecond: 1 },
+        },
       });
       const read = await rawRequest(emulator, 'GET', '/_emulator/config');
 
@@ -165,7 +178,12 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
       const reset = await rawRequest(emulator, 'POST', '/_emulator/stats/reset');
 
       expect(stats.gets).toBe(1);
-      expect(stats.perVault[vault.id.toLowerCase()]).toEqual({ gets: 1, writes: 0, writesApplied: 0, conflicts: 0 });
+      expect(stats.perVault[vault.id.toLowerCase()]).toEqual({
+        gets: 1,
+        writes: 0,
+        writesApplied: 0,
+        conflicts: 0,
+      });
       expect(reset.status).toBe(200);
       expect(reset.json()).toMatchObject({ gets: 0, patches: 0, puts: 0 });
       expect(emulator.stats().perVault[vault.id.toLowerCase()]).toEqual({
@@ -198,10 +216,17 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
     it('When createVault gets a name Azure would refuse or an existing vault, then it throws', () => {
       const vault = createTestVault(emulator);
 
-      expect(() => emulator.createVault({ resourceGroup: 'rg', name: '1starts-with-digit' })).toThrow(/vault name/);
-      expect(() => emulator.createVault({ resourceGroup: 'rg', name: 'double--dash' })).toThrow(/vault name/);
       expect(() =>
-        emulator.createVault({ resourceGroup: vault.resourceGroup.toUpperCase(), name: vault.name }),
+        emulator.createVault({ resourceGroup: 'rg', name: '1starts-with-digit' }),
+      ).toThrow(/vault name/);
+      expect(() => emulator.createVault({ resourceGroup: 'rg', name: 'double--dash' })).toThrow(
+        /vault name/,
+      );
+      expect(() =>
+        emulator.createVault({
+          resourceGroup: vault.resourceGroup.toUpperCase(),
+          name: vault.name,
+        }),
       ).toThrow(/already exists/);
     });
 
@@ -228,7 +253,10 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
 
       expect(() => emulator.configure({ readLatencyMs: -1 })).toThrow(/readLatencyMs/);
       expect(() => emulator.configure({ hang: { rate: 0.5, ms: -3 } })).toThrow(/hang/);
-      expect((await rawRequest(emulator, 'GET', '/_emulator/config')).json()).toMatchObject({ readLatencyMs: 5, hang: null });
+      expect((await rawRequest(emulator, 'GET', '/_emulator/config')).json()).toMatchObject({
+        readLatencyMs: 5,
+        hang: null,
+      });
     });
 
     it('When close is called twice, then both resolve and the port stops answering', async () => {

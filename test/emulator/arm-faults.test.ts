@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { type RunningEmulator, type StartOptions, startEmulator } from '../../src/emulator/server';
-import { API_VERSION, armClient, BEARER, createTestVault, rawRequest, restErrorOf } from './helpers';
+import {
+  API_VERSION,
+  armClient,
+  BEARER,
+  createTestVault,
+  rawRequest,
+  restErrorOf,
+} from './helpers';
 
 describe('Key Vault ARM emulator: injected faults and throttling', () => {
   const started: RunningEmulator[] = [];
@@ -95,7 +102,12 @@ describe('Key Vault ARM emulator: injected faults and throttling', () => {
 
       expect(error.statusCode).toBe(500);
       expect(emulator.getNetworkAcls(vault.id)).toEqual(before);
-      expect(emulator.stats()).toMatchObject({ gets: 1, patches: 1, writesApplied: 0, faultsInjected: 1 });
+      expect(emulator.stats()).toMatchObject({
+        gets: 1,
+        patches: 1,
+        writesApplied: 0,
+        faultsInjected: 1,
+      });
     });
 
     it('When faults are switched off again, then requests succeed', async () => {
@@ -134,13 +146,18 @@ describe('Key Vault ARM emulator: injected faults and throttling', () => {
       emulator = await start({ writeThrottle: { capacity: 3, refillPerSecond: 0.5 } });
     });
 
-    function addRule(vault: { id: string; resourceGroup: string; name: string }, ip: string, subscriptionId?: string): Promise<unknown> {
+    function addRule(
+      vault: { id: string; resourceGroup: string; name: string },
+      ip: string,
+      subscriptionId?: string,
+    ): Promise<unknown> {
       const acls = emulator.getNetworkAcls(vault.id);
-      return armClient(emulator, subscriptionId === undefined ? {} : { subscriptionId }).vaults.update(
-        vault.resourceGroup,
-        vault.name,
-        { properties: { networkAcls: { ...acls, ipRules: [...acls.ipRules, { value: ip }] } } },
-      );
+      return armClient(
+        emulator,
+        subscriptionId === undefined ? {} : { subscriptionId },
+      ).vaults.update(vault.resourceGroup, vault.name, {
+        properties: { networkAcls: { ...acls, ipRules: [...acls.ipRules, { value: ip }] } },
+      });
     }
 
     it('When the bucket is empty, then a write gets 429 TooManyRequests with the seconds until a token is back and applies nothing', async () => {
@@ -161,7 +178,9 @@ describe('Key Vault ARM emulator: injected faults and throttling', () => {
 
     it('When one subscription is throttled, then another subscription can still write', async () => {
       const vault = createTestVault(emulator);
-      const elsewhere = createTestVault(emulator, { subscriptionId: '22222222-2222-2222-2222-222222222222' });
+      const elsewhere = createTestVault(emulator, {
+        subscriptionId: '22222222-2222-2222-2222-222222222222',
+      });
       for (const ip of ['20.0.0.1', '20.0.0.2', '20.0.0.3']) {
         await addRule(vault, ip);
       }
@@ -178,7 +197,9 @@ describe('Key Vault ARM emulator: injected faults and throttling', () => {
         await addRule(vault, ip);
       }
 
-      await expect(armClient(emulator).vaults.get(vault.resourceGroup, vault.name)).resolves.toBeDefined();
+      await expect(
+        armClient(emulator).vaults.get(vault.resourceGroup, vault.name),
+      ).resolves.toBeDefined();
     });
 
     it('When a token has refilled, then the next write passes', async () => {

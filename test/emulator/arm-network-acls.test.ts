@@ -211,7 +211,14 @@ describe('Key Vault ARM emulator: networkAcls writes', () => {
       );
     });
 
-    it.each(['11.0.0.0/8', '172.32.0.1', '192.169.0.0/16', '126.255.255.255', '223.255.255.255', '1.0.0.0/8'])(
+    it.each([
+      '11.0.0.0/8',
+      '172.32.0.1',
+      '192.169.0.0/16',
+      '126.255.255.255',
+      '223.255.255.255',
+      '1.0.0.0/8',
+    ])(
       'When the public neighbour %s of a forbidden range is sent, then it is accepted',
       async (value) => {
         const vault = managedVault();
@@ -237,20 +244,25 @@ describe('Key Vault ARM emulator: networkAcls writes', () => {
       ["'20.1.2.0/24'", 'not a valid IPv4'],
       ['', 'not a valid IPv4'],
       ['garbage', 'not a valid IPv4'],
-    ])('When the invalid value "%s" is sent, then it is refused (%s) and nothing is applied', async (value, reason) => {
-      const vault = managedVault();
-      const before = emulator.getNetworkAcls(vault.id);
+    ])(
+      'When the invalid value "%s" is sent, then it is refused (%s) and nothing is applied',
+      async (value, reason) => {
+        const vault = managedVault();
+        const before = emulator.getNetworkAcls(vault.id);
 
-      const error = await restErrorOf(
-        patchRules(vault, { ...before, ipRules: [{ value: '20.30.40.50' }, { value }] }),
-      );
+        const error = await restErrorOf(
+          patchRules(vault, { ...before, ipRules: [{ value: '20.30.40.50' }, { value }] }),
+        );
 
-      expect(error.statusCode).toBe(400);
-      expect(error.code).toBe('BadRequest');
-      expect(error.message).toMatch(/^Invalid value found at properties\.networkAcls\.ipRules\[1\]\.value: /);
-      expect(error.message).toContain(reason);
-      expect(emulator.getNetworkAcls(vault.id)).toEqual(before);
-    });
+        expect(error.statusCode).toBe(400);
+        expect(error.code).toBe('BadRequest');
+        expect(error.message).toMatch(
+          /^Invalid value found at properties\.networkAcls\.ipRules\[1\]\.value: /,
+        );
+        expect(error.message).toContain(reason);
+        expect(emulator.getNetworkAcls(vault.id)).toEqual(before);
+      },
+    );
 
     it('When the same address is sent bare and as /32, then the write is refused as a duplicate and nothing is applied', async () => {
       const vault = managedVault();
@@ -259,7 +271,7 @@ describe('Key Vault ARM emulator: networkAcls writes', () => {
       const error = await restErrorOf(
         patchRules(vault, {
           ...before,
-          ipRules: [...(before.ipRules ?? []), { value: '20.30.40.50' }, { value: '20.30.40.50/32' }],
+          ipRules: [...before.ipRules, { value: '20.30.40.50' }, { value: '20.30.40.50/32' }],
         }),
       );
 
@@ -271,7 +283,9 @@ describe('Key Vault ARM emulator: networkAcls writes', () => {
 
     it('When 1000 rules are sent, then all are stored; when 1001 are sent, then the write is refused naming the limit and nothing is applied', async () => {
       const vault = managedVault();
-      const rules = Array.from({ length: 1001 }, (_, i) => ({ value: `20.1.${i >> 8}.${i & 255}` }));
+      const rules = Array.from({ length: 1001 }, (_, i) => ({
+        value: `20.1.${i >> 8}.${i & 255}`,
+      }));
 
       const accepted = await patchRules(vault, {
         bypass: 'None',
@@ -280,9 +294,7 @@ describe('Key Vault ARM emulator: networkAcls writes', () => {
         virtualNetworkRules: [],
       });
       const stored = emulator.getNetworkAcls(vault.id);
-      const error = await restErrorOf(
-        patchRules(vault, { ...stored, ipRules: rules }),
-      );
+      const error = await restErrorOf(patchRules(vault, { ...stored, ipRules: rules }));
 
       expect(accepted.properties.networkAcls?.ipRules).toHaveLength(1000);
       expect(error.statusCode).toBe(400);
@@ -297,7 +309,9 @@ describe('Key Vault ARM emulator: networkAcls writes', () => {
       const before = emulator.getNetworkAcls(vault.id);
       const subnets = Array.from({ length: 201 }, (_, i) => ({ id: `${SUBNET}-${i}` }));
 
-      const error = await restErrorOf(patchRules(vault, { ...before, virtualNetworkRules: subnets }));
+      const error = await restErrorOf(
+        patchRules(vault, { ...before, virtualNetworkRules: subnets }),
+      );
 
       expect(error.statusCode).toBe(400);
       expect(error.message).toContain('200');

@@ -73,7 +73,10 @@ describe('Key Vault ARM emulator: reading vaults and the front door', () => {
   it('When the resource group and name are given in another case, then the same vault is returned', async () => {
     const { id, resourceGroup, name } = createTestVault(emulator);
 
-    const vault = await armClient(emulator).vaults.get(resourceGroup.toUpperCase(), name.toUpperCase());
+    const vault = await armClient(emulator).vaults.get(
+      resourceGroup.toUpperCase(),
+      name.toUpperCase(),
+    );
 
     expect(vault.id).toBe(id);
     expect(emulator.getNetworkAcls(id.toLowerCase()).defaultAction).toBe('Deny');
@@ -154,7 +157,10 @@ describe('Key Vault ARM emulator: reading vaults and the front door', () => {
       const refused = await restErrorOf(
         armClient(strict, { token: 'wrong-token' }).vaults.get(resourceGroup, name),
       );
-      const vault = await armClient(strict, { token: 'right-token' }).vaults.get(resourceGroup, name);
+      const vault = await armClient(strict, { token: 'right-token' }).vaults.get(
+        resourceGroup,
+        name,
+      );
 
       expect(refused.statusCode).toBe(401);
       expect(refused.code).toBe('InvalidAuthenticationToken');
@@ -173,7 +179,9 @@ describe('Key Vault ARM emulator: reading vaults and the front door', () => {
     );
 
     expect(response.status).toBe(404);
-    expect(response.json()).toMatchObject({ error: { code: 'NotFound', message: expect.any(String) as unknown } });
+    expect(response.json()).toMatchObject({
+      error: { code: 'NotFound', message: expect.any(String) as unknown },
+    });
   });
 
   it('When a vault is sent a method the emulator does not serve, then the answer is 405', async () => {

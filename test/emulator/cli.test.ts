@@ -1,5 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -28,7 +36,9 @@ async function cliEntry(): Promise<Entry> {
   const sources = readdirSync(SOURCES).filter((file) => file.endsWith('.ts'));
   const distIsFresh = sources.every((file) => {
     const compiled = join(DIST, file.replace(/\.ts$/, '.js'));
-    return existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(join(SOURCES, file)).mtimeMs;
+    return (
+      existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(join(SOURCES, file)).mtimeMs
+    );
   });
   if (distIsFresh) {
     return { script: join(DIST, 'cli.js'), env: {}, cleanup: () => undefined };
@@ -98,24 +108,28 @@ describe('Key Vault ARM emulator CLI', () => {
     });
     let out = '';
     let err = '';
-    child.stdout?.setEncoding('utf8');
-    child.stderr?.setEncoding('utf8');
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
       child.once('exit', (code, signal) => done({ code, signal }));
     });
     const ready = new Promise<{ ready: boolean; url: string; caPath: string }>((done, fail) => {
-      child.stdout?.on('data', (chunk: string) => {
+      child.stdout.on('data', (chunk: string) => {
         out += chunk;
         const newline = out.indexOf('\n');
         if (newline !== -1) {
-          done(JSON.parse(out.slice(0, newline)) as { ready: boolean; url: string; caPath: string });
+          done(
+            JSON.parse(out.slice(0, newline)) as { ready: boolean; url: string; caPath: string },
+          );
         }
       });
-      void exited.then(({ code }) => fail(new Error(`the CLI exited with ${code} before it was ready: ${err}`)));
+      void exited.then(({ code }) =>
+        fail(new Error(`the CLI exited with ${code} before it was ready: ${err}`)),
+      );
     });
     // Tests of refused arguments never await readiness: keep its rejection from going unhandled.
     ready.catch(() => undefined);
-    child.stderr?.on('data', (chunk: string) => {
+    child.stderr.on('data', (chunk: string) => {
       err += chunk;
     });
     const cli = { child, stdout: () => out, stderr: () => err, exited, ready };
@@ -177,7 +191,11 @@ describe('Key Vault ARM emulator CLI', () => {
     const config = await rawRequest({ url: ready.url, caPem }, 'GET', '/_emulator/config');
     const vault = await armClient({ url: ready.url, caPem }).vaults.get('rg-cli', 'kv-cli');
 
-    expect(config.json()).toMatchObject({ writeLatencyMs: 40, readLatencyMs: 10, conflictOnOverlap: false });
+    expect(config.json()).toMatchObject({
+      writeLatencyMs: 40,
+      readLatencyMs: 10,
+      conflictOnOverlap: false,
+    });
     expect(vault.properties.networkAcls?.ipRules).toEqual([]);
     cli.child.kill('SIGINT');
     expect(await cli.exited).toEqual({ code: 0, signal: null });
@@ -188,7 +206,9 @@ describe('Key Vault ARM emulator CLI', () => {
 
     const ready = await cli.ready;
     const target = { url: ready.url, caPem: readFileSync(ready.caPath, 'utf8') };
-    const refused = await restErrorOf(armClient(target, { token: 'other' }).vaults.get('rg-cli', 'kv-cli'));
+    const refused = await restErrorOf(
+      armClient(target, { token: 'other' }).vaults.get('rg-cli', 'kv-cli'),
+    );
     const vault = await armClient(target, { token: 'cli-secret' }).vaults.get('rg-cli', 'kv-cli');
 
     expect(refused.statusCode).toBe(401);
@@ -225,13 +245,16 @@ describe('Key Vault ARM emulator CLI', () => {
     [['--static-ip', '52.1.2.3']],
     [['--vault', '/subscriptions/x/not-a-vault']],
     [['--write-latency', 'fast']],
-  ])('When started with the bad arguments %j, then it exits 2 and prints nothing on stdout', async (args) => {
-    const cli = startCli(args);
+  ])(
+    'When started with the bad arguments %j, then it exits 2 and prints nothing on stdout',
+    async (args) => {
+      const cli = startCli(args);
 
-    const { code } = await cli.exited;
+      const { code } = await cli.exited;
 
-    expect(code).toBe(2);
-    expect(cli.stdout()).toBe('');
-    expect(cli.stderr()).toContain('Usage:');
-  });
+      expect(code).toBe(2);
+      expect(cli.stdout()).toBe('');
+      expect(cli.stderr()).toContain('Usage:');
+    },
+  );
 });

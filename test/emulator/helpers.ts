@@ -50,7 +50,12 @@ export function createTestVault(
   const spec: VaultSpec = {
     resourceGroup: 'rg-test',
     name: uniqueName(),
-    networkAcls: { bypass: 'AzureServices', defaultAction: 'Deny', ipRules: [], virtualNetworkRules: [] },
+    networkAcls: {
+      bypass: 'AzureServices',
+      defaultAction: 'Deny',
+      ipRules: [],
+      virtualNetworkRules: [],
+    },
     ...overrides,
   };
   return { id: emulator.createVault(spec), resourceGroup: spec.resourceGroup, name: spec.name };
