@@ -131,7 +131,7 @@ export class ConfigError extends Error {
 }
 
 /** Environment variables that say the process runs in Azure (Functions host / App Service). */
-const AZURE_MARKERS = ['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME', 'CONTAINER_NAME'] as const;
+const AZURE_MARKERS = ['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME'] as const;
 
 export function runsInAzure(env: NodeJS.ProcessEnv): boolean {
   return AZURE_MARKERS.some((name) => (env[name] ?? '') !== '');

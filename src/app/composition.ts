@@ -74,7 +74,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
       credential: config.AZURE_ARM_TOKEN ? staticCredential(config.AZURE_ARM_TOKEN) : azureCredential(),
     });
   const vaults = config.BROKER_VAULTS;
-  const sweepActor = 'kv-lease-sweep';
+  const brokerActor = 'kv-lease';
   const coordinator = new VaultCoordinator(vaults, {
     store,
     firewall,
@@ -83,14 +83,14 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     maxRules: MAX_RULES,
     observer: {
       leaseExpired: (lease) =>
-        void audit.append({ at: clock.now(), action: 'expire', principal: lease.principal, appId: lease.appId, vault: lease.vault, ip: lease.ip, leaseId: lease.id, outcome: 'success', detail: `expired, ended by ${sweepActor}` }),
+        void audit.append({ at: clock.now(), action: 'expire', principal: lease.principal, appId: lease.appId, vault: lease.vault, ip: lease.ip, leaseId: lease.id, outcome: 'success', detail: `expired, ended by ${brokerActor}` }),
       leaseRefused: (lease, why) =>
         void audit.append({ at: clock.now(), action: 'refused', principal: lease.principal, appId: lease.appId, vault: lease.vault, ip: lease.ip, leaseId: lease.id, outcome: 'refused', detail: `grant: ${why}` }),
       firewallWritten: (event) =>
         void audit.append({
           at: clock.now(),
           action: 'firewall-write',
-          principal: sweepActor,
+          principal: brokerActor,
           vault: event.vault,
           outcome: event.outcome,
           detail: `added [${event.added.join(', ')}] removed [${event.removed.join(', ')}]${event.detail ? `: ${event.detail}` : ''}`.slice(0, 4096),

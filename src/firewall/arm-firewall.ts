@@ -10,6 +10,11 @@ export interface ArmFirewallOptions {
   credential: TokenCredential;
   /** Retries of the SDK's own policy (429 with Retry-After, 5xx, network). */
   maxRetries?: number;
+  /**
+   * Extra TLS trust for an in-process test emulator only. Not reachable from
+   * configuration: a configured endpoint is trusted through NODE_EXTRA_CA_CERTS.
+   */
+  tlsCa?: string;
 }
 
 const ARM_SCOPE = 'https://management.azure.com/.default';
@@ -69,6 +74,7 @@ export class ArmVaultFirewall implements VaultFirewall {
         // or sovereign endpoint still wants the Resource Manager audience.
         credentials: { scopes: [ARM_SCOPE] },
         retryOptions: { maxRetries: this.options.maxRetries ?? 3, retryDelayInMs: 200, maxRetryDelayInMs: 4000 },
+        ...(this.options.tlsCa ? { tlsOptions: { ca: this.options.tlsCa } } : {}),
       });
       this.clients.set(subscriptionId, client);
     }

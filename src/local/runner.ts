@@ -118,7 +118,8 @@ export interface RunningBroker {
 }
 
 export async function startRunner(options: { port: number; env?: NodeJS.ProcessEnv }): Promise<RunningBroker> {
-  const env = options.env ?? process.env;
+  // Settings with a default in the config schema resolve like the host's app settings would.
+  const env = { SWEEP_SCHEDULE: loadConfig(options.env ?? process.env).SWEEP_SCHEDULE, ...(options.env ?? process.env) };
   const definitions: FunctionDefinition[] = functionDefinitions(services);
   const prefix = routePrefix();
   const routes = definitions.filter((d): d is HttpDefinition => d.kind === 'http').map((d) => compile(d, prefix));

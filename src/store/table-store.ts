@@ -135,7 +135,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 export class TableLeaseStore implements LeaseStore {
   /** Every public operation: the table exists, then store failures become 503s. */
   private run<T>(work: () => Promise<T>): Promise<T> {
-    return this.run(async () => {
+    return guard(async () => {
       await this.table();
       return work();
     });

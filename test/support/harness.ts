@@ -1,0 +1,142 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
+import { inject } from 'vitest';
+
+import { createServices } from '../../src/app/composition';
+import type { Services } from '../../src/app/services';
+import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
+import { type Config, loadConfig } from '../../src/config';
+import type { Clock } from '../../src/domain/clock';
+import { silentLogger } from '../../src/domain/logger';
+import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
+import { startEmulator } from '../../src/emulator/server';
+import type { RunningEmulator, StartOptions, VaultSpec } from '../../src/emulator/types';
+import { TableLeaseStore } from '../../src/store/table-store';
+
+export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
+export const STATIC_RULE = '20.40.60.80/32';
+
+export function vaultId(name: string, resourceGroup = 'rg-test'): string {
+  return `/subscriptions/${SUBSCRIPTION}/resourceGroups/${resourceGroup}/providers/Microsoft.KeyVault/vaults/${name}`;
+}
+
+/** A table name no other test uses. */
+export function uniqueTable(): string {
+  return `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export function storageConnectionString(): string {
+  return inject('storageConnectionString');
+}
+
+/** An in-process emulator whose certificate is written to a temp dir (for child processes). */
+export function testEmulator(options: StartOptions = {}): Promise<RunningEmulator> {
+  return startEmulator({ certDir: mkdtempSync(join(tmpdir(), 'kv-lease-ca-')), ...options });
+}
+
+/** A vault as operators typically lock one down: Deny, AzureServices, one static rule and a vnet rule. */
+export function lockedVault(name: string, extra: Partial<VaultSpec['networkAcls']> = {}): VaultSpec {
+  return {
+    subscriptionId: SUBSCRIPTION,
+    resourceGroup: 'rg-test',
+    name,
+    networkAcls: {
+      bypass: 'AzureServices',
+      defaultAction: 'Deny',
+      ipRules: [{ value: STATIC_RULE }],
+      virtualNetworkRules: [
+        { id: `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/build` },
+      ],
+      ...extra,
+    },
+  };
+}
+
+export interface TestBroker {
+  config: Config;
+  services: Services;
+  store: TableLeaseStore;
+  call(method: string, path: string, init?: { body?: string | object; headers?: Record<string, string> }): Promise<{
+    status: number;
+    headers: Headers;
+    body: any;
+  }>;
+}
+
+/**
+ * The broker in-process: real services (azurite, the emulator over HTTPS
+ * through @azure/arm-keyvault) behind the same handlers the host registers.
+ */
+export function testBroker(options: {
+  emulator: RunningEmulator;
+  vaults: string[];
+  env?: Record<string, string>;
+  clock?: Clock;
+}): TestBroker {
+  const config = loadConfig({
+    BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
+    LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
+    LEASE_TABLE_NAME: uniqueTable(),
+    AZURE_ARM_ENDPOINT: options.emulator.url,
+    AZURE_ARM_TOKEN: 'test-token',
+    AUTH_MODE: 'disabled',
+    LEASE_APPLY_TIMEOUT_SECONDS: '10',
+    ...options.env,
+  });
+  const store = new TableLeaseStore({ tableName: config.LEASE_TABLE_NAME, connectionString: config.LEASE_STORAGE_CONNECTION_STRING });
+  const firewall = new ArmVaultFirewall({
+    endpoint: options.emulator.url,
+    credential: { getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }) },
+    tlsCa: options.emulator.caPem,
+  });
+  const services = createServices(config, { store, firewall, clock: options.clock, logger: silentLogger });
+  const definitions = functionDefinitions(() => services).filter((d): d is HttpDefinition => d.kind === 'http');
+
+  const call: TestBroker['call'] = async (method, path, init = {}) => {
+    const url = new URL(path, 'http://127.0.0.1:7071');
+    const route = url.pathname.replace(/^\/api\//, '');
+    const definition = definitions.find((d) => {
+      if (!d.methods.includes(method as never)) return false;
+      const pattern = new RegExp(`^${d.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`);
+      return pattern.test(route);
+    });
+    if (!definition) throw new Error(`no function for ${method} ${path}`);
+    const names = [...definition.route.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
+    const values = new RegExp(`^${definition.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`).exec(route) ?? [];
+    const params = Object.fromEntries(names.map((name, index) => [name, decodeURIComponent(values[index + 1] ?? '')]));
+    const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
+    const headers = { ...(body !== undefined && typeof init.body !== 'string' ? { 'content-type': 'application/json' } : {}), ...init.headers };
+    const request = new HttpRequest({
+      method,
+      url: url.toString(),
+      headers,
+      params,
+      query: Object.fromEntries(url.searchParams.entries()),
+      ...(body === undefined ? {} : { body: { string: body } }),
+    });
+    const response = (await definition.handler(request, new InvocationContext({ functionName: definition.name }))) as HttpResponseInit;
+    const text = typeof response.body === 'string' ? response.body : '';
+    return {
+      status: response.status ?? 200,
+      headers: new Headers(response.headers as ConstructorParameters<typeof Headers>[0]),
+      body: text ? JSON.parse(text) : undefined,
+    };
+  };
+  return { config, services, store, call };
+}
+
+/** Canonical ipRules of a vault in the emulator, sorted. */
+export function rulesOf(emulator: RunningEmulator, name: string): string[] {
+  return emulator
+    .getNetworkAcls(vaultId(name))
+    .ipRules.map((rule) => rule.value)
+    .sort();
+}
+
+/** Distinct public test addresses: 52.x.y.z. */
+export function publicIp(n: number): string {
+  return `52.${10 + Math.floor(n / 65536)}.${Math.floor(n / 256) % 256}.${n % 256}`;
+}
