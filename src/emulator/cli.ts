@@ -130,7 +130,6 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ ready: true, url: emulator.url, caPath: emulator.caPath })}\n`,
   );
-  process.stdout.write('listening\n');
   parsed.options.log?.(`listening on ${emulator.url}, CA at ${emulator.caPath ?? '(none)'}`);
 }
 
