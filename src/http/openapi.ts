@@ -23,6 +23,14 @@ type Json = Record<string, unknown>;
 
 function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Json {
   const { $schema: _drop, id: _id, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
+  // A schema with a registered id comes back as a $ref into $defs: unwrap it,
+  // since it becomes a component of its own.
+  const { $ref, $defs } = rest as { $ref?: string; $defs?: Record<string, Json> };
+  const own = $ref && $defs ? $defs[$ref.split('/').pop() ?? ''] : undefined;
+  if (own) {
+    const { id: _ownId, ...body } = own;
+    return body;
+  }
   return rest;
 }
 
