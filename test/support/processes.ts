@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+
+import type { RunningEmulator } from '../../src/emulator/types';
+import { type Child, startReadyLine } from '../../src/local/processes';
+import { storageConnectionString, uniqueTable, vaultId } from './harness';
+
+const RUNNER = join(__dirname, '..', '..', 'dist', 'src', 'local', 'runner.js');
+
+export interface BrokerProcess {
+  url: string;
+  child: Child;
+  pid: number;
+}
+
+/**
+ * Start broker processes (the local runner, built by `pretest`) sharing one
+ * table and one emulator, trusted the way a configured endpoint is: through
+ * NODE_EXTRA_CA_CERTS.
+ */
+export async function startBrokers(options: {
+  count: number;
+  emulator: RunningEmulator;
+  vaults: string[];
+  env?: Record<string, string>;
+  table?: string;
+}): Promise<BrokerProcess[]> {
+  const table = options.table ?? uniqueTable();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
+    LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
+    LEASE_TABLE_NAME: table,
+    AZURE_ARM_ENDPOINT: options.emulator.url,
+    AZURE_ARM_TOKEN: 'e2e-token',
+    NODE_EXTRA_CA_CERTS: options.emulator.caPath,
+    AUTH_MODE: 'disabled',
+    PORT: '0',
+    ...options.env,
+  };
+  return Promise.all(
+    Array.from({ length: options.count }, async (_, index) => {
+      const { child, ready } = await startReadyLine<{ ready: true; url: string; pid: number }>(`broker-${index}`, RUNNER, [], env);
+      return { url: ready.url, child, pid: ready.pid };
+    }),
+  );
+}
+
+export async function http(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+}
