@@ -4,12 +4,12 @@
  * `{"ready":true,"url":"https://127.0.0.1:NNNN","caPath":"..."}`, and nothing else ever goes to
  * stdout; human logs go to stderr (only with --verbose). SIGTERM or SIGINT closes it with exit 0.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { type StartOptions, startEmulator, type VaultSpec } from './server';
+import { type RunningEmulator, startEmulator, type StartOptions, type VaultSpec } from './server';
 import { parseVaultResourceId } from './vault-store';
 
 const USAGE = `Usage: node dist/src/emulator/cli.js [options]
@@ -83,12 +83,14 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
   const options: StartOptions = {
     host: values.host ?? '127.0.0.1',
     port: integer('port', values.port, 0),
-    certDir: values['cert-dir'] ?? mkdtempSync(join(tmpdir(), 'kv-lease-emulator-')),
     vaults,
     readLatencyMs: integer('read-latency', values['read-latency'], 0),
     writeLatencyMs: integer('write-latency', values['write-latency'], 0),
     conflictOnOverlap: values['no-conflict'] !== true,
   };
+  if (values['cert-dir'] !== undefined) {
+    options.certDir = values['cert-dir'];
+  }
   if (values.token !== undefined) {
     options.requiredToken = values.token;
   }
@@ -114,7 +116,26 @@ async function main(): Promise<void> {
     process.exit(0);
   }
 
-  const emulator = await startEmulator(parsed.options);
+  // Without --cert-dir the CA goes to a temporary directory that lives as long as the process.
+  const temporaryCertDir =
+    parsed.options.certDir === undefined
+      ? mkdtempSync(join(tmpdir(), 'kv-lease-emulator-'))
+      : undefined;
+  const removeTemporaryCertDir = (): void => {
+    if (temporaryCertDir !== undefined) {
+      rmSync(temporaryCertDir, { recursive: true, force: true });
+    }
+  };
+  let emulator: RunningEmulator;
+  try {
+    emulator = await startEmulator({
+      ...parsed.options,
+      certDir: parsed.options.certDir ?? temporaryCertDir,
+    });
+  } catch (error) {
+    removeTemporaryCertDir();
+    throw error;
+  }
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -122,7 +143,10 @@ async function main(): Promise<void> {
     }
     stopping = true;
     parsed.options.log?.(`${signal}: closing`);
-    void emulator.close().then(() => process.exit(0));
+    void emulator.close().then(() => {
+      removeTemporaryCertDir();
+      process.exit(0);
+    });
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

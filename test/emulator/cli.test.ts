@@ -175,7 +175,7 @@ describe('Key Vault ARM emulator CLI', () => {
     expect(cli.stdout()).toBe(`${JSON.stringify(ready)}\n`);
   });
 
-  it('When started with latency flags and no static IP, then the vault has no rules, the config shows the flags, and SIGINT exits 0', async () => {
+  it('When started with latency flags and no static IP or cert dir, then the vault has no rules, the config shows the flags, and SIGINT exits 0 and removes its temporary CA', async () => {
     const cli = startCli([
       '--vault',
       VAULT_ID,
@@ -197,8 +197,10 @@ describe('Key Vault ARM emulator CLI', () => {
       conflictOnOverlap: false,
     });
     expect(vault.properties.networkAcls?.ipRules).toEqual([]);
+    expect(existsSync(ready.caPath)).toBe(true);
     cli.child.kill('SIGINT');
     expect(await cli.exited).toEqual({ code: 0, signal: null });
+    expect(existsSync(ready.caPath)).toBe(false);
   });
 
   it('When started with --token, then only that bearer token is accepted', async () => {
