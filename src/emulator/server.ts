@@ -294,10 +294,6 @@ class KeyVaultArmEmulator {
     };
   }
 
-  get signal(): AbortSignal {
-    return this.lifetime.signal;
-  }
-
   shutDown(): void {
     this.lifetime.abort();
   }

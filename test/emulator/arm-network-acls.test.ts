@@ -2,7 +2,7 @@ import type { KeyVaultManagementClient, NetworkRuleSet } from '@azure/arm-keyvau
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { type RunningEmulator, startEmulator } from '../../src/emulator/server';
-import { armClient,createTestVault, restErrorOf } from './helpers';
+import { armClient, createTestVault, restErrorOf } from './helpers';
 
 const SUBNET =
   '/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet1/subnets/build-agents';
