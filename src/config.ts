@@ -68,7 +68,10 @@ export const ConfigSchema = z
     LEASE_STORAGE__tableServiceUri: optionalText.pipe(z.url().optional()),
     LEASE_TABLE_NAME: z
       .string()
-      .regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/, 'must be a Table Storage table name (3-63 letters and digits)')
+      .regex(
+        /^[A-Za-z][A-Za-z0-9]{2,62}$/,
+        'must be a Table Storage table name (3-63 letters and digits)',
+      )
       .default('kvlease'),
     AZURE_ARM_ENDPOINT: z.url().default('https://management.azure.com'),
     AZURE_ARM_TOKEN: optionalText,
@@ -102,7 +105,11 @@ export const ConfigSchema = z
     }
     const { LEASE_MIN_TTL_SECONDS: min, LEASE_MAX_TTL_SECONDS: max } = config;
     if (min > max) {
-      ctx.addIssue({ code: 'custom', path: ['LEASE_MIN_TTL_SECONDS'], message: 'must not exceed LEASE_MAX_TTL_SECONDS' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['LEASE_MIN_TTL_SECONDS'],
+        message: 'must not exceed LEASE_MAX_TTL_SECONDS',
+      });
     }
     if (config.LEASE_DEFAULT_TTL_SECONDS < min || config.LEASE_DEFAULT_TTL_SECONDS > max) {
       ctx.addIssue({
@@ -113,10 +120,18 @@ export const ConfigSchema = z
     }
     if (config.AUTH_MODE === 'entra') {
       if (!config.AUTH_TENANT_ID) {
-        ctx.addIssue({ code: 'custom', path: ['AUTH_TENANT_ID'], message: 'is required when AUTH_MODE=entra' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['AUTH_TENANT_ID'],
+          message: 'is required when AUTH_MODE=entra',
+        });
       }
       if (config.AUTH_AUDIENCE.length === 0) {
-        ctx.addIssue({ code: 'custom', path: ['AUTH_AUDIENCE'], message: 'is required when AUTH_MODE=entra' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['AUTH_AUDIENCE'],
+          message: 'is required when AUTH_MODE=entra',
+        });
       }
     }
   });

@@ -6,7 +6,7 @@ import { createEntraAuthenticator } from '../auth/entra';
 import { type Authenticator, disabledAuthenticator } from '../auth/principal';
 import { type Config, loadConfig } from '../config';
 import { type Clock, systemClock } from '../domain/clock';
-import { jsonLogger, type Logger } from '../domain/logger';
+import type { Logger } from '../domain/logger';
 import { ArmVaultFirewall } from '../firewall/arm-firewall';
 import type { VaultFirewall } from '../firewall/port';
 import { LeaseService } from '../grant/leases';
@@ -15,6 +15,7 @@ import { VaultCoordinator } from '../reconcile/coordinator';
 import type { LeaseStore } from '../store/port';
 import { TableLeaseStore } from '../store/table-store';
 import { sweep } from '../sweep/sweep';
+import { jsonLogger } from './logging';
 import type { Services } from './services';
 
 /** Key Vault's documented limit of IPv4 rules per vault. */
@@ -23,18 +24,29 @@ export const MAX_RULES = 1000;
 /** A fixed bearer token for an emulator (`AZURE_ARM_TOKEN`); never for Azure. */
 function staticCredential(token: string): TokenCredential {
   return {
-    getToken: (): Promise<AccessToken> => Promise.resolve({ token, expiresOnTimestamp: Date.now() + 3600_000 }),
+    getToken: (): Promise<AccessToken> =>
+      Promise.resolve({ token, expiresOnTimestamp: Date.now() + 3600_000 }),
   };
 }
 
 let defaultCredential: TokenCredential | undefined;
 
-/** DefaultAzureCredential, created once and only when a setting needs it. */
+/**
+ * DefaultAzureCredential, created once and only when a setting needs it; the
+ * SDK is loaded on first use, so emulator runs never pay for it.
+ */
 function azureCredential(): TokenCredential {
   if (!defaultCredential) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily: emulator runs never pay for it
-    const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
-    defaultCredential = new DefaultAzureCredential();
+    let loaded: Promise<TokenCredential> | undefined;
+    const load = () => {
+      loaded ??= import('@azure/identity').then(
+        ({ DefaultAzureCredential }) => new DefaultAzureCredential(),
+      );
+      return loaded;
+    };
+    defaultCredential = {
+      getToken: async (scopes, options) => (await load()).getToken(scopes, options),
+    };
   }
   return defaultCredential;
 }
@@ -63,7 +75,10 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
   const auditTable = `${config.LEASE_TABLE_NAME}audit`;
   const auditClient = connectionString
     ? TableClient.fromConnectionString(connectionString, auditTable, {
-        allowInsecureConnection: /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(connectionString),
+        allowInsecureConnection:
+          /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
+            connectionString,
+          ),
       })
     : new TableClient(config.LEASE_STORAGE__tableServiceUri ?? '', auditTable, azureCredential());
   const audit = new TableAuditLog(auditClient, logger);
@@ -71,7 +86,9 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     overrides.firewall ??
     new ArmVaultFirewall({
       endpoint: config.AZURE_ARM_ENDPOINT,
-      credential: config.AZURE_ARM_TOKEN ? staticCredential(config.AZURE_ARM_TOKEN) : azureCredential(),
+      credential: config.AZURE_ARM_TOKEN
+        ? staticCredential(config.AZURE_ARM_TOKEN)
+        : azureCredential(),
     });
   const vaults = config.BROKER_VAULTS;
   const brokerActor = 'kv-lease';
@@ -83,9 +100,29 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     maxRules: MAX_RULES,
     observer: {
       leaseExpired: (lease) =>
-        void audit.append({ at: clock.now(), action: 'expire', principal: lease.principal, appId: lease.appId, vault: lease.vault, ip: lease.ip, leaseId: lease.id, outcome: 'success', detail: `expired, ended by ${brokerActor}` }),
+        void audit.append({
+          at: clock.now(),
+          action: 'expire',
+          principal: lease.principal,
+          appId: lease.appId,
+          vault: lease.vault,
+          ip: lease.ip,
+          leaseId: lease.id,
+          outcome: 'success',
+          detail: `expired, ended by ${brokerActor}`,
+        }),
       leaseRefused: (lease, why) =>
-        void audit.append({ at: clock.now(), action: 'refused', principal: lease.principal, appId: lease.appId, vault: lease.vault, ip: lease.ip, leaseId: lease.id, outcome: 'refused', detail: `grant: ${why}` }),
+        void audit.append({
+          at: clock.now(),
+          action: 'refused',
+          principal: lease.principal,
+          appId: lease.appId,
+          vault: lease.vault,
+          ip: lease.ip,
+          leaseId: lease.id,
+          outcome: 'refused',
+          detail: `grant: ${why}`,
+        }),
       firewallWritten: (event) =>
         void audit.append({
           at: clock.now(),
@@ -93,7 +130,11 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
           principal: brokerActor,
           vault: event.vault,
           outcome: event.outcome,
-          detail: `added [${event.added.join(', ')}] removed [${event.removed.join(', ')}]${event.detail ? `: ${event.detail}` : ''}`.slice(0, 4096),
+          detail:
+            `added [${event.added.join(', ')}] removed [${event.removed.join(', ')}]${event.detail ? `: ${event.detail}` : ''}`.slice(
+              0,
+              4096,
+            ),
         }),
     },
   });

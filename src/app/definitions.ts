@@ -1,4 +1,4 @@
-import type { HttpHandler, HttpMethod, Timer, InvocationContext } from '@azure/functions';
+import type { HttpHandler, HttpMethod, InvocationContext, Timer } from '@azure/functions';
 
 import { createHandlers } from '../http/handlers';
 import type { Services } from './services';
@@ -29,7 +29,12 @@ export type FunctionDefinition = HttpDefinition | TimerDefinition;
 
 export function functionDefinitions(services: () => Services): FunctionDefinition[] {
   const h = createHandlers(services);
-  const http = (name: string, methods: HttpMethod[], route: string, handler: HttpHandler): HttpDefinition => ({
+  const http = (
+    name: string,
+    methods: HttpMethod[],
+    route: string,
+    handler: HttpHandler,
+  ): HttpDefinition => ({
     kind: 'http',
     name,
     methods,

@@ -27,5 +27,7 @@ export interface AuditQueryOptions {
  */
 export interface AuditLog {
   append(entry: AuditEntry): Promise<void>;
-  query(options: AuditQueryOptions): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }>;
+  query(
+    options: AuditQueryOptions,
+  ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }>;
 }

@@ -56,21 +56,29 @@ export class TableAuditLog implements AuditLog {
     }
   }
 
-  async query(options: AuditQueryOptions): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
+  async query(
+    options: AuditQueryOptions,
+  ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
     await this.ensureTable();
     const filters: string[] = [];
     if (options.since !== undefined) {
-      filters.push(odata`PartitionKey le ${reversedDay(options.since)}`, odata`RowKey le ${`${reversedMs(options.since)}~`}`);
+      filters.push(
+        odata`PartitionKey le ${reversedDay(options.since)}`,
+        odata`RowKey le ${`${reversedMs(options.since)}~`}`,
+      );
     }
     if (options.vault !== undefined) filters.push(odata`vault eq ${options.vault}`);
     if (options.principal !== undefined) filters.push(odata`principal eq ${options.principal}`);
     const pages = this.client
-      .listEntities<Record<string, unknown>>({ queryOptions: filters.length ? { filter: filters.join(' and ') } : {} })
+      .listEntities<Record<string, unknown>>({
+        queryOptions: filters.length ? { filter: filters.join(' and ') } : {},
+      })
       .byPage({ maxPageSize: options.top, continuationToken: options.continuation });
     const first = await pages.next();
     if (first.done) return { entries: [] };
     const entries = first.value.map((entity): AuditEntry => {
-      const text = (name: string) => (typeof entity[name] === 'string' ? (entity[name] as string) : undefined);
+      const text = (name: string) =>
+        typeof entity[name] === 'string' ? (entity[name] as string) : undefined;
       return {
         at: Number(entity.at),
         action: text('action') as AuditEntry['action'],

@@ -46,5 +46,8 @@ export interface Authenticator {
 /** `AUTH_MODE=disabled`: every caller is `local-dev` with all roles. */
 export const disabledAuthenticator: Authenticator = {
   authenticate: () =>
-    Promise.resolve({ id: 'local-dev', roles: new Set<Role>(['Lease.Request', 'Lease.Read', 'Lease.Admin']) }),
+    Promise.resolve({
+      id: 'local-dev',
+      roles: new Set<Role>(['Lease.Request', 'Lease.Read', 'Lease.Admin']),
+    }),
 };

@@ -89,9 +89,7 @@ export function parseLeaseIp(input: string, minPrefix: number): string {
     }
     const network = ipaddr.IPv4.networkAddressFromCIDR(text);
     if (network.toString() !== address.toString()) {
-      throw notAllowed(
-        `${text} has host bits set: did you mean ${network.toString()}/${prefix}?`,
-      );
+      throw notAllowed(`${text} has host bits set: did you mean ${network.toString()}/${prefix}?`);
     }
   }
   const special = SPECIAL_RANGES.find(
@@ -132,7 +130,9 @@ export function parseForwardedEntry(entry: string): string | undefined {
  * The caller's address: the rightmost `X-Forwarded-For` entry, the one the
  * Azure front end appends. Earlier entries are caller-controlled and ignored.
  */
-export function clientAddressFromForwardedFor(header: string | null | undefined): string | undefined {
+export function clientAddressFromForwardedFor(
+  header: string | null | undefined,
+): string | undefined {
   if (!header) return undefined;
   const entries = header.split(',');
   const last = entries[entries.length - 1];

@@ -42,7 +42,10 @@ export const VAULT_NAME = /^[a-z](?!.*--)[a-z0-9-]{1,22}[a-z0-9]$/;
  */
 export function newLeaseId(vault: string, now: number): string {
   const reversed = (8_640_000_000_000_000 - now).toString(36).padStart(12, '0').slice(-12);
-  const random = BigInt(`0x${randomBytes(8).toString('hex')}`).toString(36).padStart(13, '0').slice(-12);
+  const random = BigInt(`0x${randomBytes(8).toString('hex')}`)
+    .toString(36)
+    .padStart(13, '0')
+    .slice(-12);
   return `${vault}.${reversed}${random}`;
 }
 

@@ -73,7 +73,8 @@ export function planRules(input: PlanInput): Plan {
   const added = [...desired].filter((rule) => !staticSet.has(rule));
   const nextSet = new Set([...staticRules, ...added]);
   const changed =
-    nextSet.size !== currentCanonical.size || [...nextSet].some((rule) => !currentCanonical.has(rule));
+    nextSet.size !== currentCanonical.size ||
+    [...nextSet].some((rule) => !currentCanonical.has(rule));
   const next = [
     ...verbatim,
     ...staticRules.map((rule) => currentCanonical.get(rule) ?? rule),

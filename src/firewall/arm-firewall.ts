@@ -31,20 +31,44 @@ function retryAfterMs(error: RestError): number | undefined {
 /** Map whatever the SDK threw to a FirewallError; never leak the SDK's error body. */
 export function classifyArmError(error: unknown, signal?: AbortSignal): FirewallError {
   if (signal?.aborted || (error instanceof Error && error.name === 'AbortError')) {
-    return new FirewallError('timeout', 'The Key Vault write did not finish in time', undefined, { cause: error });
+    return new FirewallError('timeout', 'The Key Vault write did not finish in time', undefined, {
+      cause: error,
+    });
   }
   if (error instanceof RestError) {
     const status = error.statusCode;
     const code = error.code ?? '';
-    if (status === 409) return new FirewallError('conflict', `Conflict (${code || '409'})`, undefined, { cause: error });
-    if (status === 429) return new FirewallError('throttled', 'Resource Manager throttled the call', retryAfterMs(error), { cause: error });
-    if (status === 404) return new FirewallError('not-found', 'The vault was not found', undefined, { cause: error });
+    if (status === 409)
+      return new FirewallError('conflict', `Conflict (${code || '409'})`, undefined, {
+        cause: error,
+      });
+    if (status === 429)
+      return new FirewallError(
+        'throttled',
+        'Resource Manager throttled the call',
+        retryAfterMs(error),
+        { cause: error },
+      );
+    if (status === 404)
+      return new FirewallError('not-found', 'The vault was not found', undefined, { cause: error });
     if (status !== undefined && status >= 400 && status < 500 && status !== 408) {
-      return new FirewallError('rejected', `Resource Manager refused the call (${status} ${code})`, undefined, { cause: error });
+      return new FirewallError(
+        'rejected',
+        `Resource Manager refused the call (${status} ${code})`,
+        undefined,
+        { cause: error },
+      );
     }
-    return new FirewallError('transient', `Resource Manager failed (${status ?? error.code ?? 'network'})`, retryAfterMs(error), { cause: error });
+    return new FirewallError(
+      'transient',
+      `Resource Manager failed (${status ?? error.code ?? 'network'})`,
+      retryAfterMs(error),
+      { cause: error },
+    );
   }
-  return new FirewallError('transient', 'Resource Manager call failed', undefined, { cause: error });
+  return new FirewallError('transient', 'Resource Manager call failed', undefined, {
+    cause: error,
+  });
 }
 
 function toAcls(set: NetworkRuleSet | undefined): NetworkAcls {
@@ -73,7 +97,11 @@ export class ArmVaultFirewall implements VaultFirewall {
         // NOTE: the SDK derives the token scope from the endpoint; an emulator
         // or sovereign endpoint still wants the Resource Manager audience.
         credentials: { scopes: [ARM_SCOPE] },
-        retryOptions: { maxRetries: this.options.maxRetries ?? 3, retryDelayInMs: 200, maxRetryDelayInMs: 4000 },
+        retryOptions: {
+          maxRetries: this.options.maxRetries ?? 3,
+          retryDelayInMs: 200,
+          maxRetryDelayInMs: 4000,
+        },
         ...(this.options.tlsCa ? { tlsOptions: { ca: this.options.tlsCa } } : {}),
       });
       this.clients.set(subscriptionId, client);
@@ -83,9 +111,13 @@ export class ArmVaultFirewall implements VaultFirewall {
 
   async read(vault: ManagedVault, signal?: AbortSignal): Promise<NetworkAcls> {
     try {
-      const result = await this.client(vault.subscriptionId).vaults.get(vault.resourceGroup, vault.name, {
-        abortSignal: signal,
-      });
+      const result = await this.client(vault.subscriptionId).vaults.get(
+        vault.resourceGroup,
+        vault.name,
+        {
+          abortSignal: signal,
+        },
+      );
       return toAcls(result.properties.networkAcls);
     } catch (error) {
       throw classifyArmError(error, signal);

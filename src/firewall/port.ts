@@ -5,10 +5,12 @@ export interface NetworkAcls {
   bypass?: string | undefined;
   defaultAction?: string | undefined;
   ipRules: { value: string }[];
-  virtualNetworkRules?: { id: string; ignoreMissingVnetServiceEndpoint?: boolean | undefined }[] | undefined;
+  virtualNetworkRules?:
+    { id: string; ignoreMissingVnetServiceEndpoint?: boolean | undefined }[] | undefined;
 }
 
-export type FirewallFailure = 'conflict' | 'throttled' | 'transient' | 'rejected' | 'not-found' | 'timeout';
+export type FirewallFailure =
+  'conflict' | 'throttled' | 'transient' | 'rejected' | 'not-found' | 'timeout';
 
 /** A firewall call that did not succeed, classified so the writer knows whether to retry. */
 export class FirewallError extends Error {
@@ -32,5 +34,10 @@ export class FirewallError extends Error {
 export interface VaultFirewall {
   read(vault: ManagedVault, signal?: AbortSignal): Promise<NetworkAcls>;
   /** PATCH `networkAcls` = `base` with `ipRules` replaced; returns what the vault now holds. */
-  writeIpRules(vault: ManagedVault, base: NetworkAcls, ipRules: string[], signal?: AbortSignal): Promise<NetworkAcls>;
+  writeIpRules(
+    vault: ManagedVault,
+    base: NetworkAcls,
+    ipRules: string[],
+    signal?: AbortSignal,
+  ): Promise<NetworkAcls>;
 }

@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 
-import { functionDefinitions } from '../app/definitions';
 import { services } from '../app/composition';
+import { functionDefinitions } from '../app/definitions';
 
 /** Azure Functions host entry point: registration only. */
 for (const definition of functionDefinitions(services)) {

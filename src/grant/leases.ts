@@ -3,7 +3,14 @@ import type { Config, ManagedVault } from '../config';
 import type { Clock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import { parseLeaseIp } from '../domain/ip';
-import { isLive, isVisible, type Lease, newLeaseId, type PublicLeaseStatus, vaultOfLeaseId } from '../domain/lease';
+import {
+  isLive,
+  isVisible,
+  type Lease,
+  newLeaseId,
+  type PublicLeaseStatus,
+  vaultOfLeaseId,
+} from '../domain/lease';
 import type { PassOutcome, VaultCoordinator } from '../reconcile/coordinator';
 import type { LeaseStore, StoredLease } from '../store/port';
 
@@ -38,7 +45,11 @@ export interface ListResult {
 
 export type LeasePolicy = Pick<
   Config,
-  'LEASE_DEFAULT_TTL_SECONDS' | 'LEASE_MIN_TTL_SECONDS' | 'LEASE_MAX_TTL_SECONDS' | 'LEASE_MIN_PREFIX' | 'LEASE_APPLY_TIMEOUT_SECONDS'
+  | 'LEASE_DEFAULT_TTL_SECONDS'
+  | 'LEASE_MIN_TTL_SECONDS'
+  | 'LEASE_MAX_TTL_SECONDS'
+  | 'LEASE_MIN_PREFIX'
+  | 'LEASE_APPLY_TIMEOUT_SECONDS'
 >;
 
 export interface LeaseServiceDeps {
@@ -75,12 +86,17 @@ export class LeaseService {
   }
 
   private ttlMs(ttlSeconds: number | undefined): number {
-    const { LEASE_DEFAULT_TTL_SECONDS: fallback, LEASE_MIN_TTL_SECONDS: min, LEASE_MAX_TTL_SECONDS: max } =
-      this.deps.policy;
+    const {
+      LEASE_DEFAULT_TTL_SECONDS: fallback,
+      LEASE_MIN_TTL_SECONDS: min,
+      LEASE_MAX_TTL_SECONDS: max,
+    } = this.deps.policy;
     const ttl = ttlSeconds ?? fallback;
     if (ttl < min || ttl > max) {
       const message = `ttlSeconds must be between ${min} and ${max}`;
-      throw new DomainError('LEASE.TTL_OUT_OF_RANGE', message, { errors: [{ path: 'ttlSeconds', message }] });
+      throw new DomainError('LEASE.TTL_OUT_OF_RANGE', message, {
+        errors: [{ path: 'ttlSeconds', message }],
+      });
     }
     return ttl * 1000;
   }
@@ -141,12 +157,17 @@ export class LeaseService {
       }
       if (outcome?.refused.has(lease.id)) throw this.atCapacity(lease);
       const current = await this.deps.store.getLease(lease.id, lease.vault);
-      if (!current) throw new DomainError('LEASE.NOT_FOUND', 'The lease disappeared while being granted');
+      if (!current)
+        throw new DomainError('LEASE.NOT_FOUND', 'The lease disappeared while being granted');
       if (current.status === 'failed') {
         if (current.failure === 'capacity') throw this.atCapacity(lease);
-        throw new DomainError('VAULT.UPDATE_TIMEOUT', 'The vault firewall could not be updated in time', {
-          retryAfterSeconds: 5,
-        });
+        throw new DomainError(
+          'VAULT.UPDATE_TIMEOUT',
+          'The vault firewall could not be updated in time',
+          {
+            retryAfterSeconds: 5,
+          },
+        );
       }
       if (current.status !== 'pending') return current;
     }
@@ -163,7 +184,12 @@ export class LeaseService {
     let current = await this.deps.store.getLease(lease.id, lease.vault);
     for (let attempt = 0; current && attempt < 5; attempt += 1) {
       if (current.status !== 'pending') break;
-      const ended = await this.deps.store.endLease(current, 'failed', this.deps.clock.now(), 'timeout');
+      const ended = await this.deps.store.endLease(
+        current,
+        'failed',
+        this.deps.clock.now(),
+        'timeout',
+      );
       if (ended) throw timeout;
       current = await this.deps.store.getLease(lease.id, lease.vault);
     }
@@ -193,7 +219,10 @@ export class LeaseService {
     const lease = await this.visibleLease(principal, id);
     if (lease.principal !== principal.id && !hasRole(principal, 'Lease.Admin')) {
       if (hasRole(principal, 'Lease.Read')) {
-        throw new DomainError('AUTH.FORBIDDEN', 'Only the owner or a Lease.Admin may change this lease');
+        throw new DomainError(
+          'AUTH.FORBIDDEN',
+          'Only the owner or a Lease.Admin may change this lease',
+        );
       }
       throw new DomainError('LEASE.NOT_FOUND', `No lease with id "${id}"`);
     }
@@ -205,13 +234,20 @@ export class LeaseService {
     const ttl = this.ttlMs(ttlSeconds);
     for (let attempt = 0; attempt < 5; attempt += 1) {
       if (lease.status !== 'active' || lease.expiresAt <= this.deps.clock.now()) {
-        throw new DomainError('LEASE.NOT_ACTIVE', `The lease is ${lease.status === 'active' ? 'expired' : lease.status}; only an active lease can be renewed`);
+        throw new DomainError(
+          'LEASE.NOT_ACTIVE',
+          `The lease is ${lease.status === 'active' ? 'expired' : lease.status}; only an active lease can be renewed`,
+        );
       }
-      const renewed = await this.deps.store.updateLiveLease(lease, { expiresAt: this.deps.clock.now() + ttl });
+      const renewed = await this.deps.store.updateLiveLease(lease, {
+        expiresAt: this.deps.clock.now() + ttl,
+      });
       if (renewed) return stripEtag(renewed);
       lease = await this.visibleLease(principal, id);
     }
-    throw new DomainError('STORE.UNAVAILABLE', 'The lease kept changing; try again', { retryAfterSeconds: 1 });
+    throw new DomainError('STORE.UNAVAILABLE', 'The lease kept changing; try again', {
+      retryAfterSeconds: 1,
+    });
   }
 
   /** `changed` is false when the lease had already ended (answered unchanged). */
@@ -229,13 +265,18 @@ export class LeaseService {
       if (!fresh) throw new DomainError('LEASE.NOT_FOUND', `No lease with id "${id}"`);
       lease = fresh;
     }
-    throw new DomainError('STORE.UNAVAILABLE', 'The lease kept changing; try again', { retryAfterSeconds: 1 });
+    throw new DomainError('STORE.UNAVAILABLE', 'The lease kept changing; try again', {
+      retryAfterSeconds: 1,
+    });
   }
 
   async list(principal: Principal, request: ListRequest): Promise<ListResult> {
     requireAnyRole(principal, ['Lease.Request', 'Lease.Read'], 'Listing leases');
     const ownOnly = !hasRole(principal, 'Lease.Read');
-    const vaults = request.vault === undefined ? this.deps.vaults.map((vault) => vault.name) : [this.managedVault(request.vault)];
+    const vaults =
+      request.vault === undefined
+        ? this.deps.vaults.map((vault) => vault.name)
+        : [this.managedVault(request.vault)];
     const cursor = decodeSkipToken(request.skipToken, vaults.length);
     const leases: Lease[] = [];
     let index = cursor.index;
@@ -275,11 +316,14 @@ function decodeSkipToken(token: string | undefined, vaultCount: number): Cursor 
   try {
     const cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Cursor;
     if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < vaultCount) {
-      if (cursor.continuation === undefined || typeof cursor.continuation === 'string') return cursor;
+      if (cursor.continuation === undefined || typeof cursor.continuation === 'string')
+        return cursor;
     }
   } catch {
     // fall through to the error below
   }
   const message = 'is not a token this API issued';
-  throw new DomainError('REQUEST.INVALID', `$skiptoken ${message}`, { errors: [{ path: '$skiptoken', message }] });
+  throw new DomainError('REQUEST.INVALID', `$skiptoken ${message}`, {
+    errors: [{ path: '$skiptoken', message }],
+  });
 }

@@ -18,21 +18,28 @@ export interface VaultSummary {
  * read live from the firewall (the store's last known count when Resource
  * Manager does not answer).
  */
-export async function summariseVaults(
-  deps: { store: LeaseStore; firewall: VaultFirewall; vaults: ManagedVault[]; maxRules: number },
-): Promise<VaultSummary[]> {
+export async function summariseVaults(deps: {
+  store: LeaseStore;
+  firewall: VaultFirewall;
+  vaults: ManagedVault[];
+  maxRules: number;
+}): Promise<VaultSummary[]> {
   return mapWithLimit(deps.vaults, 8, async (vault) => {
     const [state, live, acls] = await Promise.all([
       deps.store.getVaultState(vault.name),
       deps.store.liveLeases(vault.name),
       deps.firewall.read(vault, AbortSignal.timeout(10_000)).catch(() => undefined),
     ]);
-    const current = acls ? new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value)) : undefined;
+    const current = acls
+      ? new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value))
+      : undefined;
     return {
       name: vault.name,
       resourceId: vault.resourceId,
       activeLeases: live.filter((lease) => lease.status === 'active').length,
-      brokerRules: current ? state.owned.filter((rule) => current.has(rule)).length : state.owned.length,
+      brokerRules: current
+        ? state.owned.filter((rule) => current.has(rule)).length
+        : state.owned.length,
       totalRules: acls ? acls.ipRules.length : Math.max(0, state.totalRules),
       maxRules: deps.maxRules,
     };

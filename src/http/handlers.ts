@@ -1,4 +1,9 @@
-import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type {
+  HttpHandler,
+  HttpRequest,
+  HttpResponseInit,
+  InvocationContext,
+} from '@azure/functions';
 
 import type { Services } from '../app/services';
 import type { AuditEntry } from '../audit/port';
@@ -30,8 +35,16 @@ export function leaseResource(lease: Lease): Record<string, unknown> {
   };
 }
 
-function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
-  return { status, headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) };
+function json(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): HttpResponseInit {
+  return {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  };
 }
 
 function leaseIdParam(request: HttpRequest): string {
@@ -63,7 +76,11 @@ interface AuditScope {
 
 function withProblems(
   services: ServicesProvider,
-  handler: (request: HttpRequest, context: InvocationContext, audit: AuditScope | undefined) => Promise<HttpResponseInit>,
+  handler: (
+    request: HttpRequest,
+    context: InvocationContext,
+    audit: AuditScope | undefined,
+  ) => Promise<HttpResponseInit>,
   auditAction?: AuditEntry['action'],
 ): HttpHandler {
   return async (request, context) => {
@@ -81,7 +98,11 @@ function withProblems(
           vault: audit.vault,
           leaseId: audit.leaseId,
           outcome: (response.status ?? 500) >= 500 ? 'failure' : 'refused',
-          detail: `${audit.action}: ${error instanceof DomainError ? `${error.code}: ${error.message}` : 'internal error'}`.slice(0, 1024),
+          detail:
+            `${audit.action}: ${error instanceof DomainError ? `${error.code}: ${error.message}` : 'internal error'}`.slice(
+              0,
+              1024,
+            ),
           invocationId: context.invocationId,
         });
       }
@@ -92,9 +113,14 @@ function withProblems(
         } catch {
           logger = undefined;
         }
-        const message = error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown';
+        const message =
+          error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown';
         context.error(`Unhandled error in ${context.functionName}: ${message}`);
-        logger?.error('Unhandled error', { invocationId: context.invocationId, function: context.functionName, message });
+        logger?.error('Unhandled error', {
+          invocationId: context.invocationId,
+          function: context.functionName,
+          message,
+        });
       }
       return response;
     }
@@ -111,7 +137,13 @@ export function createHandlers(services: ServicesProvider) {
     return principal;
   };
 
-  const record = (context: InvocationContext, action: AuditEntry['action'], principal: Principal, lease: Lease, detail?: string) =>
+  const record = (
+    context: InvocationContext,
+    action: AuditEntry['action'],
+    principal: Principal,
+    lease: Lease,
+    detail?: string,
+  ) =>
     services().audit.append({
       at: Date.now(),
       action,
@@ -126,23 +158,46 @@ export function createHandlers(services: ServicesProvider) {
     });
 
   return {
-    grantLease: withProblems(services, async (request, context, audit) => {
-      checkDeclaredLength(request);
-      const principal = await authenticateFor(request, audit);
-      const body = parseWith(GrantBody, await readJsonBody(request, false), 'request body');
-      if (audit) audit.vault = body.vault.toLowerCase();
-      const keyHeader = request.headers.get('idempotency-key');
-      const idempotencyKey = keyHeader === null ? undefined : parseWith(IdempotencyKey, keyHeader, 'Idempotency-Key header');
-      const forwarded = request.headers.get('x-forwarded-for');
-      const clientAddress = clientAddressFromForwardedFor(forwarded);
-      if (body.ip === undefined && forwarded !== null && clientAddress === undefined) {
-        throw new DomainError('LEASE.NO_CLIENT_IP', 'The last X-Forwarded-For entry is not an IP address');
-      }
-      const result = await services().leases.grant(principal, { ...body, idempotencyKey, clientAddress });
-      if (result.created) await record(context, 'grant', principal, result.lease, `expires ${iso(result.lease.expiresAt)}`);
-      const location = `/api/leases/${result.lease.id}`;
-      return json(result.created ? 201 : 200, leaseResource(result.lease), { Location: location });
-    }, 'grant'),
+    grantLease: withProblems(
+      services,
+      async (request, context, audit) => {
+        checkDeclaredLength(request);
+        const principal = await authenticateFor(request, audit);
+        const body = parseWith(GrantBody, await readJsonBody(request, false), 'request body');
+        if (audit) audit.vault = body.vault.toLowerCase();
+        const keyHeader = request.headers.get('idempotency-key');
+        const idempotencyKey =
+          keyHeader === null
+            ? undefined
+            : parseWith(IdempotencyKey, keyHeader, 'Idempotency-Key header');
+        const forwarded = request.headers.get('x-forwarded-for');
+        const clientAddress = clientAddressFromForwardedFor(forwarded);
+        if (body.ip === undefined && forwarded !== null && clientAddress === undefined) {
+          throw new DomainError(
+            'LEASE.NO_CLIENT_IP',
+            'The last X-Forwarded-For entry is not an IP address',
+          );
+        }
+        const result = await services().leases.grant(principal, {
+          ...body,
+          idempotencyKey,
+          clientAddress,
+        });
+        if (result.created)
+          await record(
+            context,
+            'grant',
+            principal,
+            result.lease,
+            `expires ${iso(result.lease.expiresAt)}`,
+          );
+        const location = `/api/leases/${result.lease.id}`;
+        return json(result.created ? 201 : 200, leaseResource(result.lease), {
+          Location: location,
+        });
+      },
+      'grant',
+    ),
 
     listLeases: withProblems(services, async (request) => {
       const principal = await authenticate(request);
@@ -154,33 +209,47 @@ export function createHandlers(services: ServicesProvider) {
         skipToken: query.$skiptoken,
       });
       const link = nextLink(request, result.skipToken);
-      return json(200, { value: result.leases.map(leaseResource), ...(link ? { nextLink: link } : {}) });
+      return json(200, {
+        value: result.leases.map(leaseResource),
+        ...(link ? { nextLink: link } : {}),
+      });
     }),
 
     getLease: withProblems(services, async (request) => {
       const principal = await authenticate(request);
-      return json(200, leaseResource(await services().leases.get(principal, leaseIdParam(request))));
+      return json(
+        200,
+        leaseResource(await services().leases.get(principal, leaseIdParam(request))),
+      );
     }),
 
-    renewLease: withProblems(services, async (request, context, audit) => {
-      checkDeclaredLength(request);
-      const principal = await authenticateFor(request, audit);
-      const id = leaseIdParam(request);
-      if (audit) audit.leaseId = id;
-      const body = parseWith(RenewBody, await readJsonBody(request, true), 'request body');
-      const lease = await services().leases.renew(principal, id, body.ttlSeconds);
-      await record(context, 'renew', principal, lease, `expires ${iso(lease.expiresAt)}`);
-      return json(200, leaseResource(lease));
-    }, 'renew'),
+    renewLease: withProblems(
+      services,
+      async (request, context, audit) => {
+        checkDeclaredLength(request);
+        const principal = await authenticateFor(request, audit);
+        const id = leaseIdParam(request);
+        if (audit) audit.leaseId = id;
+        const body = parseWith(RenewBody, await readJsonBody(request, true), 'request body');
+        const lease = await services().leases.renew(principal, id, body.ttlSeconds);
+        await record(context, 'renew', principal, lease, `expires ${iso(lease.expiresAt)}`);
+        return json(200, leaseResource(lease));
+      },
+      'renew',
+    ),
 
-    releaseLease: withProblems(services, async (request, context, audit) => {
-      const principal = await authenticateFor(request, audit);
-      const id = leaseIdParam(request);
-      if (audit) audit.leaseId = id;
-      const { lease, changed } = await services().leases.release(principal, id);
-      if (changed) await record(context, 'release', principal, lease);
-      return json(200, leaseResource(lease));
-    }, 'release'),
+    releaseLease: withProblems(
+      services,
+      async (request, context, audit) => {
+        const principal = await authenticateFor(request, audit);
+        const id = leaseIdParam(request);
+        if (audit) audit.leaseId = id;
+        const { lease, changed } = await services().leases.release(principal, id);
+        if (changed) await record(context, 'release', principal, lease);
+        return json(200, leaseResource(lease));
+      },
+      'release',
+    ),
 
     listAudit: withProblems(services, async (request) => {
       const principal = await authenticate(request);

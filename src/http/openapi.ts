@@ -22,7 +22,11 @@ import {
 type Json = Record<string, unknown>;
 
 function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Json {
-  const { $schema: _drop, id: _id, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
+  const {
+    $schema: _drop,
+    id: _id,
+    ...rest
+  } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
   // A schema with a registered id comes back as a $ref into $defs: unwrap it,
   // since it becomes a component of its own.
   const { $ref, $defs } = rest as { $ref?: string; $defs?: Record<string, Json> };
@@ -74,8 +78,11 @@ export function openApiDocument(): Json {
     info: {
       title: 'kv-lease',
       version: '1.0.0',
-      description: 'Time-limited leases on Azure Key Vault firewall rules. Problem types: ' +
-        Object.values(PROBLEM_KINDS).map((kind) => `${PROBLEM_BASE}${kind.slug}`).join(', '),
+      description:
+        'Time-limited leases on Azure Key Vault firewall rules. Problem types: ' +
+        Object.values(PROBLEM_KINDS)
+          .map((kind) => `${PROBLEM_BASE}${kind.slug}`)
+          .join(', '),
     },
     servers: [{ url: '/api' }],
     security: bearer,
@@ -83,11 +90,23 @@ export function openApiDocument(): Json {
       '/leases': {
         post: {
           operationId: 'grantLease',
-          summary: 'Lease the caller\'s IP (or, for Lease.Admin, a named ip) on a vault firewall',
-          parameters: [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 128 } }],
-          requestBody: { required: true, content: { 'application/json': { schema: ref('GrantRequest') } } },
+          summary: "Lease the caller's IP (or, for Lease.Admin, a named ip) on a vault firewall",
+          parameters: [
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              schema: { type: 'string', maxLength: 128 },
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: ref('GrantRequest') } },
+          },
           responses: {
-            '201': ok('Granted: the vault holds the rule', 'Lease', { Location: { schema: { type: 'string' } } }),
+            '201': ok('Granted: the vault holds the rule', 'Lease', {
+              Location: { schema: { type: 'string' } },
+            }),
             '200': ok('Idempotent repeat: the same active lease', 'Lease'),
             ...commonErrors,
             '404': problem('Unknown vault'),
@@ -106,18 +125,29 @@ export function openApiDocument(): Json {
         parameters: [leaseIdParameter],
         get: {
           operationId: 'getLease',
-          responses: { '200': ok('The lease', 'Lease'), ...commonErrors, '404': problem('Unknown or not visible') },
+          responses: {
+            '200': ok('The lease', 'Lease'),
+            ...commonErrors,
+            '404': problem('Unknown or not visible'),
+          },
         },
         delete: {
           operationId: 'releaseLease',
-          responses: { '200': ok('Released (or already ended)', 'Lease'), ...commonErrors, '404': problem('Unknown or not visible') },
+          responses: {
+            '200': ok('Released (or already ended)', 'Lease'),
+            ...commonErrors,
+            '404': problem('Unknown or not visible'),
+          },
         },
       },
       '/leases/{id}/renew': {
         parameters: [leaseIdParameter],
         post: {
           operationId: 'renewLease',
-          requestBody: { required: false, content: { 'application/json': { schema: ref('RenewRequest') } } },
+          requestBody: {
+            required: false,
+            content: { 'application/json': { schema: ref('RenewRequest') } },
+          },
           responses: {
             '200': ok('Renewed', 'Lease'),
             ...commonErrors,
@@ -127,7 +157,10 @@ export function openApiDocument(): Json {
         },
       },
       '/vaults': {
-        get: { operationId: 'listVaults', responses: { '200': ok('Managed vaults', 'VaultList'), ...commonErrors } },
+        get: {
+          operationId: 'listVaults',
+          responses: { '200': ok('Managed vaults', 'VaultList'), ...commonErrors },
+        },
       },
       '/audit': {
         get: {
@@ -140,16 +173,29 @@ export function openApiDocument(): Json {
         get: {
           operationId: 'health',
           security: [],
-          responses: { '200': ok('The lease store answers', 'Health'), '503': ok('The lease store does not answer', 'Health') },
+          responses: {
+            '200': ok('The lease store answers', 'Health'),
+            '503': ok('The lease store does not answer', 'Health'),
+          },
         },
       },
       '/openapi.json': {
-        get: { operationId: 'openApi', security: [], responses: { '200': { description: 'This document' } } },
+        get: {
+          operationId: 'openApi',
+          security: [],
+          responses: { '200': { description: 'This document' } },
+        },
       },
     },
     components: {
       securitySchemes: {
-        entra: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Entra ID access token with app roles Lease.Request, Lease.Read, Lease.Admin' },
+        entra: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'Entra ID access token with app roles Lease.Request, Lease.Read, Lease.Admin',
+        },
       },
       schemas: {
         GrantRequest: schemaOf(GrantBody, 'input'),

@@ -16,23 +16,71 @@ interface ProblemKind {
 
 export const PROBLEM_KINDS: Record<ErrorCode | 'INTERNAL', ProblemKind> = {
   'REQUEST.INVALID': { status: 400, slug: 'invalid-request', title: 'The request is not valid' },
-  'REQUEST.BODY_TOO_LARGE': { status: 413, slug: 'body-too-large', title: 'The request body is too large' },
-  'REQUEST.UNSUPPORTED_MEDIA_TYPE': { status: 415, slug: 'unsupported-media-type', title: 'The request body must be JSON' },
-  'AUTH.UNAUTHENTICATED': { status: 401, slug: 'unauthenticated', title: 'A valid bearer token is required' },
+  'REQUEST.BODY_TOO_LARGE': {
+    status: 413,
+    slug: 'body-too-large',
+    title: 'The request body is too large',
+  },
+  'REQUEST.UNSUPPORTED_MEDIA_TYPE': {
+    status: 415,
+    slug: 'unsupported-media-type',
+    title: 'The request body must be JSON',
+  },
+  'AUTH.UNAUTHENTICATED': {
+    status: 401,
+    slug: 'unauthenticated',
+    title: 'A valid bearer token is required',
+  },
   'AUTH.FORBIDDEN': { status: 403, slug: 'forbidden', title: 'The caller may not do this' },
-  'AUTH.UNAVAILABLE': { status: 503, slug: 'auth-unavailable', title: 'Tokens cannot be validated right now' },
-  'LEASE.IP_NOT_ALLOWED': { status: 400, slug: 'ip-not-allowed', title: 'This IP address cannot be leased' },
-  'LEASE.NO_CLIENT_IP': { status: 400, slug: 'no-client-ip', title: 'The caller address is unknown' },
-  'LEASE.TTL_OUT_OF_RANGE': { status: 400, slug: 'ttl-out-of-range', title: 'ttlSeconds is out of range' },
+  'AUTH.UNAVAILABLE': {
+    status: 503,
+    slug: 'auth-unavailable',
+    title: 'Tokens cannot be validated right now',
+  },
+  'LEASE.IP_NOT_ALLOWED': {
+    status: 400,
+    slug: 'ip-not-allowed',
+    title: 'This IP address cannot be leased',
+  },
+  'LEASE.NO_CLIENT_IP': {
+    status: 400,
+    slug: 'no-client-ip',
+    title: 'The caller address is unknown',
+  },
+  'LEASE.TTL_OUT_OF_RANGE': {
+    status: 400,
+    slug: 'ttl-out-of-range',
+    title: 'ttlSeconds is out of range',
+  },
   'LEASE.NOT_FOUND': { status: 404, slug: 'lease-not-found', title: 'No such lease' },
   'LEASE.NOT_ACTIVE': { status: 409, slug: 'lease-not-active', title: 'The lease is not active' },
-  'LEASE.LIMIT_REACHED': { status: 409, slug: 'lease-limit-reached', title: 'Too many active leases' },
+  'LEASE.LIMIT_REACHED': {
+    status: 409,
+    slug: 'lease-limit-reached',
+    title: 'Too many active leases',
+  },
   'VAULT.NOT_FOUND': { status: 404, slug: 'vault-not-found', title: 'No such vault' },
-  'VAULT.AT_CAPACITY': { status: 409, slug: 'vault-at-capacity', title: 'The vault firewall is full' },
-  'VAULT.UPDATE_TIMEOUT': { status: 503, slug: 'vault-update-timeout', title: 'The vault could not be updated in time' },
-  'STORE.UNAVAILABLE': { status: 503, slug: 'store-unavailable', title: 'The lease store is unavailable' },
+  'VAULT.AT_CAPACITY': {
+    status: 409,
+    slug: 'vault-at-capacity',
+    title: 'The vault firewall is full',
+  },
+  'VAULT.UPDATE_TIMEOUT': {
+    status: 503,
+    slug: 'vault-update-timeout',
+    title: 'The vault could not be updated in time',
+  },
+  'STORE.UNAVAILABLE': {
+    status: 503,
+    slug: 'store-unavailable',
+    title: 'The lease store is unavailable',
+  },
   'ROUTE.NOT_FOUND': { status: 404, slug: 'not-found', title: 'No such resource' },
-  'ROUTE.METHOD_NOT_ALLOWED': { status: 405, slug: 'method-not-allowed', title: 'Method not allowed' },
+  'ROUTE.METHOD_NOT_ALLOWED': {
+    status: 405,
+    slug: 'method-not-allowed',
+    title: 'Method not allowed',
+  },
   INTERNAL: { status: 500, slug: 'internal', title: 'Something went wrong' },
 };
 

@@ -19,11 +19,18 @@ export function fieldErrors(error: z.ZodError): FieldError[] {
   }));
 }
 
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+): z.output<S> {
   const result = schema.safeParse(value);
   if (!result.success) {
     const errors = fieldErrors(result.error);
-    throw invalid(`The ${what} is not valid: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, errors);
+    throw invalid(
+      `The ${what} is not valid: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
+      errors,
+    );
   }
   return result.data;
 }
@@ -35,7 +42,10 @@ export function checkDeclaredLength(request: HttpRequest): void {
 }
 
 function tooLarge(): DomainError {
-  return new DomainError('REQUEST.BODY_TOO_LARGE', `The request body exceeds ${MAX_BODY_BYTES} bytes`);
+  return new DomainError(
+    'REQUEST.BODY_TOO_LARGE',
+    `The request body exceeds ${MAX_BODY_BYTES} bytes`,
+  );
 }
 
 /**
@@ -50,7 +60,8 @@ export async function readJsonBody(request: HttpRequest, optional: boolean): Pro
     if (optional) return {};
     throw invalid('A JSON body is required', [{ path: '(body)', message: 'is required' }]);
   }
-  const mediaType = (request.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  const mediaType =
+    (request.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (mediaType !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(mediaType)) {
     throw new DomainError(
       'REQUEST.UNSUPPORTED_MEDIA_TYPE',
@@ -60,7 +71,9 @@ export async function readJsonBody(request: HttpRequest, optional: boolean): Pro
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw invalid('The body is not well-formed JSON', [{ path: '(body)', message: 'is not well-formed JSON' }]);
+    throw invalid('The body is not well-formed JSON', [
+      { path: '(body)', message: 'is not well-formed JSON' },
+    ]);
   }
 }
 

@@ -11,7 +11,10 @@ export const VaultName = z
   .string()
   .min(3)
   .max(24)
-  .regex(/^[A-Za-z](?!.*--)[A-Za-z0-9-]*[A-Za-z0-9]$/, 'must be a Key Vault name (3-24 letters, digits and hyphens)')
+  .regex(
+    /^[A-Za-z](?!.*--)[A-Za-z0-9-]*[A-Za-z0-9]$/,
+    'must be a Key Vault name (3-24 letters, digits and hyphens)',
+  )
   .meta({ description: 'Key Vault name, as configured in BROKER_VAULTS', example: 'kv-demo' });
 
 export const LeaseId = z
@@ -20,29 +23,35 @@ export const LeaseId = z
   .regex(/^[a-z][a-z0-9-]{1,22}[a-z0-9]\.[a-z0-9]{24}$/, 'is not a lease id')
   .meta({ description: 'Opaque, URL-safe lease id' });
 
-const TtlSeconds = z
-  .number()
-  .int('must be a whole number of seconds')
-  .positive()
-  .meta({ description: 'Lease duration; LEASE_DEFAULT_TTL_SECONDS when omitted, within [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS]' });
+const TtlSeconds = z.number().int('must be a whole number of seconds').positive().meta({
+  description:
+    'Lease duration; LEASE_DEFAULT_TTL_SECONDS when omitted, within [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS]',
+});
 
 export const GrantBody = z
   .strictObject({
     vault: VaultName,
     ttlSeconds: TtlSeconds.optional(),
-    ip: z
+    ip: z.string().min(1).max(64).optional().meta({
+      description: 'Lease.Admin only: a public IPv4 address or CIDR (prefix >= LEASE_MIN_PREFIX)',
+    }),
+    reason: z
       .string()
-      .min(1)
-      .max(64)
+      .max(256)
       .optional()
-      .meta({ description: 'Lease.Admin only: a public IPv4 address or CIDR (prefix >= LEASE_MIN_PREFIX)' }),
-    reason: z.string().max(256).optional().meta({ description: 'Free text, e.g. the pipeline run URL' }),
+      .meta({ description: 'Free text, e.g. the pipeline run URL' }),
   })
   .meta({ id: 'GrantRequest' });
 
-export const RenewBody = z.strictObject({ ttlSeconds: TtlSeconds.optional() }).meta({ id: 'RenewRequest' });
+export const RenewBody = z
+  .strictObject({ ttlSeconds: TtlSeconds.optional() })
+  .meta({ id: 'RenewRequest' });
 
-export const IdempotencyKey = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 export const ListQuery = z.strictObject({
   vault: VaultName.optional(),

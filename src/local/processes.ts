@@ -47,10 +47,15 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-export async function waitForPort(port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
+export async function waitForPort(
+  port: number,
+  timeoutMs: number,
+  child?: ChildProcess,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`process exited with code ${child.exitCode}`);
+    if (child && child.exitCode !== null)
+      throw new Error(`process exited with code ${child.exitCode}`);
     if (await canConnect(port)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -82,7 +87,10 @@ export function startReadyLine<T extends { ready: true }>(
   timeoutMs = 30_000,
 ): Promise<{ child: Child; ready: T }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let buffer = '';
     let errors = '';
     const timer = setTimeout(() => {
@@ -94,7 +102,9 @@ export function startReadyLine<T extends { ready: true }>(
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`${name} exited with code ${code} before it was ready: ${errors.slice(-2000)}`));
+      reject(
+        new Error(`${name} exited with code ${code} before it was ready: ${errors.slice(-2000)}`),
+      );
     });
     child.stdout?.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
@@ -118,8 +128,23 @@ export function startReadyLine<T extends { ready: true }>(
 
 /** Start azurite's Table service on `port`, persisting under `location` (or in memory). */
 export async function startAzurite(options: { port: number; location?: string }): Promise<Child> {
-  const script = join(require.resolve('azurite/package.json'), '..', 'dist', 'src', 'table', 'main.js');
-  const args = ['--tableHost', '127.0.0.1', '--tablePort', String(options.port), '--disableTelemetry', '--silent', '--skipApiVersionCheck'];
+  const script = join(
+    require.resolve('azurite/package.json'),
+    '..',
+    'dist',
+    'src',
+    'table',
+    'main.js',
+  );
+  const args = [
+    '--tableHost',
+    '127.0.0.1',
+    '--tablePort',
+    String(options.port),
+    '--disableTelemetry',
+    '--silent',
+    '--skipApiVersionCheck',
+  ];
   if (options.location) {
     mkdirSync(options.location, { recursive: true });
     args.push('--location', options.location);
@@ -135,7 +160,9 @@ export async function startAzurite(options: { port: number; location?: string })
     await waitForPort(options.port, 30_000, child);
   } catch (error) {
     child.kill('SIGKILL');
-    throw new Error(`azurite did not start: ${error instanceof Error ? error.message : ''} ${errors}`);
+    throw new Error(
+      `azurite did not start: ${error instanceof Error ? error.message : ''} ${errors}`,
+    );
   }
   return { process: child, name: 'azurite', stop: stopper(child) };
 }

@@ -3,11 +3,20 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
-import { HttpRequest, type HttpResponseInit, InvocationContext, type Timer } from '@azure/functions';
+import {
+  HttpRequest,
+  type HttpResponseInit,
+  InvocationContext,
+  type Timer,
+} from '@azure/functions';
 import { Cron } from 'croner';
 
 import { services } from '../app/composition';
-import { type FunctionDefinition, functionDefinitions, type HttpDefinition } from '../app/definitions';
+import {
+  type FunctionDefinition,
+  functionDefinitions,
+  type HttpDefinition,
+} from '../app/definitions';
 import { ConfigError, loadConfig } from '../config';
 import { DomainError } from '../domain/errors';
 import { problemResponse } from '../http/problem';
@@ -29,7 +38,9 @@ interface Route {
 
 function routePrefix(): string {
   try {
-    const host = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'host.json'), 'utf8')) as {
+    const host = JSON.parse(
+      readFileSync(join(__dirname, '..', '..', '..', 'host.json'), 'utf8'),
+    ) as {
       extensions?: { http?: { routePrefix?: string } };
     };
     return host.extensions?.http?.routePrefix ?? 'api';
@@ -58,7 +69,8 @@ function compile(definition: HttpDefinition, prefix: string): Route {
 export function resolveSchedule(schedule: string, env: NodeJS.ProcessEnv): string {
   return schedule.replace(/%(\w+)%/g, (_match, name: string) => {
     const value = env[name];
-    if (value === undefined || value === '') throw new ConfigError(`The timer schedule needs the setting ${name}`);
+    if (value === undefined || value === '')
+      throw new ConfigError(`The timer schedule needs the setting ${name}`);
     return value;
   });
 }
@@ -93,7 +105,9 @@ async function send(response: ServerResponse, init: HttpResponseInit): Promise<v
   } else if (typeof init.body === 'string') {
     body = init.body;
   } else if (init.body !== undefined && init.body !== null) {
-    body = Buffer.from(await new Response(init.body as ConstructorParameters<typeof Response>[0]).arrayBuffer());
+    body = Buffer.from(
+      await new Response(init.body as ConstructorParameters<typeof Response>[0]).arrayBuffer(),
+    );
   }
   response.writeHead(init.status ?? 200, headers);
   response.end(body);
@@ -117,12 +131,20 @@ export interface RunningBroker {
   close(): Promise<void>;
 }
 
-export async function startRunner(options: { port: number; env?: NodeJS.ProcessEnv }): Promise<RunningBroker> {
+export async function startRunner(options: {
+  port: number;
+  env?: NodeJS.ProcessEnv;
+}): Promise<RunningBroker> {
   // Settings with a default in the config schema resolve like the host's app settings would.
-  const env = { SWEEP_SCHEDULE: loadConfig(options.env ?? process.env).SWEEP_SCHEDULE, ...(options.env ?? process.env) };
+  const env = {
+    SWEEP_SCHEDULE: loadConfig(options.env ?? process.env).SWEEP_SCHEDULE,
+    ...(options.env ?? process.env),
+  };
   const definitions: FunctionDefinition[] = functionDefinitions(services);
   const prefix = routePrefix();
-  const routes = definitions.filter((d): d is HttpDefinition => d.kind === 'http').map((d) => compile(d, prefix));
+  const routes = definitions
+    .filter((d): d is HttpDefinition => d.kind === 'http')
+    .map((d) => compile(d, prefix));
 
   const server = createServer((request, response) => {
     void (async () => {
@@ -132,15 +154,27 @@ export async function startRunner(options: { port: number; env?: NodeJS.ProcessE
           .map((route) => ({ route, match: route.pattern.exec(url.pathname) }))
           .filter((entry) => entry.match !== null);
         const method = (request.method ?? 'GET').toUpperCase();
-        const hit = matching.find((entry) => entry.route.definition.methods.includes(method as never));
+        const hit = matching.find((entry) =>
+          entry.route.definition.methods.includes(method as never),
+        );
         if (!hit) {
           const code = matching.length > 0 ? 'ROUTE.METHOD_NOT_ALLOWED' : 'ROUTE.NOT_FOUND';
-          await send(response, problemResponse(new DomainError(code, `${method} ${url.pathname} is not an operation of this API`)));
+          await send(
+            response,
+            problemResponse(
+              new DomainError(code, `${method} ${url.pathname} is not an operation of this API`),
+            ),
+          );
           return;
         }
         const body = await readBody(request);
         if (body === undefined) {
-          await send(response, problemResponse(new DomainError('REQUEST.BODY_TOO_LARGE', 'The request body exceeds 16384 bytes')));
+          await send(
+            response,
+            problemResponse(
+              new DomainError('REQUEST.BODY_TOO_LARGE', 'The request body exceeds 16384 bytes'),
+            ),
+          );
           return;
         }
         const params: Record<string, string> = {};
@@ -159,11 +193,20 @@ export async function startRunner(options: { port: number; env?: NodeJS.ProcessE
           query: Object.fromEntries(url.searchParams.entries()),
           ...(body.length > 0 ? { body: { bytes: new Uint8Array(body) } } : {}),
         });
-        const result = await hit.route.definition.handler(httpRequest, contextFor(hit.route.definition.name));
-        await send(response, result instanceof Object ? (result as HttpResponseInit) : { status: 204 });
+        const result = await hit.route.definition.handler(
+          httpRequest,
+          contextFor(hit.route.definition.name),
+        );
+        await send(
+          response,
+          result instanceof Object ? (result as HttpResponseInit) : { status: 204 },
+        );
       } catch (error) {
-        process.stderr.write(`[error] runner: ${error instanceof Error ? error.message : 'unknown'}\n`);
-        if (!response.headersSent) await send(response, problemResponse(error)).catch(() => undefined);
+        process.stderr.write(
+          `[error] runner: ${error instanceof Error ? error.message : 'unknown'}\n`,
+        );
+        if (!response.headersSent)
+          await send(response, problemResponse(error)).catch(() => undefined);
         else response.destroy();
       }
     })();
@@ -188,7 +231,9 @@ export async function startRunner(options: { port: number; env?: NodeJS.ProcessE
       try {
         await definition.handler(timer, contextFor(definition.name));
       } catch (error) {
-        process.stderr.write(`[error] ${definition.name}: ${error instanceof Error ? error.message : 'unknown'}\n`);
+        process.stderr.write(
+          `[error] ${definition.name}: ${error instanceof Error ? error.message : 'unknown'}\n`,
+        );
       }
     });
     timers.push(cron);
@@ -222,7 +267,9 @@ if (require.main === module) {
   }
   startRunner({ port: config.PORT })
     .then((broker) => {
-      process.stdout.write(`${JSON.stringify({ ready: true, url: broker.url, pid: process.pid })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ ready: true, url: broker.url, pid: process.pid })}\n`,
+      );
       const stop = () => {
         void broker.close().then(() => process.exit(0));
         setTimeout(() => process.exit(0), 3000).unref();
@@ -231,7 +278,9 @@ if (require.main === module) {
       process.on('SIGINT', stop);
     })
     .catch((error: unknown) => {
-      process.stderr.write(`kv-lease could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(
+        `kv-lease could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
       process.exit(1);
     });
 }

@@ -1,7 +1,13 @@
 import { join, resolve } from 'node:path';
 
 import { loadConfig } from '../config';
-import { azuriteConnectionString, type Child, freePort, startAzurite, startReadyLine } from './processes';
+import {
+  azuriteConnectionString,
+  type Child,
+  freePort,
+  startAzurite,
+  startReadyLine,
+} from './processes';
 
 /**
  * `npm start`: the broker on embedded defaults. With no storage setting it
@@ -46,7 +52,16 @@ async function main(): Promise<void> {
       const emulator = await startReadyLine<{ ready: true; url: string; caPath: string }>(
         'Key Vault ARM emulator',
         join(ROOT, 'dist', 'src', 'emulator', 'cli.js'),
-        ['--cert-dir', join(ROOT, '.emulator'), '--vault', DEMO_VAULT, '--static-ip', DEMO_STATIC_RULE, '--token', EMULATOR_TOKEN],
+        [
+          '--cert-dir',
+          join(ROOT, '.emulator'),
+          '--vault',
+          DEMO_VAULT,
+          '--static-ip',
+          DEMO_STATIC_RULE,
+          '--token',
+          EMULATOR_TOKEN,
+        ],
         env,
       );
       children.push(emulator.child);
@@ -55,7 +70,9 @@ async function main(): Promise<void> {
       env.BROKER_VAULTS = DEMO_VAULT;
       // NOTE: trust for the bundled emulator only; a configured endpoint gets none from us.
       env.NODE_EXTRA_CA_CERTS = emulator.ready.caPath;
-      started.push(`Key Vault ARM emulator on ${emulator.ready.url} with vault kv-demo (static rule ${DEMO_STATIC_RULE}/32)`);
+      started.push(
+        `Key Vault ARM emulator on ${emulator.ready.url} with vault kv-demo (static rule ${DEMO_STATIC_RULE}/32)`,
+      );
     }
     env.AUTH_MODE ??= 'disabled';
     const config = loadConfig(env);
@@ -76,7 +93,9 @@ async function main(): Promise<void> {
     });
 
     const vault = config.BROKER_VAULTS[0]?.name ?? 'kv-demo';
-    log(`kv-lease listening on ${broker.ready.url}/api (AUTH_MODE=${config.AUTH_MODE}, sweep "${config.SWEEP_SCHEDULE}")`);
+    log(
+      `kv-lease listening on ${broker.ready.url}/api (AUTH_MODE=${config.AUTH_MODE}, sweep "${config.SWEEP_SCHEDULE}")`,
+    );
     for (const line of started) log(`started: ${line}`);
     log(`vaults: ${config.BROKER_VAULTS.map((v) => v.name).join(', ')}`);
     log('grant a lease (the X-Forwarded-For header plays the Azure front end):');
@@ -85,7 +104,9 @@ async function main(): Promise<void> {
     );
     log('Ctrl-C stops everything started here.');
   } catch (error) {
-    process.stderr.write(`kv-lease could not start:\n${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(
+      `kv-lease could not start:\n${error instanceof Error ? error.message : String(error)}\n`,
+    );
     await stopAll(1);
   }
 }

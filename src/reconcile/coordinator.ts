@@ -47,7 +47,13 @@ export interface CoordinatorOptions {
 export interface PassObserver {
   leaseExpired?(lease: Lease): void;
   leaseRefused?(lease: Lease, why: string): void;
-  firewallWritten?(event: { vault: string; added: string[]; removed: string[]; outcome: 'success' | 'failure'; detail?: string }): void;
+  firewallWritten?(event: {
+    vault: string;
+    added: string[];
+    removed: string[];
+    outcome: 'success' | 'failure';
+    detail?: string;
+  }): void;
 }
 
 /** What a completed pass did, for the waiters in the process that ran it. */
@@ -72,8 +78,6 @@ interface Watch {
 }
 
 class LostLock extends Error {}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class VaultCoordinator {
   private readonly watches = new Map<string, Watch>();
@@ -148,7 +152,9 @@ export class VaultCoordinator {
           continue;
         }
         await new Promise<void>((resolve) => {
-          const wait = lockFree ? Math.max(5, Math.min(watch.backoffUntil - now, this.pollMs * 4)) : this.pollMs;
+          const wait = lockFree
+            ? Math.max(5, Math.min(watch.backoffUntil - now, this.pollMs * 4))
+            : this.pollMs;
           const timer = setTimeout(resolve, wait);
           watch.wake = () => {
             clearTimeout(timer);
@@ -178,9 +184,13 @@ export class VaultCoordinator {
       if (now >= waiter.deadline) {
         const why = watch.lastFailure ? ` (last attempt: ${watch.lastFailure})` : '';
         waiter.reject(
-          new DomainError('VAULT.UPDATE_TIMEOUT', `The vault firewall could not be updated in time${why}`, {
-            retryAfterSeconds: 5,
-          }),
+          new DomainError(
+            'VAULT.UPDATE_TIMEOUT',
+            `The vault firewall could not be updated in time${why}`,
+            {
+              retryAfterSeconds: 5,
+            },
+          ),
         );
         return false;
       }
@@ -192,7 +202,11 @@ export class VaultCoordinator {
    * One writer pass while holding the lock. Returns the outcome when it
    * completed, `undefined` when it failed or lost the lock (waiters retry).
    */
-  private async runPass(vault: ManagedVault, locked: VaultState, watch: Watch): Promise<PassOutcome | undefined> {
+  private async runPass(
+    vault: ManagedVault,
+    locked: VaultState,
+    watch: Watch,
+  ): Promise<PassOutcome | undefined> {
     const { store, firewall, clock, logger, observer } = this.options;
     let state = locked;
     try {
@@ -209,7 +223,9 @@ export class VaultCoordinator {
         maxRules: this.maxRules,
       });
       const refused = new Set<string>();
-      for (const lease of survivors.filter((candidate) => plan.overCapacity.includes(candidate.id))) {
+      for (const lease of survivors.filter((candidate) =>
+        plan.overCapacity.includes(candidate.id),
+      )) {
         if (await store.endLease(lease, 'failed', now, 'capacity')) {
           refused.add(lease.id);
           observer?.leaseRefused?.(lease, 'capacity');
@@ -232,7 +248,12 @@ export class VaultCoordinator {
         const added = plan.next.filter((rule) => !before.has(rule));
         const removed = [...before].filter((rule) => !after.has(rule));
         try {
-          await firewall.writeIpRules(vault, acls, plan.next, AbortSignal.timeout(this.callTimeoutMs));
+          await firewall.writeIpRules(
+            vault,
+            acls,
+            plan.next,
+            AbortSignal.timeout(this.callTimeoutMs),
+          );
           observer?.firewallWritten?.({ vault: vault.name, added, removed, outcome: 'success' });
         } catch (error) {
           observer?.firewallWritten?.({
@@ -247,7 +268,9 @@ export class VaultCoordinator {
       }
 
       const applied = new Set(plan.applied);
-      const activated = survivors.filter((lease) => lease.status === 'pending' && applied.has(lease.id));
+      const activated = survivors.filter(
+        (lease) => lease.status === 'pending' && applied.has(lease.id),
+      );
       await store.markActive(activated);
       const done = await store.putVaultState(vault.name, {
         ...state,
@@ -264,16 +287,24 @@ export class VaultCoordinator {
       return { pass: state.pass, activated: new Set(activated.map((lease) => lease.id)), refused };
     } catch (error) {
       if (error instanceof LostLock) {
-        logger.warn('Writer lock lost during a pass; another writer took over', { vault: vault.name });
+        logger.warn('Writer lock lost during a pass; another writer took over', {
+          vault: vault.name,
+        });
         return undefined;
       }
       // Let the next writer in at once; this process backs off before retrying.
-      await store.putVaultState(vault.name, { ...state, lockHolder: '', lockUntil: 0 }).catch(() => undefined);
+      await store
+        .putVaultState(vault.name, { ...state, lockHolder: '', lockUntil: 0 })
+        .catch(() => undefined);
       if (error instanceof FirewallError) {
         const delay = error.retryAfterMs ?? (error.kind === 'conflict' ? 100 : 500);
         watch.backoffUntil = clock.now() + delay + Math.floor(Math.random() * 100);
         watch.lastFailure = error.message;
-        logger.warn('Firewall pass failed; will retry', { vault: vault.name, kind: error.kind, message: error.message });
+        logger.warn('Firewall pass failed; will retry', {
+          vault: vault.name,
+          kind: error.kind,
+          message: error.message,
+        });
         return undefined;
       }
       throw error;
@@ -299,7 +330,11 @@ export class VaultCoordinator {
           return;
         }
         const fresh = await store.getLease(lease.id, lease.vault);
-        if (fresh && (fresh.status === 'pending' || fresh.status === 'active') && fresh.expiresAt > now) {
+        if (
+          fresh &&
+          (fresh.status === 'pending' || fresh.status === 'active') &&
+          fresh.expiresAt > now
+        ) {
           survivors.push(fresh);
         }
       }),

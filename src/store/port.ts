@@ -62,7 +62,10 @@ export interface LeaseStore {
    * Record a new live lease. With an idempotency key, a live lease already
    * recorded under the same key is returned instead (`created: false`).
    */
-  createLease(lease: Lease, idempotencyKey?: string): Promise<{ lease: StoredLease; created: boolean }>;
+  createLease(
+    lease: Lease,
+    idempotencyKey?: string,
+  ): Promise<{ lease: StoredLease; created: boolean }>;
   /** Live (pending and active) leases of a vault: one partition range query. */
   liveLeases(vault: string): Promise<StoredLease[]>;
   listLeases(query: ListQuery): Promise<LeasePage>;

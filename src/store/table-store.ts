@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 
 import type { TokenCredential } from '@azure/core-auth';
-import { odata, RestError, TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
+import {
+  odata,
+  RestError,
+  TableClient,
+  type TableEntity,
+  type TransactionAction,
+} from '@azure/data-tables';
 
 import { DomainError } from '../domain/errors';
 import type { Lease, LeaseStatus } from '../domain/lease';
@@ -62,10 +68,14 @@ function statusOf(error: unknown): number | undefined {
 
 /** A store that does not answer is a 503 for the caller, never a 500. */
 function unavailable(error: unknown): DomainError {
-  return new DomainError('STORE.UNAVAILABLE', 'The lease store is not reachable; try again shortly', {
-    retryAfterSeconds: 5,
-    cause: error,
-  });
+  return new DomainError(
+    'STORE.UNAVAILABLE',
+    'The lease store is not reachable; try again shortly',
+    {
+      retryAfterSeconds: 5,
+      cause: error,
+    },
+  );
 }
 
 async function guard<T>(work: () => Promise<T>): Promise<T> {
@@ -128,7 +138,8 @@ function idempotencyRow(principal: string, key: string): string {
 
 function chunks<T>(items: T[], size: number): T[][] {
   const result: T[][] = [];
-  for (let index = 0; index < items.length; index += size) result.push(items.slice(index, index + size));
+  for (let index = 0; index < items.length; index += size)
+    result.push(items.slice(index, index + size));
   return result;
 }
 
@@ -145,18 +156,28 @@ export class TableLeaseStore implements LeaseStore {
   private ready: Promise<void> | undefined;
 
   constructor(options: TableStoreOptions) {
-    const clientOptions = { retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 } };
+    const clientOptions = {
+      retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
+    };
     if (options.connectionString) {
       this.client = TableClient.fromConnectionString(options.connectionString, options.tableName, {
         ...clientOptions,
-        allowInsecureConnection: /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
-          options.connectionString,
-        ),
+        allowInsecureConnection:
+          /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
+            options.connectionString,
+          ),
       });
     } else if (options.tableServiceUri && options.credential) {
-      this.client = new TableClient(options.tableServiceUri, options.tableName, options.credential, clientOptions);
+      this.client = new TableClient(
+        options.tableServiceUri,
+        options.tableName,
+        options.credential,
+        clientOptions,
+      );
     } else {
-      throw new Error('TableLeaseStore needs a connection string or a table service URI and a credential');
+      throw new Error(
+        'TableLeaseStore needs a connection string or a table service URI and a credential',
+      );
     }
   }
 
@@ -180,7 +201,9 @@ export class TableLeaseStore implements LeaseStore {
     rowKey: string,
   ): Promise<(TableEntity<T> & { etag: string }) | undefined> {
     try {
-      return (await this.client.getEntity<T>(partitionKey, rowKey)) as TableEntity<T> & { etag: string };
+      return (await this.client.getEntity<T>(partitionKey, rowKey)) as TableEntity<T> & {
+        etag: string;
+      };
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       throw error;
@@ -198,7 +221,10 @@ export class TableLeaseStore implements LeaseStore {
     });
   }
 
-  async createLease(lease: Lease, idempotencyKey?: string): Promise<{ lease: StoredLease; created: boolean }> {
+  async createLease(
+    lease: Lease,
+    idempotencyKey?: string,
+  ): Promise<{ lease: StoredLease; created: boolean }> {
     return this.run(async () => {
       const liveEntity = toEntity(lease, LIVE);
       if (idempotencyKey === undefined) {
@@ -238,7 +264,9 @@ export class TableLeaseStore implements LeaseStore {
       const filter = odata`PartitionKey eq ${vault} and RowKey ge ${LIVE} and RowKey lt ${'A`'}`;
       const leases: StoredLease[] = [];
       const stale: StoredLease[] = [];
-      for await (const entity of this.client.listEntities<LeaseEntity>({ queryOptions: { filter } })) {
+      for await (const entity of this.client.listEntities<LeaseEntity>({
+        queryOptions: { filter },
+      })) {
         const lease = fromEntity(entity as LeaseEntity & { etag: string });
         if (isLive(lease)) leases.push(lease);
         else stale.push(lease);
@@ -309,7 +337,9 @@ export class TableLeaseStore implements LeaseStore {
     return this.run(async () => {
       const next: Lease = { ...withoutEtag(lease), ...patch };
       try {
-        const response = await this.client.updateEntity(toEntity(next, LIVE), 'Replace', { etag: lease.etag });
+        const response = await this.client.updateEntity(toEntity(next, LIVE), 'Replace', {
+          etag: lease.etag,
+        });
         return { ...next, etag: response.etag ?? '' };
       } catch (error) {
         if (isConflict(error)) return undefined;
@@ -335,7 +365,9 @@ export class TableLeaseStore implements LeaseStore {
           await this.client.submitTransaction(actions);
         } catch (error) {
           if (!isConflict(error) && statusOf(error) !== 400) throw error;
-          await Promise.all(chunk.map((lease) => this.updateLiveLease(lease, { status: 'active' })));
+          await Promise.all(
+            chunk.map((lease) => this.updateLiveLease(lease, { status: 'active' })),
+          );
         }
       }
     });

@@ -41,7 +41,10 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     } catch (error) {
       const message = error instanceof Error ? error.message : 'unknown error';
       failed.push({ vault: vault.name, error: message });
-      deps.logger.warn('Sweep could not reconcile a vault; the next run retries', { vault: vault.name, error: message });
+      deps.logger.warn('Sweep could not reconcile a vault; the next run retries', {
+        vault: vault.name,
+        error: message,
+      });
     }
   });
   const result = {

@@ -2,7 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ManualClock } from '../../src/domain/clock';
 import type { RunningEmulator } from '../../src/emulator/types';
-import { lockedVault, publicIp, rulesOf, STATIC_RULE, testBroker, testEmulator, vaultId } from '../support/harness';
+import {
+  lockedVault,
+  publicIp,
+  rulesOf,
+  STATIC_RULE,
+  testBroker,
+  testEmulator,
+  vaultId,
+} from '../support/harness';
 
 let emulator: RunningEmulator;
 let counter = 0;
@@ -26,10 +34,19 @@ describe('grant and release', () => {
   it('When a pipeline asks for a lease, then it gets 201 only once the vault holds its /32 rule', async () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
-    const response = await broker.call('POST', '/api/leases', { body: { vault, ttlSeconds: 600, reason: 'run 42' }, headers: xff('52.1.2.3') });
+    const response = await broker.call('POST', '/api/leases', {
+      body: { vault, ttlSeconds: 600, reason: 'run 42' },
+      headers: xff('52.1.2.3'),
+    });
     expect(response.status).toBe(201);
     expect(response.headers.get('location')).toBe(`/api/leases/${response.body.id}`);
-    expect(response.body).toMatchObject({ vault, ip: '52.1.2.3/32', status: 'active', principal: 'local-dev', reason: 'run 42' });
+    expect(response.body).toMatchObject({
+      vault,
+      ip: '52.1.2.3/32',
+      status: 'active',
+      principal: 'local-dev',
+      reason: 'run 42',
+    });
     expect(Date.parse(response.body.expiresAt) - Date.parse(response.body.createdAt)).toBe(600_000);
     expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.1.2.3/32'].sort());
   });
@@ -38,7 +55,10 @@ describe('grant and release', () => {
     const vault = freshVault();
     const before = emulator.getNetworkAcls(vaultId(vault));
     const broker = testBroker({ emulator, vaults: [vault] });
-    const granted = await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.2.4') });
+    const granted = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff('52.1.2.4'),
+    });
     await broker.call('DELETE', `/api/leases/${granted.body.id}`);
     const after = emulator.getNetworkAcls(vaultId(vault));
     expect(after.defaultAction).toBe('Deny');
@@ -51,7 +71,10 @@ describe('grant and release', () => {
   it('When a lease is for an IP that is already a static rule, then releasing it never removes that rule', async () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
-    const granted = await broker.call('POST', '/api/leases', { body: { vault }, headers: xff(STATIC_RULE.replace('/32', '')) });
+    const granted = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff(STATIC_RULE.replace('/32', '')),
+    });
     expect(granted.status).toBe(201);
     const released = await broker.call('DELETE', `/api/leases/${granted.body.id}`);
     expect(released.body.status).toBe('released');
@@ -63,8 +86,14 @@ describe('grant and release', () => {
   it('When two leases hold one IP, then the rule stays until the last of them ends', async () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
-    const first = await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.2.5') });
-    const second = await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.2.5') });
+    const first = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff('52.1.2.5'),
+    });
+    const second = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff('52.1.2.5'),
+    });
     expect([first.status, second.status]).toEqual([201, 201]);
     expect(first.body.id).not.toBe(second.body.id);
     await broker.call('DELETE', `/api/leases/${first.body.id}`);
@@ -76,7 +105,10 @@ describe('grant and release', () => {
   it('When a released lease is released again, then it answers 200 with the lease unchanged', async () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
-    const granted = await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.2.6') });
+    const granted = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff('52.1.2.6'),
+    });
     const first = await broker.call('DELETE', `/api/leases/${granted.body.id}`);
     const again = await broker.call('DELETE', `/api/leases/${granted.body.id}`);
     expect(again.status).toBe(200);
@@ -102,24 +134,40 @@ describe('reading, listing and renewing', () => {
   it('When leases end in different ways, then GET and the status filter show each as it is', async () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
-    const a = await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.3.1') });
-    const b = await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.3.2') });
+    const a = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff('52.1.3.1'),
+    });
+    const b = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff('52.1.3.2'),
+    });
     await broker.call('DELETE', `/api/leases/${b.body.id}`);
     expect((await broker.call('GET', `/api/leases/${a.body.id}`)).body.status).toBe('active');
-    expect((await broker.call('GET', `/api/leases/${b.body.id}`)).body).toMatchObject({ status: 'released' });
+    expect((await broker.call('GET', `/api/leases/${b.body.id}`)).body).toMatchObject({
+      status: 'released',
+    });
     const ids = async (status: string) =>
-      (await broker.call('GET', `/api/leases?vault=${vault}&status=${status}`)).body.value.map((l: { id: string }) => l.id);
+      (await broker.call('GET', `/api/leases?vault=${vault}&status=${status}`)).body.value.map(
+        (l: { id: string }) => l.id,
+      );
     expect(await ids('active')).toEqual([a.body.id]);
     expect(await ids('released')).toEqual([b.body.id]);
     expect((await ids('all')).sort()).toEqual([a.body.id, b.body.id].sort());
     expect(await ids('expired')).toEqual([]);
-    expect((await broker.call('GET', '/api/leases/kv-nope.000000000000000000000000')).status).toBe(404);
+    expect((await broker.call('GET', '/api/leases/kv-nope.000000000000000000000000')).status).toBe(
+      404,
+    );
   });
 
   it('When more leases exist than fit a page, then nextLink pages through all of them', async () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
-    await Promise.all([1, 2, 3, 4, 5].map((n) => broker.call('POST', '/api/leases', { body: { vault }, headers: xff(publicIp(500 + n)) })));
+    await Promise.all(
+      [1, 2, 3, 4, 5].map((n) =>
+        broker.call('POST', '/api/leases', { body: { vault }, headers: xff(publicIp(500 + n)) }),
+      ),
+    );
     const seen: string[] = [];
     let next: string | undefined = `/api/leases?vault=${vault}&$top=2`;
     while (next) {
@@ -135,9 +183,14 @@ describe('reading, listing and renewing', () => {
     const clock = new ManualClock(Date.parse('2026-11-25T10:00:00.000Z'));
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault], clock });
-    const granted = await broker.call('POST', '/api/leases', { body: { vault, ttlSeconds: 120 }, headers: xff('52.1.4.1') });
+    const granted = await broker.call('POST', '/api/leases', {
+      body: { vault, ttlSeconds: 120 },
+      headers: xff('52.1.4.1'),
+    });
     clock.advance(60_000);
-    const renewed = await broker.call('POST', `/api/leases/${granted.body.id}/renew`, { body: { ttlSeconds: 300 } });
+    const renewed = await broker.call('POST', `/api/leases/${granted.body.id}/renew`, {
+      body: { ttlSeconds: 300 },
+    });
     expect(renewed.status).toBe(200);
     expect(renewed.body.expiresAt).toBe('2026-11-25T10:06:00.000Z');
     await broker.call('DELETE', `/api/leases/${granted.body.id}`);
@@ -153,7 +206,14 @@ describe('reading, listing and renewing', () => {
     await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.5.2') });
     const vaults = await broker.call('GET', '/api/vaults');
     expect(vaults.body.value).toEqual([
-      { name: vault, resourceId: vaultId(vault), activeLeases: 2, brokerRules: 2, totalRules: 3, maxRules: 1000 },
+      {
+        name: vault,
+        resourceId: vaultId(vault),
+        activeLeases: 2,
+        brokerRules: 2,
+        totalRules: 3,
+        maxRules: 1000,
+      },
     ]);
   });
 });
@@ -163,8 +223,14 @@ describe('the sweep', () => {
     const clock = new ManualClock(Date.now());
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault], clock });
-    const short = await broker.call('POST', '/api/leases', { body: { vault, ttlSeconds: 60 }, headers: xff('52.1.6.1') });
-    const long = await broker.call('POST', '/api/leases', { body: { vault, ttlSeconds: 600 }, headers: xff('52.1.6.2') });
+    const short = await broker.call('POST', '/api/leases', {
+      body: { vault, ttlSeconds: 60 },
+      headers: xff('52.1.6.1'),
+    });
+    const long = await broker.call('POST', '/api/leases', {
+      body: { vault, ttlSeconds: 600 },
+      headers: xff('52.1.6.2'),
+    });
     clock.advance(59_999);
     await broker.services.sweep();
     expect(rulesOf(emulator, vault)).toContain('52.1.6.1/32');
@@ -172,7 +238,10 @@ describe('the sweep', () => {
     await broker.services.sweep();
     expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.1.6.2/32'].sort());
     const expired = await broker.call('GET', `/api/leases/${short.body.id}`);
-    expect(expired.body).toMatchObject({ status: 'expired', endedAt: new Date(clock.now()).toISOString() });
+    expect(expired.body).toMatchObject({
+      status: 'expired',
+      endedAt: new Date(clock.now()).toISOString(),
+    });
     expect((await broker.call('GET', `/api/leases/${long.body.id}`)).body.status).toBe('active');
   });
 
@@ -180,7 +249,9 @@ describe('the sweep', () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
     await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.7.1') });
-    emulator.setNetworkAcls(vaultId(vault), { ipRules: [{ value: STATIC_RULE }, { value: '52.99.0.1/32' }] });
+    emulator.setNetworkAcls(vaultId(vault), {
+      ipRules: [{ value: STATIC_RULE }, { value: '52.99.0.1/32' }],
+    });
     await broker.services.sweep();
     expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.1.7.1/32', '52.99.0.1/32'].sort());
   });

@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../src/emulator/types';
-import { lockedVault, rulesOf, STATIC_RULE, type TestBroker, testBroker, testEmulator, vaultId } from '../support/harness';
+import {
+  lockedVault,
+  rulesOf,
+  STATIC_RULE,
+  type TestBroker,
+  testBroker,
+  testEmulator,
+  vaultId,
+} from '../support/harness';
 
 const VAULT = 'kv-valid';
 let emulator: RunningEmulator;
@@ -23,7 +31,13 @@ async function expectNothingWritten(): Promise<void> {
   expect(rulesOf(emulator, VAULT)).toEqual([STATIC_RULE]);
 }
 
-type Case = [name: string, body: string | object | undefined, headers: Record<string, string>, status: number, type: string];
+type Case = [
+  name: string,
+  body: string | object | undefined,
+  headers: Record<string, string>,
+  status: number,
+  type: string,
+];
 
 const json = { 'content-type': 'application/json' };
 const cases: Case[] = [
@@ -55,31 +69,70 @@ const cases: Case[] = [
   ['cidr wider than min prefix', { vault: VAULT, ip: '52.1.0.0/16' }, {}, 400, 'ip-not-allowed'],
   ['garbage ip', { vault: VAULT, ip: 'not-an-ip' }, {}, 400, 'ip-not-allowed'],
   ['octal-looking ip', { vault: VAULT, ip: '052.1.2.3' }, {}, 400, 'ip-not-allowed'],
-  ['private caller address', { vault: VAULT }, { 'x-forwarded-for': '52.1.1.1, 10.0.0.4:443' }, 400, 'ip-not-allowed'],
-  ['ipv6 caller address', { vault: VAULT }, { 'x-forwarded-for': '[2001:db8::1]:443' }, 400, 'ip-not-allowed'],
+  [
+    'private caller address',
+    { vault: VAULT },
+    { 'x-forwarded-for': '52.1.1.1, 10.0.0.4:443' },
+    400,
+    'ip-not-allowed',
+  ],
+  [
+    'ipv6 caller address',
+    { vault: VAULT },
+    { 'x-forwarded-for': '[2001:db8::1]:443' },
+    400,
+    'ip-not-allowed',
+  ],
   ['garbage caller address', { vault: VAULT }, { 'x-forwarded-for': 'evil' }, 400, 'no-client-ip'],
   ['no caller address at all', { vault: VAULT }, {}, 400, 'no-client-ip'],
   ['malformed JSON', '{"vault": ', { ...json, ...xff }, 400, 'invalid-request'],
   ['JSON array', '[1,2]', { ...json, ...xff }, 400, 'invalid-request'],
   ['JSON null', 'null', { ...json, ...xff }, 400, 'invalid-request'],
   ['empty body', '', { ...json, ...xff }, 400, 'invalid-request'],
-  ['wrong content type', `{"vault":"${VAULT}"}`, { 'content-type': 'text/plain', ...xff }, 415, 'unsupported-media-type'],
+  [
+    'wrong content type',
+    `{"vault":"${VAULT}"}`,
+    { 'content-type': 'text/plain', ...xff },
+    415,
+    'unsupported-media-type',
+  ],
   ['no content type', `{"vault":"${VAULT}"}`, { ...xff }, 415, 'unsupported-media-type'],
-  ['oversized body', JSON.stringify({ vault: VAULT, reason: 'x'.repeat(17 * 1024) }), { ...json, ...xff }, 413, 'body-too-large'],
-  ['oversized declared length', `{"vault":"${VAULT}"}`, { ...json, ...xff, 'content-length': '99999' }, 413, 'body-too-large'],
-  ['idempotency key too long', { vault: VAULT }, { ...xff, 'idempotency-key': 'k'.repeat(129) }, 400, 'invalid-request'],
+  [
+    'oversized body',
+    JSON.stringify({ vault: VAULT, reason: 'x'.repeat(17 * 1024) }),
+    { ...json, ...xff },
+    413,
+    'body-too-large',
+  ],
+  [
+    'oversized declared length',
+    `{"vault":"${VAULT}"}`,
+    { ...json, ...xff, 'content-length': '99999' },
+    413,
+    'body-too-large',
+  ],
+  [
+    'idempotency key too long',
+    { vault: VAULT },
+    { ...xff, 'idempotency-key': 'k'.repeat(129) },
+    400,
+    'invalid-request',
+  ],
 ];
 
 describe('When a grant request is invalid', () => {
-  it.each(cases)('%s: then it answers a 4xx problem and writes nothing', async (_name, body, headers, status, type) => {
-    const response = await broker.call('POST', '/api/leases', { body, headers });
-    expect(response.status).toBe(status);
-    expect(response.headers.get('content-type')).toBe('application/problem+json');
-    expect(response.body).toMatchObject({ type: `urn:kv-lease:problem:${type}`, status });
-    expect(typeof response.body.detail).toBe('string');
-    expect(JSON.stringify(response.body)).not.toMatch(/at .*\.js:\d+|RestError|stack/);
-    await expectNothingWritten();
-  });
+  it.each(cases)(
+    '%s: then it answers a 4xx problem and writes nothing',
+    async (_name, body, headers, status, type) => {
+      const response = await broker.call('POST', '/api/leases', { body, headers });
+      expect(response.status).toBe(status);
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+      expect(response.body).toMatchObject({ type: `urn:kv-lease:problem:${type}`, status });
+      expect(typeof response.body.detail).toBe('string');
+      expect(JSON.stringify(response.body)).not.toMatch(/at .*\.js:\d+|RestError|stack/);
+      await expectNothingWritten();
+    },
+  );
 });
 
 describe('When other requests are invalid', () => {
@@ -103,7 +156,10 @@ describe('When other requests are invalid', () => {
   });
 
   it('renew with an unknown field or a bad ttl: then 400 and the lease is unchanged', async () => {
-    const granted = await broker.call('POST', '/api/leases', { body: { vault: VAULT }, headers: { 'x-forwarded-for': '52.20.30.41' } });
+    const granted = await broker.call('POST', '/api/leases', {
+      body: { vault: VAULT },
+      headers: { 'x-forwarded-for': '52.20.30.41' },
+    });
     expect(granted.status).toBe(201);
     for (const body of [{ ttlSeconds: 5 }, { ttlSeconds: 600, extra: 1 }, '{bad']) {
       const response = await broker.call('POST', `/api/leases/${granted.body.id}/renew`, {
@@ -112,7 +168,9 @@ describe('When other requests are invalid', () => {
       });
       expect(response.status).toBe(400);
     }
-    expect((await broker.call('GET', `/api/leases/${granted.body.id}`)).body.expiresAt).toBe(granted.body.expiresAt);
+    expect((await broker.call('GET', `/api/leases/${granted.body.id}`)).body.expiresAt).toBe(
+      granted.body.expiresAt,
+    );
     await broker.call('DELETE', `/api/leases/${granted.body.id}`);
   });
 });
@@ -123,7 +181,15 @@ describe('The OpenAPI document', () => {
     expect(response.status).toBe(200);
     expect(response.body.openapi).toBe('3.1.0');
     expect(Object.keys(response.body.paths).sort()).toEqual(
-      ['/audit', '/health', '/leases', '/leases/{id}', '/leases/{id}/renew', '/openapi.json', '/vaults'].sort(),
+      [
+        '/audit',
+        '/health',
+        '/leases',
+        '/leases/{id}',
+        '/leases/{id}/renew',
+        '/openapi.json',
+        '/vaults',
+      ].sort(),
     );
     const grant = response.body.components.schemas.GrantRequest;
     expect(grant.required).toEqual(['vault']);

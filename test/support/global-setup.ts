@@ -1,4 +1,9 @@
-import { azuriteConnectionString, type Child, freePort, startAzurite } from '../../src/local/processes';
+import {
+  azuriteConnectionString,
+  type Child,
+  freePort,
+  startAzurite,
+} from '../../src/local/processes';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,7 +18,9 @@ declare module 'vitest' {
  */
 let azurite: Child | undefined;
 
-export async function setup(project: { provide(key: 'storageConnectionString', value: string): void }): Promise<void> {
+export async function setup(project: {
+  provide(key: 'storageConnectionString', value: string): void;
+}): Promise<void> {
   let connectionString = process.env.KV_LEASE_TEST_STORAGE;
   if (!connectionString) {
     const port = await freePort();

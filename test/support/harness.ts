@@ -6,14 +6,14 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/fu
 import { inject } from 'vitest';
 
 import { createServices } from '../../src/app/composition';
-import type { Services } from '../../src/app/services';
 import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
+import type { Services } from '../../src/app/services';
 import { type Config, loadConfig } from '../../src/config';
 import type { Clock } from '../../src/domain/clock';
 import { silentLogger } from '../../src/domain/logger';
-import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
 import { startEmulator } from '../../src/emulator/server';
 import type { RunningEmulator, StartOptions, VaultSpec } from '../../src/emulator/types';
+import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
 import { TableLeaseStore } from '../../src/store/table-store';
 
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
@@ -38,7 +38,10 @@ export function testEmulator(options: StartOptions = {}): Promise<RunningEmulato
 }
 
 /** A vault as operators typically lock one down: Deny, AzureServices, one static rule and a vnet rule. */
-export function lockedVault(name: string, extra: Partial<VaultSpec['networkAcls']> = {}): VaultSpec {
+export function lockedVault(
+  name: string,
+  extra: Partial<VaultSpec['networkAcls']> = {},
+): VaultSpec {
   return {
     subscriptionId: SUBSCRIPTION,
     resourceGroup: 'rg-test',
@@ -48,7 +51,9 @@ export function lockedVault(name: string, extra: Partial<VaultSpec['networkAcls'
       defaultAction: 'Deny',
       ipRules: [{ value: STATIC_RULE }],
       virtualNetworkRules: [
-        { id: `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/build` },
+        {
+          id: `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/build`,
+        },
       ],
       ...extra,
     },
@@ -59,7 +64,11 @@ export interface TestBroker {
   config: Config;
   services: Services;
   store: TableLeaseStore;
-  call(method: string, path: string, init?: { body?: string | object; headers?: Record<string, string> }): Promise<{
+  call(
+    method: string,
+    path: string,
+    init?: { body?: string | object; headers?: Record<string, string> },
+  ): Promise<{
     status: number;
     headers: Headers;
     body: any;
@@ -86,14 +95,26 @@ export function testBroker(options: {
     LEASE_APPLY_TIMEOUT_SECONDS: '10',
     ...options.env,
   });
-  const store = new TableLeaseStore({ tableName: config.LEASE_TABLE_NAME, connectionString: config.LEASE_STORAGE_CONNECTION_STRING });
+  const store = new TableLeaseStore({
+    tableName: config.LEASE_TABLE_NAME,
+    connectionString: config.LEASE_STORAGE_CONNECTION_STRING,
+  });
   const firewall = new ArmVaultFirewall({
     endpoint: options.emulator.url,
-    credential: { getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }) },
+    credential: {
+      getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }),
+    },
     tlsCa: options.emulator.caPem,
   });
-  const services = createServices(config, { store, firewall, clock: options.clock, logger: silentLogger });
-  const definitions = functionDefinitions(() => services).filter((d): d is HttpDefinition => d.kind === 'http');
+  const services = createServices(config, {
+    store,
+    firewall,
+    clock: options.clock,
+    logger: silentLogger,
+  });
+  const definitions = functionDefinitions(() => services).filter(
+    (d): d is HttpDefinition => d.kind === 'http',
+  );
 
   const call: TestBroker['call'] = async (method, path, init = {}) => {
     const url = new URL(path, 'http://127.0.0.1:7071');
@@ -105,10 +126,25 @@ export function testBroker(options: {
     });
     if (!definition) throw new Error(`no function for ${method} ${path}`);
     const names = [...definition.route.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
-    const values = new RegExp(`^${definition.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`).exec(route) ?? [];
-    const params = Object.fromEntries(names.map((name, index) => [name, decodeURIComponent(values[index + 1] ?? '')]));
-    const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
-    const headers = { ...(body !== undefined && typeof init.body !== 'string' ? { 'content-type': 'application/json' } : {}), ...init.headers };
+    const values =
+      new RegExp(`^${definition.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`).exec(
+        route,
+      ) ?? [];
+    const params = Object.fromEntries(
+      names.map((name, index) => [name, decodeURIComponent(values[index + 1] ?? '')]),
+    );
+    const body =
+      init.body === undefined
+        ? undefined
+        : typeof init.body === 'string'
+          ? init.body
+          : JSON.stringify(init.body);
+    const headers = {
+      ...(body !== undefined && typeof init.body !== 'string'
+        ? { 'content-type': 'application/json' }
+        : {}),
+      ...init.headers,
+    };
     const request = new HttpRequest({
       method,
       url: url.toString(),
@@ -117,7 +153,10 @@ export function testBroker(options: {
       query: Object.fromEntries(url.searchParams.entries()),
       ...(body === undefined ? {} : { body: { string: body } }),
     });
-    const response = (await definition.handler(request, new InvocationContext({ functionName: definition.name }))) as HttpResponseInit;
+    const response = (await definition.handler(
+      request,
+      new InvocationContext({ functionName: definition.name }),
+    )) as HttpResponseInit;
     const text = typeof response.body === 'string' ? response.body : '';
     return {
       status: response.status ?? 200,

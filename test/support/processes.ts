@@ -39,7 +39,12 @@ export async function startBrokers(options: {
   };
   return Promise.all(
     Array.from({ length: options.count }, async (_, index) => {
-      const { child, ready } = await startReadyLine<{ ready: true; url: string; pid: number }>(`broker-${index}`, RUNNER, [], env);
+      const { child, ready } = await startReadyLine<{ ready: true; url: string; pid: number }>(
+        `broker-${index}`,
+        RUNNER,
+        [],
+        env,
+      );
       return { url: ready.url, child, pid: ready.pid };
     }),
   );
@@ -57,7 +62,11 @@ export async function http(
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+  return {
+    status: response.status,
+    body: text ? JSON.parse(text) : undefined,
+    headers: response.headers,
+  };
 }
 
 export function percentile(values: number[], p: number): number {
