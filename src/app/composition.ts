@@ -98,6 +98,8 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     clock,
     logger,
     maxRules: MAX_RULES,
+    // A grant gives up after LEASE_APPLY_TIMEOUT_SECONDS; a writer never activates it after that.
+    pendingTimeoutMs: config.LEASE_APPLY_TIMEOUT_SECONDS * 1000 + 2000,
     observer: {
       leaseExpired: (lease) =>
         void audit.append({

@@ -150,10 +150,15 @@ export class LeaseService {
       try {
         outcome = await this.deps.coordinator.sync(lease.vault, deadline);
       } catch (error) {
-        if (error instanceof DomainError && error.code === 'VAULT.UPDATE_TIMEOUT') {
-          return this.abandon(lease, error);
-        }
-        throw error;
+        // Whatever stopped us (timeout, store outage), leave no live lease
+        // behind; if the store is down too, the writer fails it later.
+        const failure =
+          error instanceof DomainError
+            ? error
+            : new DomainError('VAULT.UPDATE_TIMEOUT', 'The vault firewall could not be updated', { retryAfterSeconds: 5 });
+        return this.abandon(lease, failure).catch((abandonError: unknown) => {
+          throw abandonError instanceof DomainError && abandonError !== failure ? failure : abandonError;
+        });
       }
       if (outcome?.refused.has(lease.id)) throw this.atCapacity(lease);
       const current = await this.deps.store.getLease(lease.id, lease.vault);

@@ -40,6 +40,11 @@ export interface CoordinatorOptions {
   /** A firewall call is abandoned after this long; must stay below lockTtlMs. */
   callTimeoutMs?: number;
   maxRules?: number;
+  /**
+   * A lease still pending this long after it was recorded has been answered
+   * 503 (its grant gave up): never activate it, end it as failed.
+   */
+  pendingTimeoutMs?: number;
   observer?: PassObserver;
 }
 
@@ -87,6 +92,7 @@ export class VaultCoordinator {
   private readonly pollMs: number;
   private readonly callTimeoutMs: number;
   private readonly maxRules: number;
+  private readonly pendingTimeoutMs: number;
   /** Outcomes of recent local passes, so local waiters need no extra read. */
   private readonly recent = new Map<string, PassOutcome>();
 
@@ -100,6 +106,7 @@ export class VaultCoordinator {
     this.pollMs = options.pollMs ?? 50;
     this.callTimeoutMs = Math.min(options.callTimeoutMs ?? 10_000, this.lockTtlMs - 2_000);
     this.maxRules = options.maxRules ?? 1000;
+    this.pendingTimeoutMs = options.pendingTimeoutMs ?? 32_000;
   }
 
   /**
@@ -314,12 +321,20 @@ export class VaultCoordinator {
   /**
    * End leases past their expiry before the write that removes their rules:
    * a lease renewed meanwhile loses the conditional update and stays live.
+   * A lease still pending past the grant timeout was answered 503 by a grant
+   * that could not mark it failed itself (e.g. the store was down): it fails now.
    */
   private async expire(live: StoredLease[], now: number): Promise<StoredLease[]> {
     const { store, observer } = this.options;
     const survivors: StoredLease[] = [];
     await Promise.all(
       live.map(async (lease) => {
+        if (lease.status === 'pending' && lease.createdAt + this.pendingTimeoutMs < now) {
+          if (await store.endLease(lease, 'failed', now, 'timeout')) return;
+          const fresh = await store.getLease(lease.id, lease.vault);
+          if (fresh?.status === 'active' && fresh.expiresAt > now) survivors.push(fresh);
+          return;
+        }
         if (lease.expiresAt > now) {
           survivors.push(lease);
           return;
