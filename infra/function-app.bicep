@@ -1,0 +1,106 @@
+// The broker: a Linux Function App on Flex Consumption, running as the
+// user-assigned identity, with identity-based connections only.
+
+param name string
+param location string
+param tags object = {}
+
+@description('Resource ID of the Flex Consumption (FC1) plan.')
+param planId string
+
+@description('Resource ID of the user-assigned identity.')
+param identityId string
+
+@description('Client ID of the user-assigned identity.')
+param identityClientId string
+
+@description('Storage account of the host (AzureWebJobsStorage) and of the deployment container.')
+param storageAccountName string
+
+@description('URL of the blob container that holds the deployment package.')
+param deploymentContainerUrl string
+
+param appInsightsConnectionString string
+
+@allowed([
+  '20'
+  '22'
+])
+param nodeVersion string = '20'
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+param maximumInstanceCount int = 100
+
+@description('Flex Consumption always-ready entries, e.g. [{ name: \'function:sweep\', instanceCount: 1 }].')
+param alwaysReady array = []
+
+@description('App settings of the broker (string values).')
+param appSettings object
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: planId
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled' // pipelines call the API from anywhere; it validates Entra tokens itself
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        alwaysReady: alwaysReady
+      }
+      runtime: {
+        name: 'node'
+        version: nodeVersion
+      }
+    }
+  }
+
+  // NOTE: Flex Consumption takes the runtime from functionAppConfig and refuses
+  // FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and the
+  // WEBSITE_* deployment settings here: do not add them.
+  resource settings 'config' = {
+    name: 'appsettings'
+    properties: union(appSettings, {
+      // Host storage through the identity (Storage Blob Data Owner, see rbac.bicep).
+      AzureWebJobsStorage__accountName: storageAccountName
+      AzureWebJobsStorage__credential: 'managedidentity'
+      AzureWebJobsStorage__clientId: identityClientId
+      APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+      // Telemetry authenticated with the identity (Monitoring Metrics Publisher).
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    })
+  }
+}
+
+output name string = site.name
+output url string = 'https://${site.properties.defaultHostName}'

@@ -1,0 +1,283 @@
+// kv-lease on Azure: a Flex Consumption Function App (Node.js) with a
+// user-assigned identity, keyless storage for its deployment package and the
+// lease tables, Application Insights on Log Analytics, and write access to the
+// firewall of each managed Key Vault. Deployed by `azd up` (see README.md).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; with the subscription and location it seeds the names of all resources.')
+param environmentName string
+
+@minLength(1)
+@description('Region of all resources. It must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Name of the resource group to create; empty for rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@minLength(1)
+@description('Resource IDs of the Key Vaults the broker manages (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>). Vault names must be unique: the API names a vault by its name. Vaults may live in other resource groups and subscriptions.')
+param managedVaultIds array
+
+@minLength(1)
+@description('Accepted token audiences, comma-separated: the App ID URI of the broker app registration (v1 tokens) and/or its client ID (v2 tokens).')
+param authAudience string
+
+@description('Entra tenant whose tokens the broker accepts; empty means this deployment\'s tenant.')
+param authTenantId string = tenant().tenantId
+
+@minLength(3)
+@maxLength(58) // the audit table is named <leaseTableName>audit, at most 63 characters
+@description('Table Storage table of the leases; the audit trail goes to <leaseTableName>audit.')
+param leaseTableName string = 'kvlease'
+
+@minValue(1)
+@maxValue(604800)
+@description('TTL of a lease whose request names none, in seconds.')
+param leaseDefaultTtlSeconds int = 1200
+
+@minValue(1)
+@maxValue(604800)
+@description('Shortest TTL a caller may ask for, in seconds.')
+param leaseMinTtlSeconds int = 60
+
+@minValue(1)
+@maxValue(604800)
+@description('Longest TTL a caller may ask for, in seconds.')
+param leaseMaxTtlSeconds int = 7200
+
+@minValue(8)
+@maxValue(32)
+@description('Widest CIDR prefix a Lease.Admin may lease.')
+param leaseMinPrefix int = 24
+
+@minValue(1)
+@maxValue(200)
+@description('How long a grant may wait for the vault firewall write before it answers 503, in seconds.')
+param leaseApplyTimeoutSeconds int = 30
+
+@description('Six-field NCRONTAB schedule (seconds first) of the sweep timer.')
+param sweepSchedule string = '0 */1 * * * *'
+
+// NOTE: Flex Consumption scales the timer on its own and wakes the app for each
+// tick, so the sweep runs without any always-ready instance. `function:sweep`
+// = 1 keeps one instance warm for it (no cold start on the tick) at the price
+// of an always-ready baseline: opt in when the sweep's latency matters.
+@minValue(0)
+@maxValue(1)
+@description('Always-ready instances for the sweep timer (Flex Consumption always-ready entry "function:sweep"); 0 = none.')
+param sweepAlwaysReadyInstances int = 0
+
+@allowed([
+  '20'
+  '22'
+])
+@description('Node.js version of the Functions runtime (package.json engines: >=20).')
+param nodeVersion string = '20'
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory of one Flex Consumption instance, in MB.')
+param instanceMemoryMB int = 2048
+
+@minValue(1)
+@maxValue(1000)
+@description('Most instances Flex Consumption may scale out to.')
+param maximumInstanceCount int = 100
+
+@description('Grant the broker the custom role of custom-role.bicep (read and write of vaults only) instead of Key Vault Contributor. Deploying a role definition needs Owner or User Access Administrator on the subscription.')
+param useCustomVaultRole bool = false
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = 'func-kvlease-${resourceToken}'
+var storageAccountName = 'stkvlease${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+var tableServiceUri = 'https://${storageAccountName}.table.${environment().suffixes.storage}'
+var vaultIds = map(managedVaultIds, id => trim(string(id)))
+// '/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>'
+// split on '/' gives ['', 'subscriptions', <sub>, 'resourceGroups', <rg>, ..., <name>].
+var vaultSubscriptionScopes = union(map(vaultIds, id => '/subscriptions/${split(id, '/')[2]}'), [])
+var customVaultRoleName = 'kv-lease vault firewall writer (${environmentName})'
+var customVaultRoleGuid = guid(tenant().tenantId, 'kv-lease', customVaultRoleName)
+var sweepAlwaysReadyEntry = {
+  name: 'function:sweep' // always-ready entry of the timer function named sweep
+  instanceCount: sweepAlwaysReadyInstances
+}
+var sweepAlwaysReady = sweepAlwaysReadyInstances > 0 ? [sweepAlwaysReadyEntry] : []
+
+// The settings the broker reads (src/config.ts, ConfigSchema). Emulator-only
+// settings are left out on purpose: in Azure the broker talks to the real
+// Resource Manager with its managed identity, and AUTH_MODE is always entra.
+var brokerSettings = {
+  BROKER_VAULTS: join(vaultIds, ',')
+  LEASE_STORAGE__tableServiceUri: tableServiceUri
+  LEASE_TABLE_NAME: leaseTableName
+  AUTH_MODE: 'entra'
+  AUTH_TENANT_ID: empty(authTenantId) ? tenant().tenantId : authTenantId
+  AUTH_AUDIENCE: authAudience
+  LEASE_DEFAULT_TTL_SECONDS: string(leaseDefaultTtlSeconds)
+  LEASE_MIN_TTL_SECONDS: string(leaseMinTtlSeconds)
+  LEASE_MAX_TTL_SECONDS: string(leaseMaxTtlSeconds)
+  LEASE_MIN_PREFIX: string(leaseMinPrefix)
+  LEASE_APPLY_TIMEOUT_SECONDS: string(leaseApplyTimeoutSeconds)
+  SWEEP_SCHEDULE: sweepSchedule
+}
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+// The broker's identity: storage, Application Insights and the vault firewalls.
+module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-kvlease-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.11.1' = {
+  name: 'loganalytics'
+  scope: rg
+  params: {
+    name: 'log-kvlease-${resourceToken}'
+    location: location
+    tags: tags
+    dataRetention: 30
+  }
+}
+
+module monitoring 'br/public:avm/res/insights/component:0.6.0' = {
+  name: 'appinsights'
+  scope: rg
+  params: {
+    name: 'appi-kvlease-${resourceToken}'
+    location: location
+    tags: tags
+    workspaceResourceId: logAnalytics.outputs.resourceId
+    disableLocalAuth: true // telemetry is sent with the identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING)
+  }
+}
+
+module plan 'br/public:avm/res/web/serverfarm:0.1.1' = {
+  name: 'plan'
+  scope: rg
+  params: {
+    name: 'plan-kvlease-${resourceToken}'
+    location: location
+    tags: tags
+    sku: {
+      name: 'FC1'
+      tier: 'FlexConsumption'
+    }
+    reserved: true
+  }
+}
+
+// NOTE: storage and the Function App are plain resources, not AVM modules: the
+// lease tables, the deployment container and Flex Consumption's always-ready
+// setting are spelled out exactly instead of relying on one module version's
+// parameter names.
+module storage 'storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    tableNames: [
+      leaseTableName
+      '${leaseTableName}audit'
+    ]
+  }
+}
+
+module rbac 'rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.name
+    principalId: identity.outputs.principalId
+  }
+}
+
+module api 'function-app.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    location: location
+    tags: union(tags, { 'azd-service-name': 'api' })
+    planId: plan.outputs.resourceId
+    identityId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: '${storage.outputs.blobEndpoint}${deploymentContainerName}'
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    nodeVersion: nodeVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReady: sweepAlwaysReady
+    appSettings: union(brokerSettings, {
+      // DefaultAzureCredential picks the user-assigned identity by its client ID.
+      AZURE_CLIENT_ID: identity.outputs.clientId
+    })
+  }
+  // The host needs its storage roles before its first start.
+  dependsOn: [
+    rbac
+  ]
+}
+
+// Optional: a role limited to reading and writing vaults (see custom-role.bicep).
+module customRole 'custom-role.bicep' = if (useCustomVaultRole) {
+  name: 'kvlease-custom-role'
+  params: {
+    roleName: customVaultRoleName
+    roleGuid: customVaultRoleGuid
+    assignableScopes: vaultSubscriptionScopes
+  }
+}
+
+// One role assignment per managed vault, scoped to that vault only, in the
+// vault's own subscription and resource group.
+module vaultAccess 'vault-access.bicep' = [
+  for vaultId in vaultIds: {
+    name: take('kvlease-vault-access-${uniqueString(vaultId, environmentName)}', 64)
+    scope: resourceGroup(split(vaultId, '/')[2], split(vaultId, '/')[4])
+    params: {
+      vaultName: last(split(vaultId, '/'))
+      principalId: identity.outputs.principalId
+      customRoleGuid: useCustomVaultRole ? customVaultRoleGuid : ''
+    }
+    dependsOn: [
+      customRole
+    ]
+  }
+]
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_NAME string = api.outputs.name
+output KV_LEASE_BROKER_URL string = api.outputs.url
+output KV_LEASE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output KV_LEASE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
