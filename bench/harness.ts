@@ -1,0 +1,286 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { KeyVaultManagementClient } from '@azure/arm-keyvault';
+
+import type { RunningEmulator, VaultSpec } from '../src/emulator/types';
+import { type Child, startReadyLine } from '../src/local/processes';
+
+/**
+ * The small shared harness of `npm run bench`: what every scenario needs to
+ * start brokers, talk to them and to the emulator, and report figures.
+ */
+
+export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
+export const RESOURCE_GROUP = 'rg-bench';
+export const STATIC_RULE = '20.40.60.80/32';
+/** Six-field NCRONTAB that never fires during a run: the bench triggers sweeps itself. */
+export const NEVER = '0 0 0 1 1 *';
+export const ARM_TOKEN = 'bench-token';
+
+const RUNNER = join(__dirname, '..', 'src', 'local', 'runner.js');
+export const SWEEP_CHILD = join(__dirname, 'sweep-child.js');
+
+// ---------------------------------------------------------------------------
+// Results
+
+export interface Row {
+  scenario: string;
+  metric: string;
+  value: number | string;
+  unit?: string;
+  /** Human-readable target, e.g. "< 3000 ms". */
+  target?: string;
+  /** undefined: informative row without a target. */
+  pass?: boolean;
+}
+
+export interface ScenarioResult {
+  rows: Row[];
+  /** Raw figures for the JSON file. */
+  details: Record<string, unknown>;
+}
+
+/** What every scenario gets from `run.ts`. */
+export interface BenchContext {
+  storage: string;
+  emulator: RunningEmulator;
+  children: Children;
+  log(message: string): void;
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/** Every child the bench started, so a failure or Ctrl-C still stops them all. */
+export class Children {
+  private readonly live = new Set<Child>();
+
+  track(child: Child): Child {
+    this.live.add(child);
+    child.process.once('exit', () => this.live.delete(child));
+    return child;
+  }
+
+  async stop(child: Child): Promise<void> {
+    await child.stop();
+    this.live.delete(child);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.live].map((child) => this.stop(child)));
+  }
+}
+
+export interface BrokerProcess {
+  url: string;
+  pid: number;
+  child: Child;
+}
+
+/** The environment of a broker process (or the sweep child), as the e2e tests build it. */
+export function brokerEnv(
+  ctx: BenchContext,
+  options: { vaults: string[]; table: string; env?: Record<string, string> },
+): NodeJS.ProcessEnv {
+  if (!ctx.emulator.caPath) throw new Error('the emulator must be started with a certDir');
+  return {
+    ...process.env,
+    BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
+    LEASE_STORAGE_CONNECTION_STRING: ctx.storage,
+    LEASE_TABLE_NAME: options.table,
+    AZURE_ARM_ENDPOINT: ctx.emulator.url,
+    AZURE_ARM_TOKEN: ARM_TOKEN,
+    NODE_EXTRA_CA_CERTS: ctx.emulator.caPath,
+    AUTH_MODE: 'disabled',
+    PORT: '0',
+    SWEEP_SCHEDULE: NEVER,
+    ...options.env,
+  };
+}
+
+/** Broker processes (`dist/src/local/runner.js`) sharing one table and the emulator. */
+export async function startBrokers(
+  ctx: BenchContext,
+  options: { count: number; vaults: string[]; table: string },
+): Promise<BrokerProcess[]> {
+  const env = brokerEnv(ctx, options);
+  return Promise.all(
+    Array.from({ length: options.count }, async (_, index) => {
+      const { child, ready } = await startReadyLine<{ ready: true; url: string; pid: number }>(
+        `broker-${index}`,
+        RUNNER,
+        [],
+        env,
+      );
+      ctx.children.track(child);
+      return { url: ready.url, pid: ready.pid, child };
+    }),
+  );
+}
+
+/** Peak resident set size of a process in MB (`VmHWM`), or undefined when it is gone. */
+export function peakRssMb(pid: number | 'self'): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+    return match ? Math.round(Number(match[1]) / 102.4) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Vaults, addresses, tables
+
+export function vaultId(name: string): string {
+  return `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.KeyVault/vaults/${name}`;
+}
+
+/** A vault locked down as operators do: Deny, AzureServices, one static rule (plus `extraRules`). */
+export function lockedVault(name: string, extraRules: string[] = []): VaultSpec {
+  return {
+    subscriptionId: SUBSCRIPTION,
+    resourceGroup: RESOURCE_GROUP,
+    name,
+    networkAcls: {
+      bypass: 'AzureServices',
+      defaultAction: 'Deny',
+      ipRules: [STATIC_RULE, ...extraRules].map((value) => ({ value })),
+      virtualNetworkRules: [],
+    },
+  };
+}
+
+/** Canonical ipRules of a vault in the emulator. */
+export function rulesOf(emulator: RunningEmulator, name: string): Set<string> {
+  return new Set(emulator.getNetworkAcls(vaultId(name)).ipRules.map((rule) => rule.value));
+}
+
+/** Distinct public addresses, `52.x.y.z`; `block` keeps scenarios apart. */
+export function publicIp(block: number, n: number): string {
+  const index = block * 65536 + n;
+  return `52.${10 + Math.floor(index / 65536)}.${Math.floor(index / 256) % 256}.${index % 256}`;
+}
+
+export function uniqueTable(prefix: string): string {
+  return `${prefix}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+export function vaultStats(emulator: RunningEmulator, name: string) {
+  return (
+    emulator.stats().perVault[vaultId(name).toLowerCase()] ?? {
+      gets: 0,
+      writes: 0,
+      writesApplied: 0,
+      conflicts: 0,
+    }
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+
+/** The real SDK against the emulator, as a pipeline's Az module or the broker would use it. */
+export function armClient(emulator: RunningEmulator): KeyVaultManagementClient {
+  return new KeyVaultManagementClient(
+    {
+      getToken: () =>
+        Promise.resolve({ token: ARM_TOKEN, expiresOnTimestamp: Date.now() + 3600e3 }),
+    },
+    SUBSCRIPTION,
+    {
+      endpoint: emulator.url,
+      credentials: { scopes: ['https://management.azure.com/.default'] },
+      tlsOptions: { ca: emulator.caPem },
+      // 409 is never retried by the SDK; no retries keeps 5xx/429 visible too.
+      retryOptions: { maxRetries: 0 },
+    },
+  );
+}
+
+export interface GrantOutcome {
+  ip: string;
+  status: number;
+  ms: number;
+  id?: string;
+  /** The emulator (in this process) held the rule when the answer arrived. */
+  ruleAtAnswer: boolean;
+}
+
+/** `POST /api/leases` for `ip` (as the front end's X-Forwarded-For), timed. */
+export async function grant(
+  ctx: BenchContext,
+  brokerUrl: string,
+  vault: string,
+  ip: string,
+  ttlSeconds = 900,
+): Promise<GrantOutcome> {
+  const started = performance.now();
+  const response = await fetch(`${brokerUrl}/api/leases`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
+    body: JSON.stringify({ vault, ttlSeconds }),
+  });
+  const text = await response.text();
+  const ms = performance.now() - started;
+  const ruleAtAnswer = rulesOf(ctx.emulator, vault).has(`${ip}/32`);
+  let id: string | undefined;
+  try {
+    id = (JSON.parse(text) as { id?: string }).id;
+  } catch {
+    id = undefined;
+  }
+  return { ip, status: response.status, ms, id, ruleAtAnswer };
+}
+
+/** `DELETE /api/leases/{id}`, timed. */
+export async function release(
+  brokerUrl: string,
+  id: string,
+): Promise<{ status: number; ms: number }> {
+  const started = performance.now();
+  const response = await fetch(`${brokerUrl}/api/leases/${encodeURIComponent(id)}`, {
+    method: 'DELETE',
+  });
+  await response.text();
+  return { status: response.status, ms: performance.now() - started };
+}
+
+// ---------------------------------------------------------------------------
+// Numbers
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+export const median = (values: number[]): number => percentile(values, 50);
+
+export function round(value: number, digits = 0): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Deterministic PRNG (mulberry32), so start jitters are the same on every run. */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The error of a failed ARM call, as a short label: `409 ConflictError`. */
+export function armErrorLabel(error: unknown): string {
+  const e = error as { statusCode?: number; code?: string; message?: string };
+  if (e.statusCode !== undefined) return `${e.statusCode} ${e.code ?? ''}`.trim();
+  return e.message ?? String(error);
+}

@@ -1,0 +1,166 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+import { startEmulator } from '../src/emulator/server';
+import { azuriteConnectionString, freePort, startAzurite } from '../src/local/processes';
+import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
+import { bursts } from './scenarios/burst';
+import { documentedVsLease } from './scenarios/documented-method';
+import { singleGrant } from './scenarios/single-grant';
+import { sweepTenThousand } from './scenarios/sweep';
+
+/**
+ * `npm run bench`: starts azurite (in memory) and the Key Vault ARM emulator
+ * (in this process), runs the scenarios one after the other, prints a table
+ * and writes bench/results/bench-<timestamp>.json and latest.json. A missed
+ * target is printed as MISSED; the exit code is 0 unless the bench itself broke.
+ */
+
+const RESULTS = join(__dirname, '..', '..', 'bench', 'results');
+const RSS_TARGET_MB = 300;
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function table(rows: Row[]): string {
+  const cells = rows.map((row) => [
+    row.scenario,
+    row.metric,
+    `${row.value}${row.unit ? ` ${row.unit}` : ''}`,
+    row.target ?? '',
+    row.pass === undefined ? '' : row.pass ? 'pass' : 'MISSED',
+  ]);
+  const header = ['scenario', 'metric', 'value', 'target', 'result'];
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...cells.map((cell) => (cell[column] as string).length)),
+  );
+  const line = (cell: string[]) =>
+    cell
+      .map((text, column) => text.padEnd(widths[column] as number))
+      .join(' | ')
+      .trimEnd();
+  const rule = widths.map((width) => '-'.repeat(width)).join('-|-');
+  return [line(header), rule, ...cells.map(line)].join('\n');
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const children = new Children();
+  const certDir = mkdtempSync(join(tmpdir(), 'kv-lease-bench-'));
+  let stopping = false;
+  const stopEverything = async () => {
+    if (stopping) return;
+    stopping = true;
+    await children.stopAll();
+    rmSync(certDir, { recursive: true, force: true });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping`);
+      void stopEverything().then(() => process.exit(130));
+    });
+  }
+
+  const azuritePort = await freePort();
+  log(`starting azurite (in memory) on ${azuritePort} and the ARM emulator`);
+  const azurite = children.track(await startAzurite({ port: azuritePort }));
+  const emulator = await startEmulator({ certDir });
+  const ctx: BenchContext = {
+    storage: azuriteConnectionString(azuritePort),
+    emulator,
+    children,
+    log,
+  };
+
+  const rows: Row[] = [];
+  const details: Record<string, unknown> = {};
+  const scenario = async <T extends ScenarioResult>(name: string, run: () => Promise<T>) => {
+    log(`scenario ${name}`);
+    const started = performance.now();
+    const result = await run();
+    rows.push(...result.rows);
+    details[name] = { ...result.details, scenarioMs: round(performance.now() - started) };
+    return result;
+  };
+
+  let failure: unknown;
+  try {
+    await scenario('1-single-grant', () => singleGrant(ctx));
+    const burst = await scenario('2-burst', () => bursts(ctx));
+    const sweep = await scenario('3-sweep', () => sweepTenThousand(ctx));
+    await scenario('4-documented-method', () => documentedVsLease(ctx));
+
+    const peaks = [
+      ...burst.brokerPeakRssMb.map((mb, index) => ({
+        what: `broker ${index} after the 200 bursts`,
+        mb,
+      })),
+      { what: 'sweep process after 10k leases', mb: sweep.sweepPeakRssMb },
+    ];
+    for (const peak of peaks) {
+      rows.push({
+        scenario: '5 peak RSS',
+        metric: `${peak.what} (VmHWM)`,
+        value: peak.mb,
+        unit: 'MB',
+        target: `< ${RSS_TARGET_MB} MB`,
+        pass: peak.mb < RSS_TARGET_MB,
+      });
+    }
+    details['5-peak-rss'] = { peaks, targetMb: RSS_TARGET_MB };
+  } catch (error) {
+    failure = error;
+    log(
+      `the bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+  } finally {
+    await emulator.close();
+    await children.stop(azurite);
+    await stopEverything();
+  }
+
+  const totalMs = Date.now() - startedAt.getTime();
+  const missed = rows.filter((row) => row.pass === false);
+  process.stdout.write(`\n${table(rows)}\n\n`);
+  process.stdout.write(
+    `${rows.filter((row) => row.pass === true).length} targets met, ${missed.length} MISSED` +
+      `${failure ? ', bench INCOMPLETE (see the error above)' : ''}; total ${round(totalMs / 1000, 1)} s\n`,
+  );
+  for (const row of missed)
+    process.stdout.write(
+      `MISSED: ${row.scenario}: ${row.metric} = ${row.value} (target ${row.target})\n`,
+    );
+
+  const report = {
+    startedAt: startedAt.toISOString(),
+    totalMs,
+    machine: {
+      cpus: cpus().length,
+      memoryMb: Math.round(totalmem() / 2 ** 20),
+      node: process.version,
+    },
+    complete: failure === undefined,
+    error: failure === undefined ? undefined : String(failure),
+    rows,
+    details,
+  };
+  mkdirSync(RESULTS, { recursive: true });
+  const stamp = startedAt.toISOString().replace(/:/g, '-');
+  const file = join(RESULTS, `bench-${stamp}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`results: ${file}\n`);
+  return failure === undefined ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(
+      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);
