@@ -62,7 +62,11 @@ export async function waitForPort(
   throw new Error(`nothing listened on port ${port} within ${timeoutMs} ms`);
 }
 
-function stopper(child: ChildProcess, graceMs = 5000): () => Promise<void> {
+function stopper(
+  child: ChildProcess,
+  graceMs = 5000,
+  signal: NodeJS.Signals = 'SIGTERM',
+): () => Promise<void> {
   return () =>
     new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) {
@@ -74,7 +78,7 @@ function stopper(child: ChildProcess, graceMs = 5000): () => Promise<void> {
         clearTimeout(timer);
         resolve();
       });
-      child.kill('SIGTERM');
+      child.kill(signal);
     });
 }
 
@@ -164,5 +168,6 @@ export async function startAzurite(options: { port: number; location?: string })
       `azurite did not start: ${error instanceof Error ? error.message : ''} ${errors}`,
     );
   }
-  return { process: child, name: 'azurite', stop: stopper(child) };
+  // NOTE: azurite saves its database only on SIGINT; SIGTERM would lose what it holds.
+  return { process: child, name: 'azurite', stop: stopper(child, 10_000, 'SIGINT') };
 }

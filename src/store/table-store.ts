@@ -88,9 +88,17 @@ async function guard<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+function isTableNotFound(error: unknown): boolean {
+  return (
+    error instanceof RestError &&
+    error.statusCode === 404 &&
+    /TableNotFound/.test(`${error.code ?? ''} ${error.message}`)
+  );
+}
+
 function isConflict(error: unknown): boolean {
   const status = statusOf(error);
-  return status === 404 || status === 409 || status === 412;
+  return !isTableNotFound(error) && (status === 404 || status === 409 || status === 412);
 }
 
 function toEntity(lease: Lease, rowPrefix: string): LeaseEntity {
@@ -148,7 +156,16 @@ export class TableLeaseStore implements LeaseStore {
   private run<T>(work: () => Promise<T>): Promise<T> {
     return guard(async () => {
       await this.table();
-      return work();
+      try {
+        return await work();
+      } catch (error) {
+        // A store that came back empty (a restarted emulator, a recreated
+        // account) has lost the table: create it again and retry once.
+        if (!isTableNotFound(error)) throw error;
+        this.ready = undefined;
+        await this.table();
+        return work();
+      }
     });
   }
 

@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 
 import type { RunningEmulator } from '../../src/emulator/types';
@@ -45,6 +46,10 @@ export async function startBrokers(options: {
         [],
         env,
       );
+      // KV_LEASE_TEST_LOGS=<dir> keeps the brokers' logs there, for debugging a failing test.
+      const logs = process.env.KV_LEASE_TEST_LOGS;
+      if (logs)
+        child.process.stderr?.pipe(createWriteStream(join(logs, `broker-${ready.pid}.log`)));
       return { url: ready.url, child, pid: ready.pid };
     }),
   );

@@ -1,0 +1,161 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { RunningEmulator } from '../../src/emulator/types';
+import {
+  azuriteConnectionString,
+  type Child,
+  freePort,
+  startAzurite,
+} from '../../src/local/processes';
+import {
+  lockedVault,
+  publicIp,
+  rulesOf,
+  STATIC_RULE,
+  testEmulator,
+  vaultId,
+} from '../support/harness';
+import { type BrokerProcess, http, startBrokers } from '../support/processes';
+
+let emulator: RunningEmulator;
+
+beforeAll(async () => {
+  emulator = await testEmulator({ writeLatencyMs: 200, conflictOnOverlap: true });
+});
+afterAll(async () => {
+  await emulator.close();
+});
+
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    if (await check()) return Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms`);
+}
+
+describe('A broker process killed mid-burst', () => {
+  let brokers: BrokerProcess[] = [];
+  afterAll(async () => {
+    await Promise.all(brokers.map((broker) => broker.child.stop()));
+  });
+
+  it('When one of two brokers is SIGKILLed during a burst, then the vault converges to static rules plus active leases', async () => {
+    const vault = 'kv-crash';
+    emulator.createVault(lockedVault(vault));
+    brokers = await startBrokers({
+      count: 2,
+      emulator,
+      vaults: [vault],
+      env: { SWEEP_SCHEDULE: '*/2 * * * * *' },
+    });
+    const [victim, survivor] = brokers as [BrokerProcess, BrokerProcess];
+    const requests = Array.from({ length: 60 }, (_, n) => {
+      const broker = n % 2 === 0 ? victim : survivor;
+      return http(
+        'POST',
+        `${broker.url}/api/leases`,
+        { vault, ttlSeconds: 900 },
+        { 'x-forwarded-for': publicIp(6000 + n) },
+      ).catch(() => ({ status: 0, body: undefined, headers: new Headers() }));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    victim.child.process.kill('SIGKILL');
+    const results = await Promise.all(requests);
+    for (const result of results.filter((r) => r.status === 201)) {
+      expect(rulesOf(emulator, vault)).toContain(result.body.ip);
+    }
+
+    // Converges within the lock lifetime (15 s) plus a few sweep periods.
+    const activeIps = async () => {
+      const listed = await http('GET', `${survivor.url}/api/leases?vault=${vault}&$top=1000`);
+      return listed.body.value.map((lease: { ip: string }) => lease.ip) as string[];
+    };
+    const took = await eventually(async () => {
+      const expected = [STATIC_RULE, ...(await activeIps())].sort();
+      return JSON.stringify(rulesOf(emulator, vault)) === JSON.stringify(expected);
+    }, 30_000);
+    // Every lease the survivor answered 201 for is still active and on the vault.
+    const survivorGrants = results
+      .filter((r, n) => n % 2 === 1 && r.status === 201)
+      .map((r) => r.body.ip);
+    expect(survivorGrants.length).toBeGreaterThan(0);
+    expect(await activeIps()).toEqual(expect.arrayContaining(survivorGrants));
+    process.stdout.write(
+      `[e2e crash] converged ${took} ms after the burst; ${results.filter((r) => r.status === 201).length}/60 answered 201\n`,
+    );
+  });
+});
+
+describe('The lease store going away', () => {
+  let azurite: Child | undefined;
+  let brokers: BrokerProcess[] = [];
+  afterAll(async () => {
+    await Promise.all(brokers.map((broker) => broker.child.stop()));
+    await azurite?.stop();
+  });
+
+  it('When the store stops, then grants and health answer 503 and nothing is written; when it returns, the broker recovers', async () => {
+    const vault = 'kv-outage';
+    emulator.createVault(lockedVault(vault));
+    const port = await freePort();
+    const location = mkdtempSync(join(tmpdir(), 'kv-lease-azurite-'));
+    azurite = await startAzurite({ port, location });
+    brokers = await startBrokers({
+      count: 1,
+      emulator,
+      vaults: [vault],
+      env: {
+        LEASE_STORAGE_CONNECTION_STRING: azuriteConnectionString(port),
+        SWEEP_SCHEDULE: '*/1 * * * * *',
+      },
+    });
+    const broker = brokers[0] as BrokerProcess;
+    const before = await http(
+      'POST',
+      `${broker.url}/api/leases`,
+      { vault },
+      { 'x-forwarded-for': '52.8.8.1' },
+    );
+    expect(before.status).toBe(201);
+
+    await azurite.stop();
+    const writes = emulator.stats().perVault[vaultId(vault).toLowerCase()]?.writes ?? 0;
+    const health = await http('GET', `${broker.url}/api/health`);
+    expect(health.status).toBe(503);
+    const refused = await http(
+      'POST',
+      `${broker.url}/api/leases`,
+      { vault },
+      { 'x-forwarded-for': '52.8.8.2' },
+    );
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refused.body.type).toMatch(/store-unavailable|vault-update-timeout/);
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // a couple of sweep ticks with the store down
+    expect(emulator.stats().perVault[vaultId(vault).toLowerCase()]?.writes ?? 0).toBe(writes);
+    expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.8.8.1/32'].sort());
+
+    azurite = await startAzurite({ port, location });
+    await eventually(
+      async () => (await http('GET', `${broker.url}/api/health`)).status === 200,
+      15_000,
+    );
+    const after = await http(
+      'POST',
+      `${broker.url}/api/leases`,
+      { vault },
+      { 'x-forwarded-for': '52.8.8.3' },
+    );
+    expect(after.status).toBe(201);
+    expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.8.8.1/32', '52.8.8.3/32'].sort());
+    expect((await http('GET', `${broker.url}/api/leases/${before.body.id}`)).body.status).toBe(
+      'active',
+    );
+  });
+});
