@@ -86,7 +86,8 @@ async function main(): Promise<void> {
     children.push(broker.child);
     broker.child.process.stderr?.pipe(process.stderr);
     broker.child.process.once('exit', (code) => {
-      if (!stopping) {
+      // Ctrl-C in a terminal signals the whole group: a clean exit is not a crash.
+      if (!stopping && code !== 0) {
         process.stderr.write(`The broker exited (code ${code}); stopping.\n`);
         void stopAll(1);
       }
