@@ -297,8 +297,16 @@ export class TableLeaseStore implements LeaseStore {
   async listLeases(query: ListQuery): Promise<LeasePage> {
     return this.run(async () => {
       const statuses = query.status === 'all' ? ['active', 'released', 'expired'] : [query.status];
-      // Live rows sort before history, idempotency rows in between carry no status.
-      let filter = odata`PartitionKey eq ${query.vault} and RowKey ge ${LIVE} and RowKey lt ${'M'}`;
+      // Live rows sort before history; idempotency rows in between carry no
+      // status. Each status reads only its own key range: listing active
+      // leases never scans history.
+      const [from, to] =
+        query.status === 'active'
+          ? [LIVE, 'A`']
+          : query.status === 'all'
+            ? [LIVE, 'L`']
+            : [ENDED, 'L`'];
+      let filter = odata`PartitionKey eq ${query.vault} and RowKey ge ${from} and RowKey lt ${to}`;
       filter += ` and (${statuses.map((status) => odata`status eq ${status}`).join(' or ')})`;
       if (query.principal !== undefined) filter += ` and ${odata`principal eq ${query.principal}`}`;
       const pages = this.client

@@ -172,6 +172,7 @@ describe('reading, listing and renewing', () => {
     let next: string | undefined = `/api/leases?vault=${vault}&$top=2`;
     while (next) {
       const page = await broker.call('GET', next);
+      expect(page.status, JSON.stringify(page.body)).toBe(200);
       expect(page.body.value.length).toBeLessThanOrEqual(2);
       seen.push(...page.body.value.map((l: { id: string }) => l.id));
       next = page.body.nextLink;
