@@ -29,7 +29,7 @@ function emulatorVaults(
 describe('npm start on embedded defaults', () => {
   it('When started with nothing configured, then the printed curl line grants a lease on the demo vault, the timer expires it, and SIGINT stops everything', async () => {
     const port = await freePort();
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
       PORT: String(port),
       SWEEP_SCHEDULE: '*/1 * * * * *',

@@ -9,7 +9,6 @@ import type { NetworkAcls, VaultFirewall } from '../../src/firewall/port';
 import { VaultCoordinator } from '../../src/reconcile/coordinator';
 import { TableLeaseStore } from '../../src/store/table-store';
 import {
-  lockedVault,
   publicIp,
   rulesOf,
   STATIC_RULE,
@@ -17,17 +16,12 @@ import {
   testBroker,
   testEmulator,
   uniqueTable,
+  vaultFactory,
   vaultId,
 } from '../support/harness';
 
 let emulator: RunningEmulator;
-let counter = 0;
-function freshVault(): string {
-  counter += 1;
-  const name = `kv-fault-${counter}`;
-  emulator.createVault(lockedVault(name));
-  return name;
-}
+const freshVault = vaultFactory(() => emulator, 'kv-fault');
 
 beforeAll(async () => {
   emulator = await testEmulator({ seed: 7 });

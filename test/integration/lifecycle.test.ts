@@ -3,24 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock';
 import type { RunningEmulator } from '../../src/emulator/types';
 import {
-  lockedVault,
   publicIp,
   rulesOf,
   STATIC_RULE,
   testBroker,
   testEmulator,
+  vaultFactory,
   vaultId,
 } from '../support/harness';
 
 let emulator: RunningEmulator;
-let counter = 0;
-/** Each test gets its own vault, so tests never share firewall state. */
-function freshVault(): string {
-  counter += 1;
-  const name = `kv-life-${counter}`;
-  emulator.createVault(lockedVault(name));
-  return name;
-}
+const freshVault = vaultFactory(() => emulator, 'kv-life');
 const xff = (ip: string) => ({ 'x-forwarded-for': `203.0.113.9, ${ip}:51234` });
 
 beforeAll(async () => {

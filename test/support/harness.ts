@@ -167,6 +167,17 @@ export function testBroker(options: {
   return { config, services, store, call };
 }
 
+/** Each test gets its own locked vault (`<prefix>-1`, `-2`, ...), so tests never share firewall state. */
+export function vaultFactory(emulator: () => RunningEmulator, prefix: string): () => string {
+  let counter = 0;
+  return () => {
+    counter += 1;
+    const name = `${prefix}-${counter}`;
+    emulator().createVault(lockedVault(name));
+    return name;
+  };
+}
+
 /** Canonical ipRules of a vault in the emulator, sorted. */
 export function rulesOf(emulator: RunningEmulator, name: string): string[] {
   return emulator
