@@ -62,6 +62,14 @@ param leaseMinPrefix int = 24
 @description('How long a grant may wait for the vault firewall write before it answers 503, in seconds.')
 param leaseApplyTimeoutSeconds int = 30
 
+@minValue(1)
+@maxValue(1000)
+@description('Most active leases one principal may hold at once.')
+param leaseMaxActivePerPrincipal int = 20
+
+@description('Who may lease which vault (LEASE_POLICY): rules like { name: \'prod pipelines\', vaults: [ \'kv-prod\' ], appIds: [ \'<guid>\' ], maxTtlSeconds: 1800 } (appIds and/or oids; \'*\' for any). Empty: any Lease.Request caller may lease any managed vault.')
+param leasePolicy array = []
+
 @description('Six-field NCRONTAB schedule (seconds first) of the sweep timer.')
 param sweepSchedule string = '0 */1 * * * *'
 
@@ -132,6 +140,8 @@ var brokerSettings = {
   LEASE_MAX_TTL_SECONDS: string(leaseMaxTtlSeconds)
   LEASE_MIN_PREFIX: string(leaseMinPrefix)
   LEASE_APPLY_TIMEOUT_SECONDS: string(leaseApplyTimeoutSeconds)
+  LEASE_MAX_ACTIVE_PER_PRINCIPAL: string(leaseMaxActivePerPrincipal)
+  LEASE_POLICY: empty(leasePolicy) ? '' : string(leasePolicy) // JSON text; empty means no policy
   SWEEP_SCHEDULE: sweepSchedule
 }
 
