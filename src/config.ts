@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { PolicyRulesSchema, ruleLabel } from './auth/policy';
 import { VAULT_NAME } from './domain/lease';
 
 /**
@@ -47,6 +48,29 @@ const optionalText = z
   .transform((value) => (value === '' ? undefined : value))
   .optional();
 
+/** `LEASE_POLICY`: JSON text, parsed and then validated rule by rule (see `src/auth/policy.ts`). */
+const leasePolicy = z
+  .string()
+  .optional()
+  .transform((text, ctx): unknown => {
+    if (text === undefined || text.trim() === '') return undefined;
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `is not valid JSON (${error instanceof Error ? error.message : 'parse error'}); expected an array of rules like [{"vaults":["kv-prod"],"appIds":["<guid>"],"maxTtlSeconds":1800}]`,
+      });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z
+      .array(z.unknown(), { error: 'must be a JSON array of rules' })
+      .pipe(PolicyRulesSchema)
+      .optional(),
+  );
+
 export const ConfigSchema = z
   .object({
     BROKER_VAULTS: z
@@ -92,6 +116,8 @@ export const ConfigSchema = z
     LEASE_MAX_TTL_SECONDS: intSetting(7200, 1, 7 * 24 * 3600),
     LEASE_MIN_PREFIX: intSetting(24, 8, 32),
     LEASE_APPLY_TIMEOUT_SECONDS: intSetting(30, 1, 200),
+    LEASE_POLICY: leasePolicy,
+    LEASE_MAX_ACTIVE_PER_PRINCIPAL: intSetting(20, 1, 1000),
     SWEEP_SCHEDULE: z.string().trim().min(1).default('0 */1 * * * *'),
     PORT: intSetting(7071, 0, 65535),
   })
@@ -118,6 +144,28 @@ export const ConfigSchema = z
         message: `must lie within [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS] = [${min}, ${max}]`,
       });
     }
+    const managed = new Set(config.BROKER_VAULTS.map((vault) => vault.name));
+    const rules = config.LEASE_POLICY ?? [];
+    rules.forEach((rule, index) => {
+      const label = ruleLabel(rules, rule);
+      for (const vault of rule.vaults) {
+        if (vault !== '*' && !managed.has(vault)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['LEASE_POLICY', index, 'vaults'],
+            message: `rule ${label} names "${vault}", which is not in BROKER_VAULTS`,
+          });
+        }
+      }
+      const cap = rule.maxTtlSeconds;
+      if (cap !== undefined && (cap < min || cap > max)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['LEASE_POLICY', index, 'maxTtlSeconds'],
+          message: `rule ${label}: ${cap} lies outside [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS] = [${min}, ${max}]`,
+        });
+      }
+    });
     if (config.AUTH_MODE === 'entra') {
       if (!config.AUTH_TENANT_ID) {
         ctx.addIssue({
@@ -152,12 +200,21 @@ export function runsInAzure(env: NodeJS.ProcessEnv): boolean {
   return AZURE_MARKERS.some((name) => (env[name] ?? '') !== '');
 }
 
+/** `LEASE_POLICY[0].oids[1]`: the setting, then where inside its JSON value. */
+function settingPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((part, index) =>
+      typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`,
+    )
+    .join('');
+}
+
 /** Parse the environment once; throws a ConfigError naming every bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const result = ConfigSchema.safeParse(env);
   if (!result.success) {
     const lines = result.error.issues.map(
-      (issue) => `- ${issue.path.join('.') || '(settings)'}: ${issue.message}`,
+      (issue) => `- ${settingPath(issue.path) || '(settings)'}: ${issue.message}`,
     );
     throw new ConfigError(`Invalid kv-lease configuration:\n${lines.join('\n')}`);
   }

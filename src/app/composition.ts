@@ -1,10 +1,12 @@
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { TableClient } from '@azure/data-tables';
 
+import { currentInvocationId } from '../audit/context';
 import { TableAuditLog } from '../audit/table-audit';
 import { createEntraAuthenticator } from '../auth/entra';
 import { type Authenticator, disabledAuthenticator } from '../auth/principal';
-import { type Config, loadConfig } from '../config';
+import { redactingLogger } from '../auth/redact';
+import { type Config, loadConfig, runsInAzure } from '../config';
 import { type Clock, systemClock } from '../domain/clock';
 import type { Logger } from '../domain/logger';
 import { ArmVaultFirewall } from '../firewall/arm-firewall';
@@ -62,7 +64,8 @@ export interface Overrides {
 /** The one composition root: SDK clients and ports are built here, from validated config only. */
 export function createServices(config: Config, overrides: Overrides = {}): Services {
   const clock = overrides.clock ?? systemClock;
-  const logger = overrides.logger ?? jsonLogger;
+  // Every log line passes through redaction, whichever logger is plugged in.
+  const logger = redactingLogger(overrides.logger ?? jsonLogger);
   const connectionString = config.LEASE_STORAGE_CONNECTION_STRING;
   const store =
     overrides.store ??
@@ -112,6 +115,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
           leaseId: lease.id,
           outcome: 'success',
           detail: `expired, ended by ${brokerActor}`,
+          invocationId: currentInvocationId(),
         }),
       leaseRefused: (lease, why) =>
         void audit.append({
@@ -123,7 +127,8 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
           ip: lease.ip,
           leaseId: lease.id,
           outcome: 'refused',
-          detail: `grant: ${why}`,
+          detail: `grant: VAULT.AT_CAPACITY: the writer refused the pending lease (${why}: ${MAX_RULES} rules)`,
+          invocationId: currentInvocationId(),
         }),
       firewallWritten: (event) =>
         void audit.append({
@@ -137,6 +142,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
               0,
               4096,
             ),
+          invocationId: currentInvocationId(),
         }),
     },
   });
@@ -150,7 +156,23 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
           issuer: config.AUTH_ISSUER,
           jwksUri: config.AUTH_JWKS_URI,
         }));
-  const leases = new LeaseService({ store, coordinator, clock, vaults, policy: config });
+  const leases = new LeaseService({
+    store,
+    coordinator,
+    clock,
+    vaults,
+    policy: {
+      ...config,
+      // NOTE: the cap is per caller identity. With AUTH_MODE=disabled every caller is
+      // the one local-dev principal, so a cap would be a global one: it does not apply.
+      LEASE_MAX_ACTIVE_PER_PRINCIPAL:
+        config.AUTH_MODE === 'disabled'
+          ? Number.POSITIVE_INFINITY
+          : config.LEASE_MAX_ACTIVE_PER_PRINCIPAL,
+    },
+    firewall,
+    maxRules: MAX_RULES,
+  });
   return {
     auth,
     audit,
@@ -163,6 +185,12 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
 }
 
 let instance: Services | undefined;
+
+// NOTE: in Azure the configuration is checked when the Functions host loads the
+// app, not on the first request: a bad setting (AUTH_MODE=disabled above all)
+// stops the worker with the message in the host's log, and no function is
+// served. Outside Azure, the local runner and the tests load it themselves.
+if (runsInAzure(process.env)) loadConfig(process.env);
 
 /** The process-wide services, built on first use from the environment. */
 export function services(): Services {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { odata, TableClient } from '@azure/data-tables';
 
+import { DomainError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
 import type { AuditEntry, AuditLog, AuditQueryOptions } from './port';
 
@@ -21,6 +22,45 @@ function reversedMs(ms: number): string {
   return String(MAX_MS - ms).padStart(13, '0');
 }
 
+/**
+ * A `$skiptoken` must have the shape of a continuation the Tables SDK issues
+ * (base64 JSON of the next, opaque keys); anything else is the caller's
+ * error, answered 400 before it reaches the SDK's parser. A forged but
+ * well-formed token can only move within what the query's filter allows.
+ */
+const OPAQUE_KEY = /^[\w!*+/=.:-]{1,1024}$/;
+
+function checkContinuation(token: string): string {
+  let valid = false;
+  try {
+    if (token.length <= 2048) {
+      const keys = JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as unknown;
+      if (typeof keys === 'object' && keys !== null && !Array.isArray(keys)) {
+        const { nextPartitionKey, nextRowKey, ...rest } = keys as Record<string, unknown>;
+        valid =
+          Object.keys(rest).length === 0 &&
+          typeof nextPartitionKey === 'string' &&
+          OPAQUE_KEY.test(nextPartitionKey) &&
+          (nextRowKey === undefined ||
+            (typeof nextRowKey === 'string' && OPAQUE_KEY.test(nextRowKey)));
+      }
+    }
+  } catch {
+    valid = false;
+  }
+  if (!valid) {
+    const message = 'is not a token this API issued';
+    throw new DomainError('REQUEST.INVALID', `$skiptoken ${message}`, {
+      errors: [{ path: '$skiptoken', message }],
+    });
+  }
+  return token;
+}
+
+/**
+ * Append-only: the only write is `createEntity` of a new, randomly suffixed
+ * row key; no code path updates, upserts or deletes an entry.
+ */
 export class TableAuditLog implements AuditLog {
   private ready: Promise<unknown> | undefined;
 
@@ -59,6 +99,8 @@ export class TableAuditLog implements AuditLog {
   async query(
     options: AuditQueryOptions,
   ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
+    const continuation =
+      options.continuation === undefined ? undefined : checkContinuation(options.continuation);
     await this.ensureTable();
     const filters: string[] = [];
     if (options.since !== undefined) {
@@ -73,7 +115,7 @@ export class TableAuditLog implements AuditLog {
       .listEntities<Record<string, unknown>>({
         queryOptions: filters.length ? { filter: filters.join(' and ') } : {},
       })
-      .byPage({ maxPageSize: options.top, continuationToken: options.continuation });
+      .byPage({ maxPageSize: options.top, continuationToken: continuation });
     const first = await pages.next();
     if (first.done) return { entries: [] };
     const entries = first.value.map((entity): AuditEntry => {

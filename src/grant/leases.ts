@@ -1,8 +1,10 @@
+import { decide, type Holder, type PolicyDecision } from '../auth/policy';
 import { hasRole, type Principal, requireAnyRole, requireRole } from '../auth/principal';
 import type { Config, ManagedVault } from '../config';
 import type { Clock } from '../domain/clock';
+import { mapWithLimit } from '../domain/concurrency';
 import { DomainError } from '../domain/errors';
-import { parseLeaseIp } from '../domain/ip';
+import { canonicalRule, parseLeaseIp } from '../domain/ip';
 import {
   isLive,
   isVisible,
@@ -11,6 +13,7 @@ import {
   type PublicLeaseStatus,
   vaultOfLeaseId,
 } from '../domain/lease';
+import type { VaultFirewall } from '../firewall/port';
 import type { PassOutcome, VaultCoordinator } from '../reconcile/coordinator';
 import type { LeaseStore, StoredLease } from '../store/port';
 
@@ -50,7 +53,9 @@ export type LeasePolicy = Pick<
   | 'LEASE_MAX_TTL_SECONDS'
   | 'LEASE_MIN_PREFIX'
   | 'LEASE_APPLY_TIMEOUT_SECONDS'
->;
+  | 'LEASE_MAX_ACTIVE_PER_PRINCIPAL'
+> &
+  Partial<Pick<Config, 'LEASE_POLICY'>>;
 
 export interface LeaseServiceDeps {
   store: LeaseStore;
@@ -58,6 +63,49 @@ export interface LeaseServiceDeps {
   clock: Clock;
   vaults: ManagedVault[];
   policy: LeasePolicy;
+  /**
+   * Read (never written) by the capacity pre-check when the store does not
+   * know a vault's rule count or believes it full. Without it the pre-check
+   * trusts the store alone and the writer pass has the last word.
+   */
+  firewall?: VaultFirewall | undefined;
+  /** Key Vault's limit of IP rules per vault; default 1000. */
+  maxRules?: number | undefined;
+}
+
+/**
+ * A capacity refusal decided by the writer pass, which already put it in the
+ * audit trail (with the lease id); the HTTP layer does not record it twice.
+ */
+export class RefusedByWriter extends DomainError {}
+
+/** TTL bounds for one request: the global settings, narrowed by a policy cap. */
+export interface TtlBounds {
+  min: number;
+  max: number;
+  fallback: number;
+  /** Set when LEASE_POLICY lowered `max`: the rules that allow the most. */
+  cap?: { seconds: number; rules: string[]; vault: string } | undefined;
+}
+
+/**
+ * The lease duration in seconds for a requested `ttlSeconds`: the default
+ * (never above a policy cap) when none is asked for; any whole number within
+ * [min, max] as is; anything else `LEASE.TTL_OUT_OF_RANGE`, naming the policy
+ * rule when it, not the global bound, refused it.
+ */
+export function resolveTtlSeconds(requested: number | undefined, bounds: TtlBounds): number {
+  const max = Math.min(bounds.max, bounds.cap?.seconds ?? bounds.max);
+  if (requested === undefined) return Math.max(bounds.min, Math.min(bounds.fallback, max));
+  if (Number.isInteger(requested) && requested >= bounds.min && requested <= max) return requested;
+  let message = `ttlSeconds must be between ${bounds.min} and ${max}`;
+  if (bounds.cap && Number.isInteger(requested) && requested > max && requested <= bounds.max) {
+    const rules = bounds.cap.rules.join(', ');
+    message += `: LEASE_POLICY (rule ${rules}) caps leases on ${bounds.cap.vault} for this caller at ${bounds.cap.seconds} seconds`;
+  }
+  throw new DomainError('LEASE.TTL_OUT_OF_RANGE', message, {
+    errors: [{ path: 'ttlSeconds', message }],
+  });
 }
 
 function stripEtag(lease: StoredLease | Lease): Lease {
@@ -72,9 +120,13 @@ function stripEtag(lease: StoredLease | Lease): Lease {
  */
 export class LeaseService {
   private readonly vaultNames: Set<string>;
+  private readonly byName: Map<string, ManagedVault>;
+  private readonly maxRules: number;
 
   constructor(private readonly deps: LeaseServiceDeps) {
     this.vaultNames = new Set(deps.vaults.map((vault) => vault.name));
+    this.byName = new Map(deps.vaults.map((vault) => [vault.name, vault]));
+    this.maxRules = deps.maxRules ?? 1000;
   }
 
   private managedVault(name: string): string {
@@ -85,30 +137,63 @@ export class LeaseService {
     return vault;
   }
 
-  private ttlMs(ttlSeconds: number | undefined): number {
-    const {
-      LEASE_DEFAULT_TTL_SECONDS: fallback,
-      LEASE_MIN_TTL_SECONDS: min,
-      LEASE_MAX_TTL_SECONDS: max,
-    } = this.deps.policy;
-    const ttl = ttlSeconds ?? fallback;
-    if (ttl < min || ttl > max) {
-      const message = `ttlSeconds must be between ${min} and ${max}`;
-      throw new DomainError('LEASE.TTL_OUT_OF_RANGE', message, {
-        errors: [{ path: 'ttlSeconds', message }],
-      });
+  /** The global TTL bounds, narrowed by what LEASE_POLICY allows on `vault`. */
+  private ttlMs(
+    ttlSeconds: number | undefined,
+    vault?: string,
+    decision?: PolicyDecision & { allowed: true },
+  ): number {
+    const { policy } = this.deps;
+    const bounds: TtlBounds = {
+      min: policy.LEASE_MIN_TTL_SECONDS,
+      max: policy.LEASE_MAX_TTL_SECONDS,
+      fallback: policy.LEASE_DEFAULT_TTL_SECONDS,
+    };
+    if (vault !== undefined && decision && decision.maxTtlSeconds < bounds.max) {
+      bounds.cap = { seconds: decision.maxTtlSeconds, rules: decision.rules, vault };
     }
-    return ttl * 1000;
+    return resolveTtlSeconds(ttlSeconds, bounds) * 1000;
+  }
+
+  /**
+   * What LEASE_POLICY lets `holder` do on `vault` (everything within the global
+   * bounds when there is no policy); `AUTH.FORBIDDEN` when no rule allows it.
+   */
+  private allowance(
+    vault: string,
+    holder: Holder,
+    refusal: string,
+  ): PolicyDecision & { allowed: true } {
+    const decision = decide(
+      this.deps.policy.LEASE_POLICY,
+      vault,
+      holder,
+      this.deps.policy.LEASE_MAX_TTL_SECONDS,
+    );
+    if (!decision.allowed) {
+      const who = holder.appId ? `${holder.id} (application ${holder.appId})` : holder.id;
+      throw new DomainError(
+        'AUTH.FORBIDDEN',
+        `${refusal}: LEASE_POLICY has no rule that lets ${who} lease the vault ${vault}`,
+      );
+    }
+    return decision;
   }
 
   private deadline(): number {
     return this.deps.clock.now() + this.deps.policy.LEASE_APPLY_TIMEOUT_SECONDS * 1000;
   }
 
+  /**
+   * Grant a lease: every check that needs no I/O first (role, vault, policy,
+   * TTL, IP), then the per-principal cap and the vault's capacity from the
+   * store, and only then the lease is written. A refused grant writes nothing.
+   */
   async grant(principal: Principal, request: GrantRequest): Promise<GrantResult> {
     requireRole(principal, 'Lease.Request', 'Requesting a lease');
     const vault = this.managedVault(request.vault);
-    const ttl = this.ttlMs(request.ttlSeconds);
+    const decision = this.allowance(vault, principal, 'Requesting a lease');
+    const ttl = this.ttlMs(request.ttlSeconds, vault, decision);
     let ip: string;
     if (request.ip !== undefined) {
       requireRole(principal, 'Lease.Admin', 'Naming an explicit ip');
@@ -134,7 +219,17 @@ export class LeaseService {
       createdAt: now,
       expiresAt: now + ttl,
     };
-    const recorded = await this.deps.store.createLease(lease, request.idempotencyKey);
+    const live = (await this.deps.store.liveLeases(vault)).filter(
+      (candidate) => candidate.expiresAt > now,
+    );
+    const held = await this.activeLeasesOf(principal, vault, live, now);
+    let recorded: { lease: StoredLease; created: boolean };
+    if (held >= this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL) {
+      recorded = await this.repeatAtLimit(principal, lease, request.idempotencyKey, held);
+    } else {
+      await this.checkCapacity(vault, ip, live);
+      recorded = await this.deps.store.createLease(lease, request.idempotencyKey);
+    }
     if (!recorded.created && recorded.lease.status === 'active') {
       return { lease: stripEtag(recorded.lease), created: false };
     }
@@ -155,17 +250,21 @@ export class LeaseService {
         const failure =
           error instanceof DomainError
             ? error
-            : new DomainError('VAULT.UPDATE_TIMEOUT', 'The vault firewall could not be updated', { retryAfterSeconds: 5 });
+            : new DomainError('VAULT.UPDATE_TIMEOUT', 'The vault firewall could not be updated', {
+                retryAfterSeconds: 5,
+              });
         return this.abandon(lease, failure).catch((abandonError: unknown) => {
-          throw abandonError instanceof DomainError && abandonError !== failure ? failure : abandonError;
+          throw abandonError instanceof DomainError && abandonError !== failure
+            ? failure
+            : abandonError;
         });
       }
-      if (outcome?.refused.has(lease.id)) throw this.atCapacity(lease);
+      if (outcome?.refused.has(lease.id)) throw this.refusedByWriter(lease);
       const current = await this.deps.store.getLease(lease.id, lease.vault);
       if (!current)
         throw new DomainError('LEASE.NOT_FOUND', 'The lease disappeared while being granted');
       if (current.status === 'failed') {
-        if (current.failure === 'capacity') throw this.atCapacity(lease);
+        if (current.failure === 'capacity') throw this.refusedByWriter(lease);
         throw new DomainError(
           'VAULT.UPDATE_TIMEOUT',
           'The vault firewall could not be updated in time',
@@ -178,10 +277,104 @@ export class LeaseService {
     }
   }
 
-  private atCapacity(lease: Lease): DomainError {
+  private refusedByWriter(lease: Lease): DomainError {
+    return new RefusedByWriter(
+      'VAULT.AT_CAPACITY',
+      `The vault ${lease.vault} holds the maximum of ${this.maxRules} IP rules; no rule can be added until one is removed`,
+    );
+  }
+
+  private limitReached(principal: Principal, active: number): DomainError {
+    const cap = this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL;
+    return new DomainError(
+      'LEASE.LIMIT_REACHED',
+      `${principal.id} holds ${active} active leases, the most one caller may hold (LEASE_MAX_ACTIVE_PER_PRINCIPAL = ${cap}); release one first`,
+    );
+  }
+
+  /**
+   * How many live leases the caller holds across the managed vaults (one range
+   * query per vault besides `vault`, whose live leases are given), against
+   * LEASE_MAX_ACTIVE_PER_PRINCIPAL. A soft cap: grants racing on several
+   * instances can overshoot it by the number in flight.
+   */
+  private async activeLeasesOf(
+    principal: Principal,
+    vault: string,
+    live: StoredLease[],
+    now: number,
+  ): Promise<number> {
+    const mine = (leases: StoredLease[]) =>
+      leases.filter((lease) => lease.principal === principal.id && lease.expiresAt > now).length;
+    const others = this.deps.vaults.filter((candidate) => candidate.name !== vault);
+    const counts = await mapWithLimit(others, 8, async (other) =>
+      mine(await this.deps.store.liveLeases(other.name)),
+    );
+    return counts.reduce((sum, count) => sum + count, mine(live));
+  }
+
+  /**
+   * At the cap, an Idempotency-Key repeat of a still-live lease must still get
+   * that lease back (contract). The store has no read-only lookup by key, so
+   * the lease is offered to it already ended (`failed`, `limit`): a repeat
+   * returns the live lease, anything else leaves one ended row, hidden from
+   * the API, and is refused. Without a key nothing is written.
+   */
+  private async repeatAtLimit(
+    principal: Principal,
+    lease: Lease,
+    idempotencyKey: string | undefined,
+    active: number,
+  ): Promise<{ lease: StoredLease; created: boolean }> {
+    if (idempotencyKey !== undefined) {
+      const probe = await this.deps.store.createLease(
+        { ...lease, status: 'failed', endedAt: lease.createdAt, failure: 'limit' },
+        idempotencyKey,
+      );
+      if (!probe.created && isLive(probe.lease)) return probe;
+    }
+    throw this.limitReached(principal, active);
+  }
+
+  /**
+   * The cheap capacity pre-check: Key Vault holds at most `maxRules` rules,
+   * counting the ones the broker did not add. From the store's last known
+   * count and the live leases it decides most grants without any call to
+   * Resource Manager; when the count is unknown or the vault looks full, one
+   * firewall read settles it (so an IP that already is a rule still gets its
+   * lease). The writer pass stays the authority: this only spares a full
+   * vault the lease row and the pass.
+   */
+  private async checkCapacity(vault: string, ip: string, live: StoredLease[]): Promise<void> {
+    const liveIps = new Set(live.map((lease) => lease.ip));
+    if (liveIps.has(ip)) return; // no new rule needed
+    const state = await this.deps.store.getVaultState(vault);
+    const owned = new Set(state.owned);
+    if (owned.has(ip)) return;
+    if (state.totalRules >= 0) {
+      const notOwned = Math.max(0, state.totalRules - owned.size);
+      if (notOwned + liveIps.size + 1 <= this.maxRules) return;
+    }
+    const managed = this.byName.get(vault);
+    if (!this.deps.firewall || !managed) {
+      if (state.totalRules < 0) return;
+      throw this.atCapacity(vault, Math.max(0, state.totalRules - owned.size) + liveIps.size);
+    }
+    const acls = await this.deps.firewall
+      .read(managed, AbortSignal.timeout(10_000))
+      .catch(() => undefined);
+    if (!acls) return; // Resource Manager does not answer: the writer pass decides
+    const current = new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value));
+    if (current.has(ip)) return;
+    const needed = new Set([...current].filter((rule) => !owned.has(rule)));
+    for (const leased of liveIps) needed.add(leased);
+    if (needed.size + 1 > this.maxRules) throw this.atCapacity(vault, needed.size);
+  }
+
+  private atCapacity(vault: string, rules: number): DomainError {
     return new DomainError(
       'VAULT.AT_CAPACITY',
-      `The vault ${lease.vault} holds the maximum number of IP rules; no rule can be added until one is removed`,
+      `The vault ${vault} would need ${rules + 1} IP rules, more than Key Vault's limit of ${this.maxRules} (counting rules the broker did not add); no lease can be granted until rules are removed`,
     );
   }
 
@@ -235,8 +428,16 @@ export class LeaseService {
   }
 
   async renew(principal: Principal, id: string, ttlSeconds: number | undefined): Promise<Lease> {
+    requireAnyRole(principal, ['Lease.Request', 'Lease.Admin'], 'Changing a lease');
+    // The global bounds need no I/O; the policy cap depends on the lease's holder.
+    this.ttlMs(ttlSeconds);
     let lease = await this.ownedLease(principal, id);
-    const ttl = this.ttlMs(ttlSeconds);
+    const decision = this.allowance(
+      lease.vault,
+      { id: lease.principal, appId: lease.appId },
+      'Renewing this lease',
+    );
+    const ttl = this.ttlMs(ttlSeconds, lease.vault, decision);
     for (let attempt = 0; attempt < 5; attempt += 1) {
       if (lease.status !== 'active' || lease.expiresAt <= this.deps.clock.now()) {
         throw new DomainError(
@@ -282,7 +483,7 @@ export class LeaseService {
       request.vault === undefined
         ? this.deps.vaults.map((vault) => vault.name)
         : [this.managedVault(request.vault)];
-    const cursor = decodeSkipToken(request.skipToken, vaults.length);
+    const cursor = decodeSkipToken(request.skipToken, vaults);
     const leases: Lease[] = [];
     let index = cursor.index;
     let continuation = cursor.continuation;
@@ -316,13 +517,41 @@ function encodeSkipToken(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-function decodeSkipToken(token: string | undefined, vaultCount: number): Cursor {
+/**
+ * The store's continuation token: base64 JSON of the next (opaque, encoded)
+ * keys, as the Tables SDK issues it. Checked for that shape so that a forged
+ * token is a 400 rather than an SDK parse error; it cannot widen a listing,
+ * whose filter pins the vault and, for Lease.Request callers, the principal.
+ */
+const OPAQUE_KEY = /^[\w!*+/=.:-]{1,1024}$/;
+
+function isStoreContinuation(continuation: string): boolean {
+  if (continuation.length > 2048) return false;
+  try {
+    const keys = JSON.parse(Buffer.from(continuation, 'base64').toString('utf8')) as unknown;
+    if (typeof keys !== 'object' || keys === null || Array.isArray(keys)) return false;
+    const { nextPartitionKey, nextRowKey, ...rest } = keys as Record<string, unknown>;
+    return (
+      Object.keys(rest).length === 0 &&
+      typeof nextPartitionKey === 'string' &&
+      OPAQUE_KEY.test(nextPartitionKey) &&
+      (nextRowKey === undefined || (typeof nextRowKey === 'string' && OPAQUE_KEY.test(nextRowKey)))
+    );
+  } catch {
+    return false;
+  }
+}
+
+function decodeSkipToken(token: string | undefined, vaults: string[]): Cursor {
   if (token === undefined) return { index: 0 };
   try {
     const cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Cursor;
-    if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < vaultCount) {
-      if (cursor.continuation === undefined || typeof cursor.continuation === 'string')
-        return cursor;
+    if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < vaults.length) {
+      if (
+        cursor.continuation === undefined ||
+        (typeof cursor.continuation === 'string' && isStoreContinuation(cursor.continuation))
+      )
+        return { index: cursor.index, continuation: cursor.continuation };
     }
   } catch {
     // fall through to the error below

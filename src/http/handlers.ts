@@ -6,15 +6,26 @@ import type {
 } from '@azure/functions';
 
 import type { Services } from '../app/services';
+import { runInInvocation } from '../audit/context';
 import type { AuditEntry } from '../audit/port';
-import { type Principal, requireRole } from '../auth/principal';
-import { DomainError } from '../domain/errors';
+import { type Principal, requireAnyRole, requireRole } from '../auth/principal';
+import { redact } from '../auth/redact';
+import { DomainError, isDomainError } from '../domain/errors';
 import { clientAddressFromForwardedFor } from '../domain/ip';
-import type { Lease } from '../domain/lease';
+import { type Lease, vaultOfLeaseId } from '../domain/lease';
+import { RefusedByWriter } from '../grant/leases';
 import { openApiDocument } from './openapi';
 import { problemResponse } from './problem';
 import { checkDeclaredLength, parseWith, queryObject, readJsonBody } from './request';
-import { AuditQuery, GrantBody, IdempotencyKey, LeaseId, ListQuery, RenewBody } from './schemas';
+import {
+  AuditQuery,
+  GrantBody,
+  IdempotencyKey,
+  LeaseId,
+  ListQuery,
+  NoQuery,
+  RenewBody,
+} from './schemas';
 
 type ServicesProvider = () => Services;
 
@@ -47,11 +58,13 @@ function json(
   };
 }
 
-function leaseIdParam(request: HttpRequest): string {
+function leaseIdParam(request: HttpRequest, audit: AuditScope): string {
   const id = request.params.id ?? '';
   const result = LeaseId.safeParse(id);
   // A malformed id cannot name a lease: 404 like any unknown id.
   if (!result.success) throw new DomainError('LEASE.NOT_FOUND', 'No lease with that id');
+  audit.leaseId = result.data;
+  audit.vault = vaultOfLeaseId(result.data);
   return result.data;
 }
 
@@ -63,79 +76,107 @@ function nextLink(request: HttpRequest, token: string | undefined): string | und
 }
 
 /**
- * Wraps a handler so that anything thrown becomes problem+json; a 500 is
- * logged with the invocation id and says nothing of the error.
+ * What an authenticated handler tells the audit trail about the request, as
+ * far as it got: the fields of a refusal's entry. Only validated values are
+ * put here (a vault name that passed the schema, a parsed address); what the
+ * caller sent otherwise only shows in the entry's detail, truncated.
  */
-/** What a mutating handler tells the audit trail about itself. */
 interface AuditScope {
-  action: AuditEntry['action'];
+  /** What was attempted, the first word of a refusal's detail (`grant`, `list-leases`, ...). */
+  attempt: string;
+  /** The lease action a server-side failure (5xx) is recorded under. */
+  action?: Extract<AuditEntry['action'], 'grant' | 'renew' | 'release'>;
   principal?: Principal;
   vault?: string;
+  ip?: string;
   leaseId?: string;
 }
 
+type ScopedHandler = (
+  request: HttpRequest,
+  context: InvocationContext,
+  audit: AuditScope,
+) => Promise<HttpResponseInit>;
+
+function refusalDetail(attempt: string, error: unknown): string {
+  const why = isDomainError(error) ? `${error.code}: ${error.message}` : 'internal error';
+  return redact(`${attempt}: ${why}`).slice(0, 1024);
+}
+
+/**
+ * Wraps a handler so that anything thrown becomes problem+json, and runs it in
+ * its invocation's scope (audit entries written anywhere below carry its id).
+ *
+ * With an audit scope, every refusal (4xx) is one `refused` entry with who,
+ * what and why, and a server-side failure of a lease action one entry with
+ * outcome `failure`. A 500 is logged with the invocation id and says nothing
+ * of the error; logged text passes through `redact`, so no token reaches a log.
+ */
 function withProblems(
   services: ServicesProvider,
-  handler: (
-    request: HttpRequest,
-    context: InvocationContext,
-    audit: AuditScope | undefined,
-  ) => Promise<HttpResponseInit>,
-  auditAction?: AuditEntry['action'],
+  handler: ScopedHandler,
+  scope?: Omit<AuditScope, 'principal'>,
 ): HttpHandler {
-  return async (request, context) => {
-    const audit: AuditScope | undefined = auditAction ? { action: auditAction } : undefined;
-    try {
-      return await handler(request, context, audit);
-    } catch (error) {
-      const response = problemResponse(error);
-      if (audit) {
-        await services().audit.append({
-          at: Date.now(),
-          action: 'refused',
-          principal: audit.principal?.id ?? 'anonymous',
-          appId: audit.principal?.appId,
-          vault: audit.vault,
-          leaseId: audit.leaseId,
-          outcome: (response.status ?? 500) >= 500 ? 'failure' : 'refused',
-          detail:
-            `${audit.action}: ${error instanceof DomainError ? `${error.code}: ${error.message}` : 'internal error'}`.slice(
-              0,
-              1024,
-            ),
-          invocationId: context.invocationId,
-        });
-      }
-      if ((response.status ?? 500) === 500) {
-        let logger;
-        try {
-          logger = services().logger;
-        } catch {
-          logger = undefined;
+  return (request, context) =>
+    runInInvocation(context.invocationId, async () => {
+      const audit: AuditScope = { attempt: scope?.attempt ?? context.functionName, ...scope };
+      try {
+        return await handler(request, context, audit);
+      } catch (error) {
+        const response = problemResponse(error);
+        const status = response.status ?? 500;
+        // The writer pass records its own capacity refusals, with the lease id.
+        const recorded = error instanceof RefusedByWriter;
+        if (scope && !recorded && (status < 500 || audit.action !== undefined)) {
+          await services().audit.append({
+            at: Date.now(),
+            action: status < 500 ? 'refused' : (audit.action ?? 'refused'),
+            principal: audit.principal?.id ?? 'anonymous',
+            appId: audit.principal?.appId,
+            vault: audit.vault,
+            ip: audit.ip,
+            leaseId: audit.leaseId,
+            outcome: status < 500 ? 'refused' : 'failure',
+            detail: refusalDetail(audit.attempt, error),
+            invocationId: context.invocationId,
+          });
         }
-        const message =
-          error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown';
-        context.error(`Unhandled error in ${context.functionName}: ${message}`);
-        logger?.error('Unhandled error', {
-          invocationId: context.invocationId,
-          function: context.functionName,
-          message,
-        });
+        if (status === 500) {
+          let logger;
+          try {
+            logger = services().logger;
+          } catch {
+            logger = undefined;
+          }
+          const message = redact(
+            error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',
+          );
+          context.error(`Unhandled error in ${context.functionName}: ${message}`);
+          logger?.error('Unhandled error', {
+            invocationId: context.invocationId,
+            function: context.functionName,
+            message,
+          });
+        }
+        return response;
       }
-      return response;
-    }
-  };
+    });
 }
 
 export function createHandlers(services: ServicesProvider) {
-  const authenticate = (request: HttpRequest) => services().auth.authenticate(request.headers);
-
-  /** Authenticate and remember the principal for the audit line of a refusal. */
-  const authenticateFor = async (request: HttpRequest, audit: AuditScope | undefined) => {
-    const principal = await authenticate(request);
-    if (audit) audit.principal = principal;
+  /**
+   * Authenticate and remember the principal for the audit line of a refusal.
+   * Role checks follow at once, before any input is validated, so a caller
+   * without the role learns nothing from validation messages.
+   */
+  const authenticate = async (request: HttpRequest, audit: AuditScope) => {
+    const principal = await services().auth.authenticate(request.headers);
+    audit.principal = principal;
     return principal;
   };
+
+  /** An endpoint without query parameters refuses any, as the list endpoints refuse unknown ones. */
+  const noQuery = (request: HttpRequest) => parseWith(NoQuery, queryObject(request), 'query');
 
   const record = (
     context: InvocationContext,
@@ -162,9 +203,11 @@ export function createHandlers(services: ServicesProvider) {
       services,
       async (request, context, audit) => {
         checkDeclaredLength(request);
-        const principal = await authenticateFor(request, audit);
+        const principal = await authenticate(request, audit);
+        requireRole(principal, 'Lease.Request', 'Requesting a lease');
+        noQuery(request);
         const body = parseWith(GrantBody, await readJsonBody(request, false), 'request body');
-        if (audit) audit.vault = body.vault.toLowerCase();
+        audit.vault = body.vault.toLowerCase();
         const keyHeader = request.headers.get('idempotency-key');
         const idempotencyKey =
           keyHeader === null
@@ -172,6 +215,7 @@ export function createHandlers(services: ServicesProvider) {
             : parseWith(IdempotencyKey, keyHeader, 'Idempotency-Key header');
         const forwarded = request.headers.get('x-forwarded-for');
         const clientAddress = clientAddressFromForwardedFor(forwarded);
+        audit.ip = body.ip ?? clientAddress;
         if (body.ip === undefined && forwarded !== null && clientAddress === undefined) {
           throw new DomainError(
             'LEASE.NO_CLIENT_IP',
@@ -196,95 +240,117 @@ export function createHandlers(services: ServicesProvider) {
           Location: location,
         });
       },
-      'grant',
+      { attempt: 'grant', action: 'grant' },
     ),
 
-    listLeases: withProblems(services, async (request) => {
-      const principal = await authenticate(request);
-      const query = parseWith(ListQuery, queryObject(request), 'query');
-      const result = await services().leases.list(principal, {
-        vault: query.vault,
-        status: query.status,
-        top: query.$top,
-        skipToken: query.$skiptoken,
-      });
-      const link = nextLink(request, result.skipToken);
-      return json(200, {
-        value: result.leases.map(leaseResource),
-        ...(link ? { nextLink: link } : {}),
-      });
-    }),
+    listLeases: withProblems(
+      services,
+      async (request, _context, audit) => {
+        const principal = await authenticate(request, audit);
+        requireAnyRole(principal, ['Lease.Request', 'Lease.Read'], 'Listing leases');
+        const query = parseWith(ListQuery, queryObject(request), 'query');
+        audit.vault = query.vault?.toLowerCase();
+        const result = await services().leases.list(principal, {
+          vault: query.vault,
+          status: query.status,
+          top: query.$top,
+          skipToken: query.$skiptoken,
+        });
+        const link = nextLink(request, result.skipToken);
+        return json(200, {
+          value: result.leases.map(leaseResource),
+          ...(link ? { nextLink: link } : {}),
+        });
+      },
+      { attempt: 'list-leases' },
+    ),
 
-    getLease: withProblems(services, async (request) => {
-      const principal = await authenticate(request);
-      return json(
-        200,
-        leaseResource(await services().leases.get(principal, leaseIdParam(request))),
-      );
-    }),
+    getLease: withProblems(
+      services,
+      async (request, _context, audit) => {
+        const principal = await authenticate(request, audit);
+        requireAnyRole(principal, ['Lease.Request', 'Lease.Read'], 'Reading a lease');
+        noQuery(request);
+        const id = leaseIdParam(request, audit);
+        return json(200, leaseResource(await services().leases.get(principal, id)));
+      },
+      { attempt: 'get-lease' },
+    ),
 
     renewLease: withProblems(
       services,
       async (request, context, audit) => {
         checkDeclaredLength(request);
-        const principal = await authenticateFor(request, audit);
-        const id = leaseIdParam(request);
-        if (audit) audit.leaseId = id;
+        const principal = await authenticate(request, audit);
+        requireAnyRole(principal, ['Lease.Request', 'Lease.Admin'], 'Changing a lease');
+        noQuery(request);
+        const id = leaseIdParam(request, audit);
         const body = parseWith(RenewBody, await readJsonBody(request, true), 'request body');
         const lease = await services().leases.renew(principal, id, body.ttlSeconds);
         await record(context, 'renew', principal, lease, `expires ${iso(lease.expiresAt)}`);
         return json(200, leaseResource(lease));
       },
-      'renew',
+      { attempt: 'renew', action: 'renew' },
     ),
 
     releaseLease: withProblems(
       services,
       async (request, context, audit) => {
-        const principal = await authenticateFor(request, audit);
-        const id = leaseIdParam(request);
-        if (audit) audit.leaseId = id;
+        const principal = await authenticate(request, audit);
+        requireAnyRole(principal, ['Lease.Request', 'Lease.Admin'], 'Changing a lease');
+        noQuery(request);
+        const id = leaseIdParam(request, audit);
         const { lease, changed } = await services().leases.release(principal, id);
         if (changed) await record(context, 'release', principal, lease);
         return json(200, leaseResource(lease));
       },
-      'release',
+      { attempt: 'release', action: 'release' },
     ),
 
-    listAudit: withProblems(services, async (request) => {
-      const principal = await authenticate(request);
-      requireRole(principal, 'Lease.Read', 'Reading the audit trail');
-      const query = parseWith(AuditQuery, queryObject(request), 'query');
-      const page = await services().audit.query({
-        vault: query.vault?.toLowerCase(),
-        principal: query.principal,
-        since: query.since === undefined ? undefined : Date.parse(query.since),
-        top: query.$top,
-        continuation: query.$skiptoken,
-      });
-      const link = nextLink(request, page.continuation);
-      return json(200, {
-        value: page.entries.map((entry) => ({
-          at: iso(entry.at),
-          action: entry.action,
-          principal: entry.principal,
-          ...(entry.appId ? { appId: entry.appId } : {}),
-          vault: entry.vault,
-          ip: entry.ip,
-          leaseId: entry.leaseId,
-          outcome: entry.outcome,
-          detail: entry.detail,
-          ...(entry.invocationId ? { invocationId: entry.invocationId } : {}),
-        })),
-        ...(link ? { nextLink: link } : {}),
-      });
-    }),
+    listAudit: withProblems(
+      services,
+      async (request, _context, audit) => {
+        const principal = await authenticate(request, audit);
+        requireRole(principal, 'Lease.Read', 'Reading the audit trail');
+        const query = parseWith(AuditQuery, queryObject(request), 'query');
+        audit.vault = query.vault?.toLowerCase();
+        const page = await services().audit.query({
+          vault: query.vault?.toLowerCase(),
+          principal: query.principal,
+          since: query.since === undefined ? undefined : Date.parse(query.since),
+          top: query.$top,
+          continuation: query.$skiptoken,
+        });
+        const link = nextLink(request, page.continuation);
+        return json(200, {
+          value: page.entries.map((entry) => ({
+            at: iso(entry.at),
+            action: entry.action,
+            principal: entry.principal,
+            ...(entry.appId ? { appId: entry.appId } : {}),
+            vault: entry.vault,
+            ip: entry.ip,
+            leaseId: entry.leaseId,
+            outcome: entry.outcome,
+            detail: entry.detail,
+            ...(entry.invocationId ? { invocationId: entry.invocationId } : {}),
+          })),
+          ...(link ? { nextLink: link } : {}),
+        });
+      },
+      { attempt: 'read-audit' },
+    ),
 
-    listVaults: withProblems(services, async (request) => {
-      const principal = await authenticate(request);
-      requireRole(principal, 'Lease.Read', 'Listing vaults');
-      return json(200, { value: await services().vaults() });
-    }),
+    listVaults: withProblems(
+      services,
+      async (request, _context, audit) => {
+        const principal = await authenticate(request, audit);
+        requireRole(principal, 'Lease.Read', 'Listing vaults');
+        noQuery(request);
+        return json(200, { value: await services().vaults() });
+      },
+      { attempt: 'list-vaults' },
+    ),
 
     health: withProblems(services, async () => {
       try {

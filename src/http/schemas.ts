@@ -53,6 +53,9 @@ export const IdempotencyKey = z
   .max(128)
   .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
+/** Endpoints without query parameters refuse any, like the list endpoints refuse unknown ones. */
+export const NoQuery = z.strictObject({});
+
 export const ListQuery = z.strictObject({
   vault: VaultName.optional(),
   status: z.enum(['active', 'released', 'expired', 'all']).default('active'),
