@@ -95,6 +95,9 @@ export function brokerEnv(
     AUTH_MODE: 'disabled',
     PORT: '0',
     SWEEP_SCHEDULE: NEVER,
+    // With AUTH_MODE=disabled every caller is the one principal `local-dev`; the bench plays
+    // hundreds of pipelines, so the per-principal cap (where the broker has one) must not apply.
+    LEASE_MAX_ACTIVE_PER_PRINCIPAL: '1000',
     ...options.env,
   };
 }
@@ -204,6 +207,8 @@ export interface GrantOutcome {
   status: number;
   ms: number;
   id?: string;
+  /** `409 lease-limit-reached` for a problem answer. */
+  problem?: string;
   /** The emulator (in this process) held the rule when the answer arrived. */
   ruleAtAnswer: boolean;
 }
@@ -225,13 +230,17 @@ export async function grant(
   const text = await response.text();
   const ms = performance.now() - started;
   const ruleAtAnswer = rulesOf(ctx.emulator, vault).has(`${ip}/32`);
-  let id: string | undefined;
+  let body: { id?: string; type?: string } = {};
   try {
-    id = (JSON.parse(text) as { id?: string }).id;
+    body = JSON.parse(text) as typeof body;
   } catch {
-    id = undefined;
+    // not JSON: keep the status only
   }
-  return { ip, status: response.status, ms, id, ruleAtAnswer };
+  const problem =
+    response.status >= 400
+      ? `${response.status} ${(body.type ?? '').replace('urn:kv-lease:problem:', '')}`.trim()
+      : undefined;
+  return { ip, status: response.status, ms, id: body.id, problem, ruleAtAnswer };
 }
 
 /** `DELETE /api/leases/{id}`, timed. */

@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 
 import { startEmulator } from '../src/emulator/server';
@@ -47,6 +47,7 @@ function table(rows: Row[]): string {
 
 async function main(): Promise<number> {
   const startedAt = new Date();
+  const loadAtStart = loadavg()[0] ?? 0;
   const children = new Children();
   const certDir = mkdtempSync(join(tmpdir(), 'kv-lease-bench-'));
   let stopping = false;
@@ -122,11 +123,18 @@ async function main(): Promise<number> {
   }
 
   const totalMs = Date.now() - startedAt.getTime();
+  // Latencies on a shared 2-core machine depend on what else runs: say so next to the figures.
+  const load = { start: round(loadAtStart, 2), end: round(loadavg()[0] ?? 0, 2) };
+  const busy = Math.max(load.start, load.end) > cpus().length;
   const missed = rows.filter((row) => row.pass === false);
   process.stdout.write(`\n${table(rows)}\n\n`);
   process.stdout.write(
     `${rows.filter((row) => row.pass === true).length} targets met, ${missed.length} MISSED` +
       `${failure ? ', bench INCOMPLETE (see the error above)' : ''}; total ${round(totalMs / 1000, 1)} s\n`,
+  );
+  process.stdout.write(
+    `machine: ${cpus().length} cpus, 1-min load average ${load.start} at start, ${load.end} at end` +
+      `${busy ? ' (BUSY: other processes competed for the cpus; timings are pessimistic)' : ''}\n`,
   );
   for (const row of missed)
     process.stdout.write(
