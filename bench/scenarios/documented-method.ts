@@ -39,8 +39,14 @@ const SCENARIO = '4 documented method';
 const CONTRAST = '4 kv-lease contrast';
 const JOBS = 20;
 const WRITE_LATENCY_MS = 300;
-/** A Resource Manager GET is not free either; it widens the read-modify-write window. */
+/** A Resource Manager GET is not free either. */
 const READ_LATENCY_MS = 100;
+/**
+ * Between the GET's answer and the PUT reaching Resource Manager the client
+ * works (the cmdlet or az CLI builds the new vault object) and the PUT
+ * travels: a job's PUT overwrites any write applied during this gap, silently.
+ */
+const CLIENT_GAP_MS = 150;
 /**
  * Jobs start at seeded random offsets within a spread: 2 s is one pipeline's
  * fan-out (jobs start nearly together), 10 s several pipelines trickling in.
@@ -73,6 +79,7 @@ async function getAndPut(
   try {
     const vault: Vault = await client.vaults.get(RESOURCE_GROUP, name);
     const acls = vault.properties.networkAcls ?? {};
+    await sleep(CLIENT_GAP_MS);
     await client.vaults.createOrUpdate(RESOURCE_GROUP, name, {
       location: vault.location ?? 'westeurope',
       tags: vault.tags,
@@ -305,6 +312,7 @@ export async function documentedVsLease(ctx: BenchContext): Promise<ScenarioResu
         cancelledJobs,
         writeLatencyMs: WRITE_LATENCY_MS,
         readLatencyMs: READ_LATENCY_MS,
+        clientGapMs: CLIENT_GAP_MS,
         leaseSpreadMs: LEASE_SPREAD_MS,
         seed: SEED,
         method: 'GET + PUT (vaults.createOrUpdate) of the whole vault as read, no retry on 409',
