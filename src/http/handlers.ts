@@ -16,7 +16,7 @@ import { type Lease, vaultOfLeaseId } from '../domain/lease';
 import { RefusedByWriter } from '../grant/leases';
 import { openApiDocument } from './openapi';
 import { problemResponse } from './problem';
-import { checkDeclaredLength, parseWith, queryObject, readJsonBody } from './request';
+import { parseWith, queryObject, readJsonBody } from './request';
 import {
   AuditQuery,
   GrantBody,
@@ -202,7 +202,6 @@ export function createHandlers(services: ServicesProvider) {
     grantLease: withProblems(
       services,
       async (request, context, audit) => {
-        checkDeclaredLength(request);
         const principal = await authenticate(request, audit);
         requireRole(principal, 'Lease.Request', 'Requesting a lease');
         noQuery(request);
@@ -280,7 +279,6 @@ export function createHandlers(services: ServicesProvider) {
     renewLease: withProblems(
       services,
       async (request, context, audit) => {
-        checkDeclaredLength(request);
         const principal = await authenticate(request, audit);
         requireAnyRole(principal, ['Lease.Request', 'Lease.Admin'], 'Changing a lease');
         noQuery(request);
