@@ -95,7 +95,7 @@ async function main(): Promise<number> {
 
     const peaks = [
       ...burst.brokerPeakRssMb.map((mb, index) => ({
-        what: `broker ${index} after the 200 bursts`,
+        what: `broker ${index} after the bursts`,
         mb,
       })),
       { what: 'sweep process after 10k leases', mb: sweep.sweepPeakRssMb },
