@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
+
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { TableClient } from '@azure/data-tables';
 
-import { currentInvocationId } from '../audit/context';
+import { currentInvocationId, runInInvocation } from '../audit/context';
 import { TableAuditLog } from '../audit/table-audit';
 import { createEntraAuthenticator } from '../auth/entra';
 import { type Authenticator, disabledAuthenticator } from '../auth/principal';
@@ -180,7 +182,12 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     logger,
     vaults: () => summariseVaults({ store, firewall, vaults, maxRules: MAX_RULES }),
     health: () => store.ensureReady(),
-    sweep: () => sweep({ coordinator, clock, logger, vaults }),
+    sweep: (invocationId) => {
+      const id = invocationId ?? currentInvocationId() ?? `sweep:${randomUUID()}`;
+      if (invocationId === undefined) logger.info('Sweep started', { invocationId: id });
+      return runInInvocation(id, () => sweep({ coordinator, clock, logger, vaults }));
+    },
+    clock,
   };
 }
 

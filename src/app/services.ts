@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/port';
 import type { Authenticator } from '../auth/principal';
+import type { Clock } from '../domain/clock';
 import type { Logger } from '../domain/logger';
 import type { LeaseService } from '../grant/leases';
 import type { VaultSummary } from '../grant/vaults';
@@ -13,6 +14,13 @@ export interface Services {
   vaults(): Promise<VaultSummary[]>;
   /** Resolves when the lease store answers. */
   health(): Promise<void>;
-  sweep(): Promise<SweepResult>;
+  /**
+   * One sweep. Its audit entries (expiries, firewall writes) carry
+   * `invocationId`: the timer's, when the caller passes it, else a generated
+   * `sweep:<uuid>` that the sweep's first log line names.
+   */
+  sweep(invocationId?: string): Promise<SweepResult>;
   logger: Logger;
+  /** The clock of every timestamp the broker writes, audit entries included. */
+  clock: Clock;
 }

@@ -11,7 +11,7 @@ import type { AuditEntry } from '../audit/port';
 import { type Principal, requireAnyRole, requireRole } from '../auth/principal';
 import { redact } from '../auth/redact';
 import { DomainError, isDomainError } from '../domain/errors';
-import { clientAddressFromForwardedFor } from '../domain/ip';
+import { canonicalRule, clientAddressFromForwardedFor } from '../domain/ip';
 import { type Lease, vaultOfLeaseId } from '../domain/lease';
 import { RefusedByWriter } from '../grant/leases';
 import { openApiDocument } from './openapi';
@@ -129,7 +129,7 @@ function withProblems(
         const recorded = error instanceof RefusedByWriter;
         if (scope && !recorded && (status < 500 || audit.action !== undefined)) {
           await services().audit.append({
-            at: Date.now(),
+            at: services().clock.now(),
             action: status < 500 ? 'refused' : (audit.action ?? 'refused'),
             principal: audit.principal?.id ?? 'anonymous',
             appId: audit.principal?.appId,
@@ -186,7 +186,7 @@ export function createHandlers(services: ServicesProvider) {
     detail?: string,
   ) =>
     services().audit.append({
-      at: Date.now(),
+      at: services().clock.now(),
       action,
       principal: principal.id,
       appId: principal.appId,
@@ -214,7 +214,8 @@ export function createHandlers(services: ServicesProvider) {
             : parseWith(IdempotencyKey, keyHeader, 'Idempotency-Key header');
         const forwarded = request.headers.get('x-forwarded-for');
         const clientAddress = clientAddressFromForwardedFor(forwarded);
-        audit.ip = body.ip ?? clientAddress;
+        // Only an address in canonical form reaches the entry's ip field.
+        audit.ip = body.ip === undefined ? clientAddress : canonicalRule(body.ip);
         if (body.ip === undefined && forwarded !== null && clientAddress === undefined) {
           throw new DomainError(
             'LEASE.NO_CLIENT_IP',
@@ -299,7 +300,10 @@ export function createHandlers(services: ServicesProvider) {
         noQuery(request);
         const id = leaseIdParam(request, audit);
         const { lease, changed } = await services().leases.release(principal, id);
-        if (changed) await record(context, 'release', principal, lease);
+        if (changed) {
+          const due = `was due to expire ${iso(lease.expiresAt)}`;
+          await record(context, 'release', principal, lease, `released, ${due}`);
+        }
         return json(200, leaseResource(lease));
       },
       { attempt: 'release', action: 'release' },

@@ -16,6 +16,7 @@ import { createServices } from '../../src/app/composition';
 import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
 import type { Services } from '../../src/app/services';
 import type { AuditEntry } from '../../src/audit/port';
+import type { Authenticator } from '../../src/auth/principal';
 import { type Config, loadConfig } from '../../src/config';
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
@@ -213,6 +214,8 @@ export function secureBroker(options: {
   env?: Record<string, string>;
   clock?: Clock;
   capture?: CapturedLine[];
+  /** Replaces the Entra authenticator (fault injection). */
+  auth?: Authenticator;
 }): SecureBroker {
   const config = loadConfig({
     BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
@@ -245,7 +248,13 @@ export function secureBroker(options: {
           capture.push({ source: 'logger', level: 'error', text: line(message, properties) }),
       }
     : silentLogger;
-  const services = createServices(config, { store, firewall, clock: options.clock, logger });
+  const services = createServices(config, {
+    store,
+    firewall,
+    clock: options.clock,
+    logger,
+    ...(options.auth ? { auth: options.auth } : {}),
+  });
   const definitions = functionDefinitions(() => services).filter(
     (d): d is HttpDefinition => d.kind === 'http',
   );
