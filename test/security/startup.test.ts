@@ -1,0 +1,133 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { ConfigError, loadConfig, runsInAzure } from '../../src/config';
+import { storageConnectionString, vaultId } from '../support/harness';
+
+/**
+ * AUTH_MODE=disabled gives every caller every role. It must be impossible to
+ * leave on in Azure: the configuration refuses it when the Functions host's
+ * environment says the process runs there, and the broker does not start.
+ */
+
+const DIST = join(__dirname, '..', '..', 'dist', 'src');
+
+function baseEnv(): Record<string, string> {
+  return {
+    BROKER_VAULTS: vaultId('kv-startup'),
+    LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
+    AZURE_ARM_ENDPOINT: 'https://127.0.0.1:9',
+    AZURE_ARM_TOKEN: 'test-token',
+    PORT: '0',
+  };
+}
+
+const AZURE = { WEBSITE_INSTANCE_ID: 'a1b2c3d4e5f6', WEBSITE_SITE_NAME: 'func-kv-lease' };
+
+/** Runs node with `args` and an environment made of PATH plus `env` only. */
+function run(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      // A runner that started: stop it, the test has its answer.
+      if (stdout.includes('"ready":true')) child.kill('SIGTERM');
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`node ${args.join(' ')} did not exit within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('When AUTH_MODE=disabled meets an Azure environment', () => {
+  it.each([
+    ['WEBSITE_INSTANCE_ID', { WEBSITE_INSTANCE_ID: AZURE.WEBSITE_INSTANCE_ID }],
+    ['WEBSITE_SITE_NAME', { WEBSITE_SITE_NAME: AZURE.WEBSITE_SITE_NAME }],
+  ])('with %s set: then loadConfig refuses it and says why', (_name, marker) => {
+    const env = { ...baseEnv(), AUTH_MODE: 'disabled', ...marker };
+    expect(runsInAzure(env)).toBe(true);
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(
+      /AUTH_MODE: "disabled" is refused when running in Azure \(WEBSITE_INSTANCE_ID\/WEBSITE_SITE_NAME is set\): every caller would get every role/,
+    );
+  });
+
+  it('then outside Azure (markers unset or empty) disabled is accepted, and entra is accepted in Azure', () => {
+    expect(loadConfig({ ...baseEnv(), AUTH_MODE: 'disabled' }).AUTH_MODE).toBe('disabled');
+    expect(
+      loadConfig({ ...baseEnv(), AUTH_MODE: 'disabled', WEBSITE_INSTANCE_ID: '' }).AUTH_MODE,
+    ).toBe('disabled');
+    const entra = {
+      ...baseEnv(),
+      ...AZURE,
+      AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
+      AUTH_AUDIENCE: 'api://kv-lease',
+    };
+    // No AUTH_MODE at all: entra, the default.
+    expect(loadConfig(entra).AUTH_MODE).toBe('entra');
+  });
+
+  it('then the broker process exits non-zero before listening, with the reason on stderr', async () => {
+    const result = await run([join(DIST, 'local', 'runner.js')], {
+      ...baseEnv(),
+      AUTH_MODE: 'disabled',
+      WEBSITE_INSTANCE_ID: AZURE.WEBSITE_INSTANCE_ID,
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.code).not.toBeNull();
+    expect(result.stdout).not.toContain('"ready":true');
+    expect(result.stderr).toContain('AUTH_MODE: "disabled" is refused when running in Azure');
+  });
+
+  it('then loading the Functions entry point (as the host does) fails with the reason', async () => {
+    const entry = join(DIST, 'functions', 'index.js');
+    const refused = await run(['-e', `require(${JSON.stringify(entry)})`], {
+      ...baseEnv(),
+      ...AZURE,
+      AUTH_MODE: 'disabled',
+    });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('AUTH_MODE: "disabled" is refused when running in Azure');
+
+    // The same entry point with AUTH_MODE=entra loads (and registers) without complaint.
+    const accepted = await run(['-e', `require(${JSON.stringify(entry)})`], {
+      ...baseEnv(),
+      ...AZURE,
+      AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
+      AUTH_AUDIENCE: 'api://kv-lease',
+    });
+    expect(accepted.code, accepted.stderr).toBe(0);
+  });
+
+  it('then in Azure any bad setting stops the app at load, naming it, instead of failing each request', async () => {
+    const entry = join(DIST, 'functions', 'index.js');
+    const result = await run(['-e', `require(${JSON.stringify(entry)})`], {
+      ...baseEnv(),
+      ...AZURE,
+      AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
+      AUTH_AUDIENCE: 'api://kv-lease',
+      LEASE_POLICY: '[{"vaults":["kv-unknown"],"oids":["*"]}]',
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(
+      'LEASE_POLICY[0].vaults: rule #1 names "kv-unknown", which is not in BROKER_VAULTS',
+    );
+  });
+});
