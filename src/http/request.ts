@@ -8,10 +8,13 @@ function invalid(message: string, errors: FieldError[]): DomainError {
   return new DomainError('REQUEST.INVALID', message, { errors });
 }
 
-/** zod issues as the `errors` member of a problem. */
-export function fieldErrors(error: z.ZodError): FieldError[] {
+/**
+ * zod issues as the `errors` member of a problem. `root` names the value
+ * itself when an issue is about all of it: `(body)`, `(query)` or a header.
+ */
+export function fieldErrors(error: z.ZodError, root = '(body)'): FieldError[] {
   return error.issues.slice(0, 20).map((issue) => ({
-    path: issue.path.map(String).join('.') || '(body)',
+    path: issue.path.map(String).join('.') || root,
     message:
       issue.code === 'unrecognized_keys'
         ? `unknown field(s): ${issue.keys.map((key) => key.slice(0, 64)).join(', ')}`
@@ -26,7 +29,12 @@ export function parseWith<S extends z.ZodType>(
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (!result.success) {
-    const errors = fieldErrors(result.error);
+    const root = what.endsWith(' header')
+      ? what.slice(0, -' header'.length)
+      : what === 'query'
+        ? '(query)'
+        : '(body)';
+    const errors = fieldErrors(result.error, root);
     throw invalid(
       `The ${what} is not valid: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
       errors,
