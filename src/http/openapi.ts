@@ -66,7 +66,7 @@ const bearer = [{ entra: [] }];
 const commonErrors = {
   '400': problem('Invalid input'),
   '401': problem('No or bad token (WWW-Authenticate: Bearer)'),
-  '403': problem('Authenticated but not allowed'),
+  '403': problem('Authenticated but not allowed (role, or LEASE_POLICY for a grant)'),
   '503': problem('Store or vault unavailable (Retry-After)'),
 };
 
@@ -110,7 +110,9 @@ export function openApiDocument(): Json {
             '200': ok('Idempotent repeat: the same active lease', 'Lease'),
             ...commonErrors,
             '404': problem('Unknown vault'),
-            '409': problem('Vault at capacity'),
+            '409': problem(
+              'Vault at capacity (1000 rules), or the caller holds LEASE_MAX_ACTIVE_PER_PRINCIPAL leases',
+            ),
             '413': problem('Body over 16 KiB'),
             '415': problem('Not JSON'),
           },

@@ -112,12 +112,17 @@ export const AuditList = z
       z.object({
         at: Timestamp,
         action: z.string(),
-        principal: z.string(),
+        principal: z.string().meta({ description: "The token's oid, anonymous or kv-lease" }),
+        appId: z.string().optional().meta({ description: "The token's appid/azp" }),
         vault: z.string().optional(),
         ip: z.string().optional(),
         leaseId: z.string().optional(),
         outcome: z.string(),
-        detail: z.string().optional(),
+        detail: z.string().optional().meta({ description: 'What happened or why it was refused' }),
+        invocationId: z
+          .string()
+          .optional()
+          .meta({ description: 'Functions invocation id, to correlate with logs' }),
       }),
     ),
     nextLink: z.string().optional(),

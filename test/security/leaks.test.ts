@@ -42,7 +42,7 @@ beforeAll(async () => {
   broker = secureBroker({
     emulator,
     vaults: [VAULT, FAILING],
-    env: { ...tenant.env(), LEASE_APPLY_TIMEOUT_SECONDS: '2' },
+    env: { ...tenant.env(), LEASE_APPLY_TIMEOUT_SECONDS: '1' },
     capture: lines,
   });
 });

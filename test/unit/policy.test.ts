@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
 import { decide, type PolicyRule } from '../../src/auth/policy';
@@ -198,5 +201,16 @@ describe('decide', () => {
     expect(decide(rules, 'kv-prod', { id: 'someone' }, 7200)).toEqual({ allowed: false });
     expect(decide(rules, 'kv-other', { id: OID, appId: APP }, 7200)).toEqual({ allowed: false });
     expect(decide([], 'kv-prod', { id: OID }, 7200)).toEqual({ allowed: false });
+  });
+});
+
+describe('local.settings.sample.json', () => {
+  it('When its values are loaded as the environment, then the configuration, policy included, is valid', () => {
+    const sample = JSON.parse(
+      readFileSync(join(__dirname, '..', '..', 'local.settings.sample.json'), 'utf8'),
+    ) as { Values: Record<string, string> };
+    const config = loadConfig(sample.Values);
+    expect(config.LEASE_POLICY?.length).toBeGreaterThan(0);
+    expect(config.LEASE_MAX_ACTIVE_PER_PRINCIPAL).toBe(20);
   });
 });
