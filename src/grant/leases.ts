@@ -222,9 +222,10 @@ export class LeaseService {
     const live = (await this.deps.store.liveLeases(vault)).filter(
       (candidate) => candidate.expiresAt > now,
     );
-    const held = await this.activeLeasesOf(principal, vault, live, now);
+    const cap = this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL;
+    const held = Number.isFinite(cap) ? await this.activeLeasesOf(principal, vault, live, now) : 0;
     let recorded: { lease: StoredLease; created: boolean };
-    if (held >= this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL) {
+    if (held >= cap) {
       recorded = await this.repeatAtLimit(principal, lease, request.idempotencyKey, held);
     } else {
       await this.checkCapacity(vault, ip, live);
