@@ -57,7 +57,7 @@ export function functionDefinitions(services: () => Services): FunctionDefinitio
       // NOTE: no runOnStartup: a cold start must not trigger an extra sweep.
       schedule: '%SWEEP_SCHEDULE%',
       handler: async (_timer, context) => {
-        const result = await services().sweep();
+        const result = await services().sweep(context.invocationId);
         if (result.failed.length > 0) {
           context.warn(`Sweep left ${result.failed.length} vault(s) for the next run`);
         }

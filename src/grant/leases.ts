@@ -2,7 +2,6 @@ import { decide, type Holder, type PolicyDecision } from '../auth/policy';
 import { hasRole, type Principal, requireAnyRole, requireRole } from '../auth/principal';
 import type { Config, ManagedVault } from '../config';
 import type { Clock } from '../domain/clock';
-import { mapWithLimit } from '../domain/concurrency';
 import { DomainError } from '../domain/errors';
 import { canonicalRule, parseLeaseIp } from '../domain/ip';
 import {
@@ -122,6 +121,10 @@ export class LeaseService {
   private readonly vaultNames: Set<string>;
   private readonly byName: Map<string, ManagedVault>;
   private readonly maxRules: number;
+  private readonly ruleReads = new Map<
+    string,
+    { at: number; rules: Promise<Set<string> | undefined> }
+  >();
 
   constructor(private readonly deps: LeaseServiceDeps) {
     this.vaultNames = new Set(deps.vaults.map((vault) => vault.name));
@@ -219,23 +222,41 @@ export class LeaseService {
       createdAt: now,
       expiresAt: now + ttl,
     };
-    const live = (await this.deps.store.liveLeases(vault)).filter(
-      (candidate) => candidate.expiresAt > now,
-    );
-    const cap = this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL;
-    const held = Number.isFinite(cap) ? await this.activeLeasesOf(principal, vault, live, now) : 0;
-    let recorded: { lease: StoredLease; created: boolean };
-    if (held >= cap) {
-      recorded = await this.repeatAtLimit(principal, lease, request.idempotencyKey, held);
-    } else {
-      await this.checkCapacity(vault, ip, live);
-      recorded = await this.deps.store.createLease(lease, request.idempotencyKey);
+    const { store } = this.deps;
+    if (request.idempotencyKey !== undefined) {
+      // A repeat of a live lease gets it back (200), whatever the cap or capacity say now.
+      const previous = await store.findIdempotentLease(vault, principal.id, request.idempotencyKey);
+      if (previous && isLive(previous)) return this.repeat(previous);
     }
-    if (!recorded.created && recorded.lease.status === 'active') {
-      return { lease: stripEtag(recorded.lease), created: false };
+    const cap = this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL;
+    const capped = Number.isFinite(cap);
+    if (capped) {
+      const held = await store.claimSlot(lease, now);
+      if (held > cap) {
+        await store.releaseSlot(lease);
+        throw this.limitReached(principal, held - 1);
+      }
+    }
+    let recorded: { lease: StoredLease; created: boolean };
+    try {
+      await this.checkCapacity(vault, ip);
+      recorded = await store.createLease(lease, request.idempotencyKey);
+    } catch (error) {
+      if (capped) await store.releaseSlot(lease).catch(() => undefined);
+      throw error;
+    }
+    if (!recorded.created) {
+      if (capped) await store.releaseSlot(lease).catch(() => undefined);
+      return this.repeat(recorded.lease);
     }
     const applied = await this.waitApplied(recorded.lease);
-    return { lease: stripEtag(applied), created: recorded.created };
+    return { lease: stripEtag(applied), created: true };
+  }
+
+  /** An Idempotency-Key repeat: the same lease, once its rule is on the vault. */
+  private async repeat(previous: StoredLease): Promise<GrantResult> {
+    const lease = previous.status === 'active' ? previous : await this.waitApplied(previous);
+    return { lease: stripEtag(lease), created: false };
   }
 
   /** Wait until the firewall holds the lease's rule; on timeout leave no live lease behind. */
@@ -261,6 +282,8 @@ export class LeaseService {
         });
       }
       if (outcome?.refused.has(lease.id)) throw this.refusedByWriter(lease);
+      // The pass ran in this process and activated it: no need to read it back.
+      if (outcome?.activated.has(lease.id)) return { ...lease, status: 'active' };
       const current = await this.deps.store.getLease(lease.id, lease.vault);
       if (!current)
         throw new DomainError('LEASE.NOT_FOUND', 'The lease disappeared while being granted');
@@ -294,82 +317,56 @@ export class LeaseService {
   }
 
   /**
-   * How many live leases the caller holds across the managed vaults (one range
-   * query per vault besides `vault`, whose live leases are given), against
-   * LEASE_MAX_ACTIVE_PER_PRINCIPAL. A soft cap: grants racing on several
-   * instances can overshoot it by the number in flight.
-   */
-  private async activeLeasesOf(
-    principal: Principal,
-    vault: string,
-    live: StoredLease[],
-    now: number,
-  ): Promise<number> {
-    const mine = (leases: StoredLease[]) =>
-      leases.filter((lease) => lease.principal === principal.id && lease.expiresAt > now).length;
-    const others = this.deps.vaults.filter((candidate) => candidate.name !== vault);
-    const counts = await mapWithLimit(others, 8, async (other) =>
-      mine(await this.deps.store.liveLeases(other.name)),
-    );
-    return counts.reduce((sum, count) => sum + count, mine(live));
-  }
-
-  /**
-   * At the cap, an Idempotency-Key repeat of a still-live lease must still get
-   * that lease back (contract). The store has no read-only lookup by key, so
-   * the lease is offered to it already ended (`failed`, `limit`): a repeat
-   * returns the live lease, anything else leaves one ended row, hidden from
-   * the API, and is refused. Without a key nothing is written.
-   */
-  private async repeatAtLimit(
-    principal: Principal,
-    lease: Lease,
-    idempotencyKey: string | undefined,
-    active: number,
-  ): Promise<{ lease: StoredLease; created: boolean }> {
-    if (idempotencyKey !== undefined) {
-      const probe = await this.deps.store.createLease(
-        { ...lease, status: 'failed', endedAt: lease.createdAt, failure: 'limit' },
-        idempotencyKey,
-      );
-      if (!probe.created && isLive(probe.lease)) return probe;
-    }
-    throw this.limitReached(principal, active);
-  }
-
-  /**
    * The cheap capacity pre-check: Key Vault holds at most `maxRules` rules,
-   * counting the ones the broker did not add. From the store's last known
-   * count and the live leases it decides most grants without any call to
-   * Resource Manager; when the count is unknown or the vault looks full, one
-   * firewall read settles it (so an IP that already is a rule still gets its
-   * lease). The writer pass stays the authority: this only spares a full
-   * vault the lease row and the pass.
+   * counting the ones the broker did not add. The store's rule count after the
+   * last pass decides almost every grant with one point read. Only when the
+   * count is unknown (no pass yet) or the vault looks full is it settled from
+   * the live leases and one firewall read, shared by concurrent grants. The
+   * writer pass stays the authority: this only spares a full vault the lease
+   * row and the pass.
    */
-  private async checkCapacity(vault: string, ip: string, live: StoredLease[]): Promise<void> {
-    const liveIps = new Set(live.map((lease) => lease.ip));
-    if (liveIps.has(ip)) return; // no new rule needed
+  private async checkCapacity(vault: string, ip: string): Promise<void> {
     const state = await this.deps.store.getVaultState(vault);
     const owned = new Set(state.owned);
     if (owned.has(ip)) return;
-    if (state.totalRules >= 0) {
-      const notOwned = Math.max(0, state.totalRules - owned.size);
-      if (notOwned + liveIps.size + 1 <= this.maxRules) return;
-    }
-    const managed = this.byName.get(vault);
-    if (!this.deps.firewall || !managed) {
+    if (state.totalRules >= 0 && state.totalRules + 1 <= this.maxRules) return;
+    const now = this.deps.clock.now();
+    const live = (await this.deps.store.liveLeases(vault)).filter((lease) => lease.expiresAt > now);
+    const liveIps = new Set(live.map((lease) => lease.ip));
+    if (liveIps.has(ip)) return; // no new rule needed
+    const current = await this.currentRules(vault);
+    if (!current) {
+      // Resource Manager does not answer (or no firewall here): trust the store's count.
       if (state.totalRules < 0) return;
-      throw this.atCapacity(vault, Math.max(0, state.totalRules - owned.size) + liveIps.size);
+      const notOwned = Math.max(0, state.totalRules - owned.size);
+      if (notOwned + liveIps.size + 1 > this.maxRules)
+        throw this.atCapacity(vault, notOwned + liveIps.size);
+      return;
     }
-    const acls = await this.deps.firewall
-      .read(managed, AbortSignal.timeout(10_000))
-      .catch(() => undefined);
-    if (!acls) return; // Resource Manager does not answer: the writer pass decides
-    const current = new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value));
     if (current.has(ip)) return;
     const needed = new Set([...current].filter((rule) => !owned.has(rule)));
     for (const leased of liveIps) needed.add(leased);
     if (needed.size + 1 > this.maxRules) throw this.atCapacity(vault, needed.size);
+  }
+
+  /** Canonical rules on the vault, read at most once per vault per two seconds by this process. */
+  private currentRules(vault: string): Promise<Set<string> | undefined> {
+    const now = this.deps.clock.now();
+    const cached = this.ruleReads.get(vault);
+    if (cached && now - cached.at < 2000) return cached.rules;
+    const managed = this.byName.get(vault);
+    const rules =
+      this.deps.firewall && managed
+        ? this.deps.firewall
+            .read(managed, AbortSignal.timeout(10_000))
+            .then(
+              (acls) =>
+                new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value)),
+            )
+            .catch(() => undefined)
+        : Promise.resolve(undefined);
+    this.ruleReads.set(vault, { at: now, rules });
+    return rules;
   }
 
   private atCapacity(vault: string, rules: number): DomainError {

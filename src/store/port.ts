@@ -66,6 +66,24 @@ export interface LeaseStore {
     lease: Lease,
     idempotencyKey?: string,
   ): Promise<{ lease: StoredLease; created: boolean }>;
+  /** Read-only: the lease recorded under an idempotency key, if any (live or ended). */
+  findIdempotentLease(
+    vault: string,
+    principal: string,
+    key: string,
+  ): Promise<StoredLease | undefined>;
+  /**
+   * Per-principal slots, for LEASE_MAX_ACTIVE_PER_PRINCIPAL: one index row per
+   * live lease in the principal's own partition. `claimSlot` records the
+   * lease's slot first and then counts the principal's unexpired slots (its
+   * own included), so concurrent grants can over-refuse but never over-grant.
+   * Slots are released when a lease ends (`endLease`).
+   */
+  claimSlot(
+    lease: Pick<Lease, 'id' | 'vault' | 'principal' | 'expiresAt'>,
+    now: number,
+  ): Promise<number>;
+  releaseSlot(lease: Pick<Lease, 'id' | 'principal'>): Promise<void>;
   /** Live (pending and active) leases of a vault: one partition range query. */
   liveLeases(vault: string): Promise<StoredLease[]>;
   listLeases(query: ListQuery): Promise<LeasePage>;

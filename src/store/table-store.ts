@@ -31,6 +31,10 @@ import {
  * | `I_<sha256>`       | idempotency key (principal + key) → lease id       |
  * | `L_<lease id>`     | an ended lease (history)                           |
  *
+ * and one partition per principal with live leases (PartitionKey =
+ * `~p~<sha256(principal)>`, RowKey = lease id): the slots that count a
+ * caller's live leases across vaults in one small query.
+ *
  * A lease is a point read (its id names its vault); the live leases of a vault
  * are one range query on `A_`, so neither grants nor the sweep ever read the
  * history that accumulates under `L_`.
@@ -142,6 +146,10 @@ function withoutEtag(lease: StoredLease): Lease {
 
 function idempotencyRow(principal: string, key: string): string {
   return `${IDEMPOTENCY}${createHash('sha256').update(`${principal}\n${key}`).digest('hex')}`;
+}
+
+function slotPartition(principal: string): string {
+  return `~p~${createHash('sha256').update(principal).digest('hex').slice(0, 40)}`;
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -276,6 +284,52 @@ export class TableLeaseStore implements LeaseStore {
     });
   }
 
+  async findIdempotentLease(
+    vault: string,
+    principal: string,
+    key: string,
+  ): Promise<StoredLease | undefined> {
+    return this.run(async () => {
+      const row = await this.readEntity<{ leaseId: string }>(vault, idempotencyRow(principal, key));
+      return row ? this.getLease(row.leaseId, vault) : undefined;
+    });
+  }
+
+  async claimSlot(
+    lease: Pick<Lease, 'id' | 'vault' | 'principal' | 'expiresAt'>,
+    now: number,
+  ): Promise<number> {
+    return this.run(async () => {
+      const partitionKey = slotPartition(lease.principal);
+      await this.client.upsertEntity(
+        { partitionKey, rowKey: lease.id, vault: lease.vault, expiresAt: lease.expiresAt },
+        'Replace',
+      );
+      let held = 0;
+      const filter = odata`PartitionKey eq ${partitionKey}`;
+      const entities = this.client.listEntities<{ expiresAt: number }>({
+        queryOptions: { filter, select: ['expiresAt'] },
+      });
+      for await (const entity of entities) {
+        if (Number(entity.expiresAt) > now) held += 1;
+        // Slots of leases long past expiry whose release was lost: tidy up.
+        else
+          void this.client.deleteEntity(partitionKey, entity.rowKey ?? '').catch(() => undefined);
+      }
+      return held;
+    });
+  }
+
+  async releaseSlot(lease: Pick<Lease, 'id' | 'principal'>): Promise<void> {
+    await this.run(async () => {
+      try {
+        await this.client.deleteEntity(slotPartition(lease.principal), lease.id);
+      } catch (error) {
+        if (statusOf(error) !== 404) throw error;
+      }
+    });
+  }
+
   async liveLeases(vault: string): Promise<StoredLease[]> {
     return this.run(async () => {
       const filter = odata`PartitionKey eq ${vault} and RowKey ge ${LIVE} and RowKey lt ${'A`'}`;
@@ -289,7 +343,12 @@ export class TableLeaseStore implements LeaseStore {
         else stale.push(lease);
       }
       // Ended leases whose move to history was interrupted: finish it now.
-      await Promise.all(stale.map((lease) => this.moveToHistory(lease).catch(() => undefined)));
+      await Promise.all(
+        stale.flatMap((lease) => [
+          this.moveToHistory(lease).catch(() => undefined),
+          this.releaseSlot(lease).catch(() => undefined),
+        ]),
+      );
       return leases;
     });
   }
@@ -339,7 +398,10 @@ export class TableLeaseStore implements LeaseStore {
         throw error;
       }
       const stored = { ...ended, etag: '' };
-      await this.moveToHistory(stored).catch(() => undefined);
+      await Promise.all([
+        this.moveToHistory(stored).catch(() => undefined),
+        this.releaseSlot(stored).catch(() => undefined),
+      ]);
       return stored;
     });
   }
@@ -365,6 +427,20 @@ export class TableLeaseStore implements LeaseStore {
         const response = await this.client.updateEntity(toEntity(next, LIVE), 'Replace', {
           etag: lease.etag,
         });
+        if (patch.expiresAt !== undefined) {
+          // Keep the caller's slot alive as long as the lease (best effort).
+          await this.client
+            .upsertEntity(
+              {
+                partitionKey: slotPartition(next.principal),
+                rowKey: next.id,
+                vault: next.vault,
+                expiresAt: next.expiresAt,
+              },
+              'Replace',
+            )
+            .catch(() => undefined);
+        }
         return { ...next, etag: response.etag ?? '' };
       } catch (error) {
         if (isConflict(error)) return undefined;
