@@ -71,118 +71,125 @@ const leasePolicy = z
       .optional(),
   );
 
-export const ConfigSchema = z
-  .object({
-    BROKER_VAULTS: z
-      .string({ error: 'is required: comma-separated Key Vault resource IDs' })
-      .transform((text, ctx) =>
-        text
+const ConfigFields = z.object({
+  BROKER_VAULTS: z
+    .string({ error: 'is required: comma-separated Key Vault resource IDs' })
+    .transform((text, ctx) =>
+      text
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part.length > 0)
+        .map((part) => parseVaultId(part, ctx))
+        .filter((vault): vault is ManagedVault => vault !== undefined),
+    )
+    .refine((vaults) => vaults.length > 0, 'must name at least one vault')
+    .refine(
+      (vaults) => new Set(vaults.map((vault) => vault.name)).size === vaults.length,
+      'vault names must be unique: the API names a vault by its name',
+    ),
+  LEASE_STORAGE_CONNECTION_STRING: optionalText,
+  LEASE_STORAGE__tableServiceUri: optionalText.pipe(z.url().optional()),
+  LEASE_TABLE_NAME: z
+    .string()
+    .regex(
+      /^[A-Za-z][A-Za-z0-9]{2,62}$/,
+      'must be a Table Storage table name (3-63 letters and digits)',
+    )
+    .default('kvlease'),
+  AZURE_ARM_ENDPOINT: z.url().default('https://management.azure.com'),
+  AZURE_ARM_TOKEN: optionalText,
+  AUTH_MODE: z.enum(['entra', 'disabled']).default('entra'),
+  AUTH_TENANT_ID: optionalText,
+  AUTH_AUDIENCE: optionalText.transform((text) =>
+    text === undefined
+      ? []
+      : text
           .split(',')
           .map((part) => part.trim())
-          .filter((part) => part.length > 0)
-          .map((part) => parseVaultId(part, ctx))
-          .filter((vault): vault is ManagedVault => vault !== undefined),
-      )
-      .refine((vaults) => vaults.length > 0, 'must name at least one vault')
-      .refine(
-        (vaults) => new Set(vaults.map((vault) => vault.name)).size === vaults.length,
-        'vault names must be unique: the API names a vault by its name',
-      ),
-    LEASE_STORAGE_CONNECTION_STRING: optionalText,
-    LEASE_STORAGE__tableServiceUri: optionalText.pipe(z.url().optional()),
-    LEASE_TABLE_NAME: z
-      .string()
-      .regex(
-        /^[A-Za-z][A-Za-z0-9]{2,62}$/,
-        'must be a Table Storage table name (3-63 letters and digits)',
-      )
-      .default('kvlease'),
-    AZURE_ARM_ENDPOINT: z.url().default('https://management.azure.com'),
-    AZURE_ARM_TOKEN: optionalText,
-    AUTH_MODE: z.enum(['entra', 'disabled']).default('entra'),
-    AUTH_TENANT_ID: optionalText,
-    AUTH_AUDIENCE: optionalText.transform((text) =>
-      text === undefined
-        ? []
-        : text
-            .split(',')
-            .map((part) => part.trim())
-            .filter(Boolean),
-    ),
-    AUTH_ISSUER: optionalText,
-    AUTH_JWKS_URI: optionalText.pipe(z.url().optional()),
-    LEASE_DEFAULT_TTL_SECONDS: intSetting(1200, 1, 7 * 24 * 3600),
-    LEASE_MIN_TTL_SECONDS: intSetting(60, 1, 7 * 24 * 3600),
-    LEASE_MAX_TTL_SECONDS: intSetting(7200, 1, 7 * 24 * 3600),
-    LEASE_MIN_PREFIX: intSetting(24, 8, 32),
-    LEASE_APPLY_TIMEOUT_SECONDS: intSetting(30, 1, 200),
-    LEASE_POLICY: leasePolicy,
-    LEASE_MAX_ACTIVE_PER_PRINCIPAL: intSetting(20, 1, 1000),
-    SWEEP_SCHEDULE: z.string().trim().min(1).default('0 */1 * * * *'),
-    PORT: intSetting(7071, 0, 65535),
-  })
-  .superRefine((config, ctx) => {
-    if (!config.LEASE_STORAGE_CONNECTION_STRING && !config.LEASE_STORAGE__tableServiceUri) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['LEASE_STORAGE_CONNECTION_STRING'],
-        message: 'set LEASE_STORAGE_CONNECTION_STRING or LEASE_STORAGE__tableServiceUri',
-      });
-    }
-    const { LEASE_MIN_TTL_SECONDS: min, LEASE_MAX_TTL_SECONDS: max } = config;
-    if (min > max) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['LEASE_MIN_TTL_SECONDS'],
-        message: 'must not exceed LEASE_MAX_TTL_SECONDS',
-      });
-    }
-    if (config.LEASE_DEFAULT_TTL_SECONDS < min || config.LEASE_DEFAULT_TTL_SECONDS > max) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['LEASE_DEFAULT_TTL_SECONDS'],
-        message: `must lie within [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS] = [${min}, ${max}]`,
-      });
-    }
+          .filter(Boolean),
+  ),
+  AUTH_ISSUER: optionalText,
+  AUTH_JWKS_URI: optionalText.pipe(z.url().optional()),
+  LEASE_DEFAULT_TTL_SECONDS: intSetting(1200, 1, 7 * 24 * 3600),
+  LEASE_MIN_TTL_SECONDS: intSetting(60, 1, 7 * 24 * 3600),
+  LEASE_MAX_TTL_SECONDS: intSetting(7200, 1, 7 * 24 * 3600),
+  LEASE_MIN_PREFIX: intSetting(24, 8, 32),
+  LEASE_APPLY_TIMEOUT_SECONDS: intSetting(30, 1, 200),
+  LEASE_POLICY: leasePolicy,
+  LEASE_MAX_ACTIVE_PER_PRINCIPAL: intSetting(20, 1, 1000),
+  SWEEP_SCHEDULE: z.string().trim().min(1).default('0 */1 * * * *'),
+  PORT: intSetting(7071, 0, 65535),
+});
+
+type Fields = z.output<typeof ConfigFields>;
+type IssueSink = Pick<z.RefinementCtx, 'addIssue'>;
+
+/**
+ * Checks that span settings. loadConfig also runs them on the settings that
+ * did parse when others did not, so one message names every problem: each
+ * check runs only when the settings it reads are valid (`in config`).
+ */
+function crossFieldIssues(config: Partial<Fields>, ctx: IssueSink): void {
+  const has = (...keys: (keyof Fields)[]) => keys.every((key) => key in config);
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path, message });
+
+  if (
+    has('LEASE_STORAGE_CONNECTION_STRING', 'LEASE_STORAGE__tableServiceUri') &&
+    !config.LEASE_STORAGE_CONNECTION_STRING &&
+    !config.LEASE_STORAGE__tableServiceUri
+  ) {
+    issue(
+      ['LEASE_STORAGE_CONNECTION_STRING'],
+      'set LEASE_STORAGE_CONNECTION_STRING or LEASE_STORAGE__tableServiceUri',
+    );
+  }
+  const {
+    LEASE_MIN_TTL_SECONDS: min,
+    LEASE_MAX_TTL_SECONDS: max,
+    LEASE_DEFAULT_TTL_SECONDS: fallback,
+  } = config;
+  const bounds = min !== undefined && max !== undefined;
+  if (bounds && min > max)
+    issue(['LEASE_MIN_TTL_SECONDS'], 'must not exceed LEASE_MAX_TTL_SECONDS');
+  if (bounds && fallback !== undefined && (fallback < min || fallback > max)) {
+    issue(
+      ['LEASE_DEFAULT_TTL_SECONDS'],
+      `must lie within [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS] = [${min}, ${max}]`,
+    );
+  }
+  if (has('BROKER_VAULTS', 'LEASE_POLICY') && config.BROKER_VAULTS) {
     const managed = new Set(config.BROKER_VAULTS.map((vault) => vault.name));
     const rules = config.LEASE_POLICY ?? [];
     rules.forEach((rule, index) => {
       const label = ruleLabel(rules, rule);
       for (const vault of rule.vaults) {
         if (vault !== '*' && !managed.has(vault)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['LEASE_POLICY', index, 'vaults'],
-            message: `rule ${label} names "${vault}", which is not in BROKER_VAULTS`,
-          });
+          issue(
+            ['LEASE_POLICY', index, 'vaults'],
+            `rule ${label} names "${vault}", which is not in BROKER_VAULTS`,
+          );
         }
       }
       const cap = rule.maxTtlSeconds;
-      if (cap !== undefined && (cap < min || cap > max)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['LEASE_POLICY', index, 'maxTtlSeconds'],
-          message: `rule ${label}: ${cap} lies outside [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS] = [${min}, ${max}]`,
-        });
+      if (bounds && cap !== undefined && (cap < min || cap > max)) {
+        issue(
+          ['LEASE_POLICY', index, 'maxTtlSeconds'],
+          `rule ${label}: ${cap} lies outside [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS] = [${min}, ${max}]`,
+        );
       }
     });
-    if (config.AUTH_MODE === 'entra') {
-      if (!config.AUTH_TENANT_ID) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['AUTH_TENANT_ID'],
-          message: 'is required when AUTH_MODE=entra',
-        });
-      }
-      if (config.AUTH_AUDIENCE.length === 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['AUTH_AUDIENCE'],
-          message: 'is required when AUTH_MODE=entra',
-        });
-      }
-    }
-  });
+  }
+  if (has('AUTH_MODE', 'AUTH_TENANT_ID', 'AUTH_AUDIENCE') && config.AUTH_MODE === 'entra') {
+    if (!config.AUTH_TENANT_ID) issue(['AUTH_TENANT_ID'], 'is required when AUTH_MODE=entra');
+    if (config.AUTH_AUDIENCE?.length === 0)
+      issue(['AUTH_AUDIENCE'], 'is required when AUTH_MODE=entra');
+  }
+}
+
+export const ConfigSchema = ConfigFields.superRefine((config, ctx) =>
+  crossFieldIssues(config, ctx),
+);
 
 export type Config = z.output<typeof ConfigSchema>;
 
@@ -213,7 +220,28 @@ function settingPath(path: readonly PropertyKey[]): string {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const result = ConfigSchema.safeParse(env);
   if (!result.success) {
-    const lines = result.error.issues.map(
+    const issues: { path: readonly PropertyKey[]; message: string }[] = [...result.error.issues];
+    // zod skips the cross-field checks when a field failed: run them on the
+    // fields that parsed, keeping each message once.
+    const parsed: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(ConfigFields.shape)) {
+      const one = (field as z.ZodType).safeParse(env[key]);
+      if (one.success) parsed[key] = one.data;
+    }
+    const seen = new Set(issues.map((issue) => `${issue.path.join('.')}|${issue.message}`));
+    crossFieldIssues(parsed as Partial<Fields>, {
+      addIssue: (issue) => {
+        if (typeof issue === 'string') return;
+        const path = issue.path ?? [];
+        const message = issue.message ?? '';
+        const key = `${path.join('.')}|${message}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          issues.push({ path, message });
+        }
+      },
+    });
+    const lines = issues.map(
       (issue) => `- ${settingPath(issue.path) || '(settings)'}: ${issue.message}`,
     );
     throw new ConfigError(`Invalid kv-lease configuration:\n${lines.join('\n')}`);

@@ -58,8 +58,9 @@ function checkContinuation(token: string): string {
 }
 
 /**
- * Append-only: the only write is `createEntity` of a new, randomly suffixed
- * row key; no code path updates, upserts or deletes an entry.
+ * Append-only: the only writes create new, randomly suffixed row keys
+ * (`createEntity`, or a transaction of `create` actions); no code path
+ * updates, upserts or deletes an entry.
  */
 export class TableAuditLog implements AuditLog {
   private ready: Promise<unknown> | undefined;
@@ -77,20 +78,79 @@ export class TableAuditLog implements AuditLog {
     await this.ready;
   }
 
-  async append(entry: AuditEntry): Promise<void> {
+  /**
+   * Entries appended in the same turn of the event loop (a burst of grants
+   * answered by one writer pass) are written together: one transaction of up
+   * to 100 `create` actions per day partition, so the trail costs the store a
+   * handful of calls, not one per request. Each caller still waits for its
+   * own entry to be written.
+   */
+  append(entry: AuditEntry): Promise<void> {
+    return new Promise((resolve) => {
+      this.queue.push({ entry, done: resolve });
+      this.flushing ??= new Promise<void>((scheduled) => setImmediate(scheduled)).then(() =>
+        this.flush(),
+      );
+    });
+  }
+
+  private queue: { entry: AuditEntry; done: () => void }[] = [];
+  private flushing: Promise<void> | undefined;
+
+  private async flush(): Promise<void> {
+    const batch = this.queue.splice(0);
+    this.flushing = undefined;
+    const rows = batch.map(({ entry }) => ({
+      partitionKey: reversedDay(entry.at),
+      rowKey: `${reversedMs(entry.at)}_${randomBytes(6).toString('hex')}`,
+      ...Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined)),
+    }));
     try {
       await this.ensureTable();
-      await this.client.createEntity({
-        partitionKey: reversedDay(entry.at),
-        rowKey: `${reversedMs(entry.at)}_${randomBytes(6).toString('hex')}`,
-        ...Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined)),
-      });
+      const byDay = new Map<string, typeof rows>();
+      for (const row of rows)
+        byDay.set(row.partitionKey, [...(byDay.get(row.partitionKey) ?? []), row]);
+      const chunks = [...byDay.values()].flatMap((day) =>
+        Array.from({ length: Math.ceil(day.length / 100) }, (_, n) =>
+          day.slice(n * 100, n * 100 + 100),
+        ),
+      );
+      await Promise.all(
+        chunks.map(async (chunk) => {
+          if (chunk.length === 1) return this.writeOne(chunk[0] as (typeof rows)[number]);
+          try {
+            await this.client.submitTransaction(chunk.map((row) => ['create', row]));
+          } catch {
+            await Promise.all(chunk.map((row) => this.writeOne(row)));
+          }
+        }),
+      );
     } catch (error) {
-      // NOTE: the action already happened; losing its audit line is logged
-      // loudly rather than turned into a failed request.
+      this.lost(rows, error);
+    } finally {
+      for (const { done } of batch) done();
+    }
+  }
+
+  private async writeOne(
+    row: Record<string, unknown> & { partitionKey: string; rowKey: string },
+  ): Promise<void> {
+    try {
+      await this.client.createEntity(row);
+    } catch (error) {
+      this.lost([row], error);
+    }
+  }
+
+  /**
+   * NOTE: the action already happened; losing its audit line is logged
+   * loudly rather than turned into a failed request.
+   */
+  private lost(rows: Record<string, unknown>[], error: unknown): void {
+    for (const row of rows) {
       this.logger.error('Audit entry could not be written', {
-        action: entry.action,
-        leaseId: entry.leaseId,
+        action: row.action,
+        leaseId: row.leaseId,
         error: error instanceof Error ? error.message : 'unknown',
       });
     }

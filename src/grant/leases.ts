@@ -326,7 +326,10 @@ export class LeaseService {
    * row and the pass.
    */
   private async checkCapacity(vault: string, ip: string): Promise<void> {
-    const state = await this.deps.store.getVaultState(vault);
+    // In a burst, the row this process just read or wrote is fresh enough.
+    const state =
+      this.deps.coordinator.recentState(vault, 2000) ??
+      (await this.deps.store.getVaultState(vault));
     const owned = new Set(state.owned);
     if (owned.has(ip)) return;
     if (state.totalRules >= 0 && state.totalRules + 1 <= this.maxRules) return;

@@ -95,6 +95,8 @@ export class VaultCoordinator {
   private readonly pendingTimeoutMs: number;
   /** Outcomes of recent local passes, so local waiters need no extra read. */
   private readonly recent = new Map<string, PassOutcome>();
+  /** The vault rows this process read or wrote last, for cheap approximate reads. */
+  private readonly known = new Map<string, { state: VaultState; at: number }>();
 
   constructor(
     vaults: ManagedVault[],
@@ -107,6 +109,21 @@ export class VaultCoordinator {
     this.callTimeoutMs = Math.min(options.callTimeoutMs ?? 10_000, this.lockTtlMs - 2_000);
     this.maxRules = options.maxRules ?? 1000;
     this.pendingTimeoutMs = options.pendingTimeoutMs ?? 32_000;
+  }
+
+  /**
+   * The vault row as this process last saw it, when that was at most
+   * `maxAgeMs` ago: good enough for estimates (capacity), never for decisions
+   * the writer makes.
+   */
+  recentState(vault: string, maxAgeMs: number): VaultState | undefined {
+    const known = this.known.get(vault);
+    return known && this.options.clock.now() - known.at <= maxAgeMs ? known.state : undefined;
+  }
+
+  private remember(vault: string, state: VaultState | undefined): VaultState | undefined {
+    if (state) this.known.set(vault, { state, at: this.options.clock.now() });
+    return state;
   }
 
   /**
@@ -135,6 +152,7 @@ export class VaultCoordinator {
     try {
       while (watch.waiters.length > 0) {
         const state = await this.options.store.getVaultState(vault);
+        this.remember(vault, state);
         // Waiters that arrived before this read get their target now: the next
         // pass to begin will read the store after their change.
         for (const waiter of watch.waiters) waiter.target ??= state.pass + 1;
@@ -279,15 +297,18 @@ export class VaultCoordinator {
         (lease) => lease.status === 'pending' && applied.has(lease.id),
       );
       await store.markActive(activated);
-      const done = await store.putVaultState(vault.name, {
-        ...state,
-        applied: state.pass,
-        owned: plan.ownedAfterWrite,
-        lockHolder: '',
-        lockUntil: 0,
-        totalRules: plan.next.length,
-        lastPassAt: now,
-      });
+      const done = this.remember(
+        vault.name,
+        await store.putVaultState(vault.name, {
+          ...state,
+          applied: state.pass,
+          owned: plan.ownedAfterWrite,
+          lockHolder: '',
+          lockUntil: 0,
+          totalRules: plan.next.length,
+          lastPassAt: now,
+        }),
+      );
       if (!done) throw new LostLock();
       watch.backoffUntil = 0;
       watch.lastFailure = undefined;

@@ -237,11 +237,10 @@ export class TableLeaseStore implements LeaseStore {
 
   async getLease(id: string, vault: string): Promise<StoredLease | undefined> {
     return this.run(async () => {
-      const [live, ended] = await Promise.all([
-        this.readEntity<LeaseEntity>(vault, `${LIVE}${id}`),
-        this.readEntity<LeaseEntity>(vault, `${ENDED}${id}`),
-      ]);
-      const entity = live ?? ended;
+      // Live first: the rows read most (a grant reading back its lease) are live.
+      const entity =
+        (await this.readEntity<LeaseEntity>(vault, `${LIVE}${id}`)) ??
+        (await this.readEntity<LeaseEntity>(vault, `${ENDED}${id}`));
       return entity ? fromEntity(entity as LeaseEntity & { etag: string }) : undefined;
     });
   }

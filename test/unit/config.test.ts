@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+
+import { ConfigError, loadConfig } from '../../src/config';
+
+const vault =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-One';
+const base = {
+  BROKER_VAULTS: vault,
+  LEASE_STORAGE_CONNECTION_STRING: 'UseDevelopmentStorage=true',
+  AUTH_MODE: 'disabled',
+};
+
+describe('loadConfig', () => {
+  it('When only the required settings are given, then the contract defaults apply', () => {
+    const config = loadConfig(base);
+    expect(config.BROKER_VAULTS).toEqual([
+      {
+        name: 'kv-one',
+        resourceId: vault,
+        subscriptionId: '00000000-0000-0000-0000-000000000000',
+        resourceGroup: 'rg',
+      },
+    ]);
+    expect(config).toMatchObject({
+      AZURE_ARM_ENDPOINT: 'https://management.azure.com',
+      LEASE_DEFAULT_TTL_SECONDS: 1200,
+      LEASE_MIN_TTL_SECONDS: 60,
+      LEASE_MAX_TTL_SECONDS: 7200,
+      LEASE_MIN_PREFIX: 24,
+      SWEEP_SCHEDULE: '0 */1 * * * *',
+      PORT: 7071,
+    });
+    expect(
+      loadConfig({ ...base, AUTH_MODE: undefined, AUTH_TENANT_ID: 't', AUTH_AUDIENCE: 'api://x' })
+        .AUTH_MODE,
+    ).toBe('entra');
+  });
+
+  it('When several settings are bad, then one error names every one of them', () => {
+    expect(() =>
+      loadConfig({
+        BROKER_VAULTS: 'not-an-id',
+        LEASE_MIN_TTL_SECONDS: '900',
+        LEASE_MAX_TTL_SECONDS: '600',
+        AUTH_MODE: 'entra',
+      }),
+    ).toThrowError(
+      /BROKER_VAULTS[\s\S]*LEASE_STORAGE_CONNECTION_STRING[\s\S]*LEASE_MIN_TTL_SECONDS[\s\S]*AUTH_TENANT_ID[\s\S]*AUTH_AUDIENCE/,
+    );
+  });
+
+  it('When two vaults share a name, then the configuration is refused', () => {
+    const other = vault.replace('/rg/', '/rg2/');
+    expect(() => loadConfig({ ...base, BROKER_VAULTS: `${vault},${other}` })).toThrowError(
+      /unique/,
+    );
+  });
+
+  it('When AUTH_MODE=disabled runs in Azure, then the broker refuses to start and says why', () => {
+    expect(() => loadConfig({ ...base, WEBSITE_INSTANCE_ID: 'abc' })).toThrowError(ConfigError);
+    expect(() => loadConfig({ ...base, WEBSITE_SITE_NAME: 'func-kv-lease' })).toThrowError(
+      /running in Azure/,
+    );
+  });
+});
