@@ -22,6 +22,8 @@ export interface Lease {
   endedAt?: number | undefined;
   /** Why a lease failed, for operators (`capacity`, `timeout`). */
   failure?: string | undefined;
+  /** Whether it holds a slot of its principal (LEASE_MAX_ACTIVE_PER_PRINCIPAL) to free when it ends. */
+  slot?: boolean | undefined;
 }
 
 export function isLive(lease: Pick<Lease, 'status'>): boolean {

@@ -231,6 +231,7 @@ export class LeaseService {
     const cap = this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL;
     const capped = Number.isFinite(cap);
     if (capped) {
+      lease.slot = true;
       const held = await store.claimSlot(lease, now);
       if (held > cap) {
         await store.releaseSlot(lease);

@@ -347,34 +347,36 @@ export class VaultCoordinator {
    */
   private async expire(live: StoredLease[], now: number): Promise<StoredLease[]> {
     const { store, observer } = this.options;
-    const survivors: StoredLease[] = [];
-    await Promise.all(
-      live.map(async (lease) => {
-        if (lease.status === 'pending' && lease.createdAt + this.pendingTimeoutMs < now) {
-          if (await store.endLease(lease, 'failed', now, 'timeout')) return;
-          const fresh = await store.getLease(lease.id, lease.vault);
-          if (fresh?.status === 'active' && fresh.expiresAt > now) survivors.push(fresh);
-          return;
-        }
-        if (lease.expiresAt > now) {
-          survivors.push(lease);
-          return;
-        }
-        const ended = await store.endLease(lease, 'expired', now);
-        if (ended) {
-          observer?.leaseExpired?.(ended);
-          return;
-        }
-        const fresh = await store.getLease(lease.id, lease.vault);
-        if (
-          fresh &&
-          (fresh.status === 'pending' || fresh.status === 'active') &&
-          fresh.expiresAt > now
-        ) {
-          survivors.push(fresh);
-        }
-      }),
+    const survivors = live.filter(
+      (lease) => lease.expiresAt > now && !this.stalePending(lease, now),
     );
+    const timedOut = live.filter((lease) => this.stalePending(lease, now));
+    const expired = live.filter(
+      (lease) => lease.expiresAt <= now && !this.stalePending(lease, now),
+    );
+    // Many leases end at once in a sweep: the store ends them in batches.
+    const [failed, ended] = await Promise.all([
+      store.endLeases(timedOut, 'failed', now, 'timeout'),
+      store.endLeases(expired, 'expired', now),
+    ]);
+    for (const lease of ended.ended) observer?.leaseExpired?.(lease);
+    // A lease that changed meanwhile (renewed, or activated just in time) stays if still live.
+    const changed = await Promise.all(
+      [...failed.changed, ...ended.changed].map((lease) => store.getLease(lease.id, lease.vault)),
+    );
+    for (const fresh of changed) {
+      if (
+        fresh &&
+        (fresh.status === 'pending' || fresh.status === 'active') &&
+        fresh.expiresAt > now
+      ) {
+        if (!this.stalePending(fresh, now)) survivors.push(fresh);
+      }
+    }
     return survivors;
+  }
+
+  private stalePending(lease: StoredLease, now: number): boolean {
+    return lease.status === 'pending' && lease.createdAt + this.pendingTimeoutMs < now;
   }
 }

@@ -94,6 +94,17 @@ export interface LeaseStore {
     endedAt: number,
     failure?: string,
   ): Promise<StoredLease | undefined>;
+  /**
+   * End many live leases of one vault at once (a sweep): the same conditional
+   * decision as `endLease`, written in transactions. `changed` holds the
+   * leases that changed meanwhile and were left as they are.
+   */
+  endLeases(
+    leases: StoredLease[],
+    status: Extract<LeaseStatus, 'expired' | 'failed'>,
+    endedAt: number,
+    failure?: string,
+  ): Promise<{ ended: StoredLease[]; changed: StoredLease[] }>;
   /** Conditional update of a live lease; `undefined` if it changed meanwhile. */
   updateLiveLease(
     lease: StoredLease,

@@ -57,6 +57,7 @@ type LeaseEntity = TableEntity<{
   expiresAt: number;
   endedAt?: number;
   failure?: string;
+  slot?: boolean;
 }>;
 
 export interface TableStoreOptions {
@@ -119,6 +120,7 @@ function toEntity(lease: Lease, rowPrefix: string): LeaseEntity {
   if (lease.reason !== undefined) entity.reason = lease.reason;
   if (lease.endedAt !== undefined) entity.endedAt = lease.endedAt;
   if (lease.failure !== undefined) entity.failure = lease.failure;
+  if (lease.slot) entity.slot = true;
   return entity;
 }
 
@@ -135,6 +137,7 @@ function fromEntity(entity: LeaseEntity & { etag?: string }): StoredLease {
     expiresAt: Number(entity.expiresAt),
     endedAt: entity.endedAt === undefined ? undefined : Number(entity.endedAt),
     failure: entity.failure,
+    slot: entity.slot === true ? true : undefined,
     etag: entity.etag ?? '',
   };
 }
@@ -345,7 +348,7 @@ export class TableLeaseStore implements LeaseStore {
       await Promise.all(
         stale.flatMap((lease) => [
           this.moveToHistory(lease).catch(() => undefined),
-          this.releaseSlot(lease).catch(() => undefined),
+          lease.slot ? this.releaseSlot(lease).catch(() => undefined) : undefined,
         ]),
       );
       return leases;
@@ -399,10 +402,88 @@ export class TableLeaseStore implements LeaseStore {
       const stored = { ...ended, etag: '' };
       await Promise.all([
         this.moveToHistory(stored).catch(() => undefined),
-        this.releaseSlot(stored).catch(() => undefined),
+        stored.slot ? this.releaseSlot(stored).catch(() => undefined) : undefined,
       ]);
       return stored;
     });
+  }
+
+  async endLeases(
+    leases: StoredLease[],
+    status: 'expired' | 'failed',
+    endedAt: number,
+    failure?: string,
+  ): Promise<{ ended: StoredLease[]; changed: StoredLease[] }> {
+    const result = { ended: [] as StoredLease[], changed: [] as StoredLease[] };
+    if (leases.length === 0) return result;
+    await this.run(async () => {
+      for (const chunk of chunks(leases, TRANSACTION_LIMIT)) {
+        const endedChunk = chunk.map((lease) => ({
+          ...withoutEtag(lease),
+          status,
+          endedAt,
+          failure,
+          etag: '',
+        }));
+        try {
+          // The decision, all or nothing for the chunk: conditional on each row's version.
+          await this.client.submitTransaction(
+            chunk.map((lease, index) => [
+              'update',
+              toEntity(endedChunk[index] as Lease, LIVE),
+              'Replace',
+              { etag: lease.etag },
+            ]),
+          );
+          result.ended.push(...endedChunk);
+        } catch (error) {
+          if (!isConflict(error) && statusOf(error) !== 400) throw error;
+          // One of them changed: decide them one by one.
+          for (const lease of chunk) {
+            const ended = await this.endLease(lease, status, endedAt, failure);
+            if (ended) result.ended.push(ended);
+            else result.changed.push(lease);
+          }
+          continue;
+        }
+      }
+      await this.tidyEnded(result.ended);
+    });
+    return result;
+  }
+
+  /** Move ended leases to history and free their slots, in transactions; best effort. */
+  private async tidyEnded(leases: StoredLease[]): Promise<void> {
+    const moves = chunks(leases, TRANSACTION_LIMIT / 2).map((chunk) =>
+      this.client
+        .submitTransaction(
+          chunk.flatMap((lease): TransactionAction[] => [
+            ['delete', { partitionKey: lease.vault, rowKey: `${LIVE}${lease.id}` }],
+            ['upsert', toEntity(withoutEtag(lease), ENDED), 'Replace'],
+          ]),
+        )
+        .catch(() =>
+          Promise.all(chunk.map((lease) => this.moveToHistory(lease).catch(() => undefined))),
+        ),
+    );
+    const byPrincipal = new Map<string, StoredLease[]>();
+    for (const lease of leases)
+      byPrincipal.set(lease.principal, [...(byPrincipal.get(lease.principal) ?? []), lease]);
+    const slots = [...byPrincipal.entries()].flatMap(([principal, owned]) =>
+      chunks(owned, TRANSACTION_LIMIT).map((chunk) =>
+        this.client
+          .submitTransaction(
+            chunk.map((lease) => [
+              'delete',
+              { partitionKey: slotPartition(principal), rowKey: lease.id },
+            ]),
+          )
+          .catch(() =>
+            Promise.all(chunk.map((lease) => this.releaseSlot(lease).catch(() => undefined))),
+          ),
+      ),
+    );
+    await Promise.all([...moves, ...slots]);
   }
 
   private async moveToHistory(lease: StoredLease): Promise<void> {
@@ -426,7 +507,7 @@ export class TableLeaseStore implements LeaseStore {
         const response = await this.client.updateEntity(toEntity(next, LIVE), 'Replace', {
           etag: lease.etag,
         });
-        if (patch.expiresAt !== undefined) {
+        if (patch.expiresAt !== undefined && next.slot) {
           // Keep the caller's slot alive as long as the lease (best effort).
           await this.client
             .upsertEntity(
