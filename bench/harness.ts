@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 
 import type { RunningEmulator, VaultSpec } from '../src/emulator/types';
-import { type Child, startReadyLine } from '../src/local/processes';
+import { type BrokerProcess, type Child, startBrokerProcesses } from '../src/local/processes';
 
 /**
  * The small shared harness of `npm run bench`: what every scenario needs to
@@ -18,7 +18,6 @@ export const STATIC_RULE = '20.40.60.80/32';
 export const NEVER = '0 0 0 1 1 *';
 export const ARM_TOKEN = 'bench-token';
 
-const RUNNER = join(__dirname, '..', 'src', 'local', 'runner.js');
 export const SWEEP_CHILD = join(__dirname, 'sweep-child.js');
 
 // ---------------------------------------------------------------------------
@@ -72,11 +71,7 @@ export class Children {
   }
 }
 
-export interface BrokerProcess {
-  url: string;
-  pid: number;
-  child: Child;
-}
+export type { BrokerProcess };
 
 /** The environment of a broker process (or the sweep child), as the e2e tests build it. */
 export function brokerEnv(
@@ -108,18 +103,9 @@ export async function startBrokers(
   options: { count: number; vaults: string[]; table: string },
 ): Promise<BrokerProcess[]> {
   const env = brokerEnv(ctx, options);
-  return Promise.all(
-    Array.from({ length: options.count }, async (_, index) => {
-      const { child, ready } = await startReadyLine<{ ready: true; url: string; pid: number }>(
-        `broker-${index}`,
-        RUNNER,
-        [],
-        env,
-      );
-      ctx.children.track(child);
-      return { url: ready.url, pid: ready.pid, child };
-    }),
-  );
+  const brokers = await startBrokerProcesses(options.count, env);
+  for (const broker of brokers) ctx.children.track(broker.child);
+  return brokers;
 }
 
 /** Peak resident set size of a process in MB (`VmHWM`), or undefined when it is gone. */
@@ -275,17 +261,8 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Deterministic PRNG (mulberry32), so start jitters are the same on every run. */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG, so start jitters are the same on every run: the emulator's own. */
+export { mulberry32 as seeded } from '../src/emulator/chance';
 
 /** The error of a failed ARM call, as a short label: `409 ConflictError`. */
 export function armErrorLabel(error: unknown): string {

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 
 /**
  * Child processes for `npm start`, the tests and the benchmark: started with
@@ -170,4 +170,37 @@ export async function startAzurite(options: { port: number; location?: string })
   }
   // NOTE: azurite saves its database only on SIGINT; SIGTERM would lose what it holds.
   return { process: child, name: 'azurite', stop: stopper(child, 10_000, 'SIGINT') };
+}
+
+/** The local runner script, whether this module runs compiled (dist/) or from source (tests). */
+const RUNNER = __dirname.includes(`${sep}dist${sep}`)
+  ? join(__dirname, 'runner.js')
+  : join(__dirname, '..', '..', 'dist', 'src', 'local', 'runner.js');
+
+export interface BrokerProcess {
+  url: string;
+  pid: number;
+  child: Child;
+}
+
+/**
+ * Broker processes (the local runner) configured by `env`, started together:
+ * the tests and the benchmark run several on one store to prove the writer
+ * lock holds across processes.
+ */
+export function startBrokerProcesses(
+  count: number,
+  env: NodeJS.ProcessEnv,
+): Promise<BrokerProcess[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, index) => {
+      const { child, ready } = await startReadyLine<{ ready: true; url: string; pid: number }>(
+        `broker-${index}`,
+        RUNNER,
+        [],
+        env,
+      );
+      return { url: ready.url, pid: ready.pid, child };
+    }),
+  );
 }

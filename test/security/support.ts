@@ -3,27 +3,17 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import {
-  type HttpHandler,
-  HttpRequest,
-  type HttpResponseInit,
-  InvocationContext,
-  type LogLevel,
-} from '@azure/functions';
 import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 
-import { createServices } from '../../src/app/composition';
-import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
 import type { Services } from '../../src/app/services';
 import type { AuditEntry } from '../../src/audit/port';
 import type { Authenticator } from '../../src/auth/principal';
-import { type Config, loadConfig } from '../../src/config';
+import type { Config } from '../../src/config';
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
 import type { RunningEmulator } from '../../src/emulator/types';
-import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
 import { TableLeaseStore } from '../../src/store/table-store';
-import { storageConnectionString, uniqueTable, vaultId } from '../support/harness';
+import { type CallInit, type CallResult, testBroker } from '../support/harness';
 
 /**
  * Entra ID as the broker sees it, on loopback: one tenant, a key set served by
@@ -172,21 +162,7 @@ export function b64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-export interface CallResult {
-  status: number;
-  headers: Headers;
-  /** The raw body text, for leak checks. */
-  text: string;
-  body: any;
-  invocationId: string;
-}
-
-export interface CallInit {
-  body?: string | object;
-  headers?: Record<string, string>;
-  /** Defaults to a fresh UUID, so that audit entries can be matched to requests. */
-  invocationId?: string;
-}
+export type { CallInit, CallResult } from '../support/harness';
 
 export interface SecureBroker {
   config: Config;
@@ -217,26 +193,6 @@ export function secureBroker(options: {
   /** Replaces the Entra authenticator (fault injection). */
   auth?: Authenticator;
 }): SecureBroker {
-  const config = loadConfig({
-    BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
-    LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
-    LEASE_TABLE_NAME: uniqueTable(),
-    AZURE_ARM_ENDPOINT: options.emulator.url,
-    AZURE_ARM_TOKEN: 'test-token',
-    LEASE_APPLY_TIMEOUT_SECONDS: '10',
-    ...options.env,
-  });
-  const store = new TableLeaseStore({
-    tableName: config.LEASE_TABLE_NAME,
-    connectionString: config.LEASE_STORAGE_CONNECTION_STRING,
-  });
-  const firewall = new ArmVaultFirewall({
-    endpoint: options.emulator.url,
-    credential: {
-      getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }),
-    },
-    tlsCa: options.emulator.caPem,
-  });
   const capture = options.capture;
   const logger: Logger = capture
     ? {
@@ -248,75 +204,17 @@ export function secureBroker(options: {
           capture.push({ source: 'logger', level: 'error', text: line(message, properties) }),
       }
     : silentLogger;
-  const services = createServices(config, {
-    store,
-    firewall,
+  const { config, services, store, call } = testBroker({
+    emulator: options.emulator,
+    vaults: options.vaults,
+    env: { AUTH_MODE: 'entra', ...options.env },
     clock: options.clock,
     logger,
-    ...(options.auth ? { auth: options.auth } : {}),
+    auth: options.auth,
+    onContextLog: capture
+      ? (level, text) => capture.push({ source: 'context', level, text })
+      : undefined,
   });
-  const definitions = functionDefinitions(() => services).filter(
-    (d): d is HttpDefinition => d.kind === 'http',
-  );
-  const routes = definitions.map((definition) => ({
-    definition,
-    names: [...definition.route.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string),
-    pattern: new RegExp(`^${definition.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`),
-  }));
-
-  const call: SecureBroker['call'] = async (method, path, init = {}) => {
-    const url = new URL(path, 'http://127.0.0.1:7071');
-    const route = url.pathname.replace(/^\/api\//, '');
-    const hit = routes.find(
-      (candidate) =>
-        candidate.definition.methods.includes(method as never) && candidate.pattern.test(route),
-    );
-    if (!hit) throw new Error(`no function for ${method} ${path}`);
-    const values = hit.pattern.exec(route) ?? [];
-    const params = Object.fromEntries(
-      hit.names.map((name, index) => [name, decodeURIComponent(values[index + 1] ?? '')]),
-    );
-    const body =
-      init.body === undefined
-        ? undefined
-        : typeof init.body === 'string'
-          ? init.body
-          : JSON.stringify(init.body);
-    const headers = {
-      ...(body !== undefined && typeof init.body !== 'string'
-        ? { 'content-type': 'application/json' }
-        : {}),
-      ...init.headers,
-    };
-    const request = new HttpRequest({
-      method,
-      url: url.toString(),
-      headers,
-      params,
-      query: Object.fromEntries(url.searchParams.entries()),
-      ...(body === undefined ? {} : { body: { string: body } }),
-    });
-    const invocationId = init.invocationId ?? randomUUID();
-    const context = new InvocationContext({
-      invocationId,
-      functionName: hit.definition.name,
-      logHandler: (level: LogLevel, ...args: unknown[]) => {
-        capture?.push({ source: 'context', level, text: args.map(String).join(' ') });
-      },
-    });
-    const response = (await (hit.definition.handler as HttpHandler)(
-      request,
-      context,
-    )) as HttpResponseInit;
-    const text = typeof response.body === 'string' ? response.body : '';
-    return {
-      status: response.status ?? 200,
-      headers: new Headers(response.headers as ConstructorParameters<typeof Headers>[0]),
-      text,
-      body: text ? JSON.parse(text) : undefined,
-      invocationId,
-    };
-  };
 
   const auditTrail = async () => {
     const entries: AuditEntry[] = [];

@@ -1,16 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
+import {
+  HttpRequest,
+  type HttpResponseInit,
+  InvocationContext,
+  type LogLevel,
+} from '@azure/functions';
 import { inject } from 'vitest';
 
 import { createServices } from '../../src/app/composition';
 import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
 import type { Services } from '../../src/app/services';
+import type { Authenticator } from '../../src/auth/principal';
 import { type Config, loadConfig } from '../../src/config';
 import type { Clock } from '../../src/domain/clock';
-import { silentLogger } from '../../src/domain/logger';
+import { type Logger, silentLogger } from '../../src/domain/logger';
 import { startEmulator } from '../../src/emulator/server';
 import type { RunningEmulator, StartOptions, VaultSpec } from '../../src/emulator/types';
 import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
@@ -60,30 +67,44 @@ export function lockedVault(
   };
 }
 
+export interface CallInit {
+  body?: string | object;
+  headers?: Record<string, string>;
+  /** Defaults to a fresh UUID, so that audit entries can be matched to requests. */
+  invocationId?: string;
+}
+
+export interface CallResult {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: any;
+  invocationId: string;
+}
+
 export interface TestBroker {
   config: Config;
   services: Services;
   store: TableLeaseStore;
-  call(
-    method: string,
-    path: string,
-    init?: { body?: string | object; headers?: Record<string, string> },
-  ): Promise<{
-    status: number;
-    headers: Headers;
-    body: any;
-  }>;
+  call(method: string, path: string, init?: CallInit): Promise<CallResult>;
 }
 
 /**
  * The broker in-process: real services (azurite, the emulator over HTTPS
- * through @azure/arm-keyvault) behind the same handlers the host registers.
+ * through @azure/arm-keyvault) behind the same handlers the host registers,
+ * called the way the host calls them. `AUTH_MODE=disabled` unless `env` says
+ * otherwise.
  */
 export function testBroker(options: {
   emulator: RunningEmulator;
   vaults: string[];
   env?: Record<string, string>;
   clock?: Clock;
+  logger?: Logger;
+  /** Replaces the configured authenticator (fault injection). */
+  auth?: Authenticator;
+  /** Receives what handlers log through their InvocationContext. */
+  onContextLog?: (level: LogLevel, text: string) => void;
 }): TestBroker {
   const config = loadConfig({
     BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
@@ -110,28 +131,30 @@ export function testBroker(options: {
     store,
     firewall,
     clock: options.clock,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
+    ...(options.auth ? { auth: options.auth } : {}),
   });
-  const definitions = functionDefinitions(() => services).filter(
-    (d): d is HttpDefinition => d.kind === 'http',
-  );
+  const routes = functionDefinitions(() => services)
+    .filter((d): d is HttpDefinition => d.kind === 'http')
+    .map((definition) => ({
+      definition,
+      names: [...definition.route.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string),
+      pattern: new RegExp(
+        `^${definition.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`,
+      ),
+    }));
 
   const call: TestBroker['call'] = async (method, path, init = {}) => {
     const url = new URL(path, 'http://127.0.0.1:7071');
     const route = url.pathname.replace(/^\/api\//, '');
-    const definition = definitions.find((d) => {
-      if (!d.methods.includes(method as never)) return false;
-      const pattern = new RegExp(`^${d.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`);
-      return pattern.test(route);
-    });
-    if (!definition) throw new Error(`no function for ${method} ${path}`);
-    const names = [...definition.route.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
-    const values =
-      new RegExp(`^${definition.route.replace(/\{\w+\}/g, '([^/]+)').replace('.', '\\.')}$`).exec(
-        route,
-      ) ?? [];
+    const hit = routes.find(
+      (candidate) =>
+        candidate.definition.methods.includes(method as never) && candidate.pattern.test(route),
+    );
+    if (!hit) throw new Error(`no function for ${method} ${path}`);
+    const values = hit.pattern.exec(route) ?? [];
     const params = Object.fromEntries(
-      names.map((name, index) => [name, decodeURIComponent(values[index + 1] ?? '')]),
+      hit.names.map((name, index) => [name, decodeURIComponent(values[index + 1] ?? '')]),
     );
     const body =
       init.body === undefined
@@ -153,15 +176,21 @@ export function testBroker(options: {
       query: Object.fromEntries(url.searchParams.entries()),
       ...(body === undefined ? {} : { body: { string: body } }),
     });
-    const response = (await definition.handler(
-      request,
-      new InvocationContext({ functionName: definition.name }),
-    )) as HttpResponseInit;
+    const invocationId = init.invocationId ?? randomUUID();
+    const context = new InvocationContext({
+      invocationId,
+      functionName: hit.definition.name,
+      logHandler: (level: LogLevel, ...args: unknown[]) =>
+        options.onContextLog?.(level, args.map(String).join(' ')),
+    });
+    const response = (await hit.definition.handler(request, context)) as HttpResponseInit;
     const text = typeof response.body === 'string' ? response.body : '';
     return {
       status: response.status ?? 200,
       headers: new Headers(response.headers as ConstructorParameters<typeof Headers>[0]),
+      text,
       body: text ? JSON.parse(text) : undefined,
+      invocationId,
     };
   };
   return { config, services, store, call };

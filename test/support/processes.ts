@@ -2,16 +2,10 @@ import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 
 import type { RunningEmulator } from '../../src/emulator/types';
-import { type Child, startReadyLine } from '../../src/local/processes';
+import { type BrokerProcess, startBrokerProcesses } from '../../src/local/processes';
 import { storageConnectionString, uniqueTable, vaultId } from './harness';
 
-const RUNNER = join(__dirname, '..', '..', 'dist', 'src', 'local', 'runner.js');
-
-export interface BrokerProcess {
-  url: string;
-  child: Child;
-  pid: number;
-}
+export type { BrokerProcess };
 
 /**
  * Start broker processes (the local runner, built by `pretest`) sharing one
@@ -38,21 +32,15 @@ export async function startBrokers(options: {
     PORT: '0',
     ...options.env,
   };
-  return Promise.all(
-    Array.from({ length: options.count }, async (_, index) => {
-      const { child, ready } = await startReadyLine<{ ready: true; url: string; pid: number }>(
-        `broker-${index}`,
-        RUNNER,
-        [],
-        env,
-      );
-      // KV_LEASE_TEST_LOGS=<dir> keeps the brokers' logs there, for debugging a failing test.
-      const logs = process.env.KV_LEASE_TEST_LOGS;
-      if (logs)
-        child.process.stderr?.pipe(createWriteStream(join(logs, `broker-${ready.pid}.log`)));
-      return { url: ready.url, child, pid: ready.pid };
-    }),
-  );
+  const brokers = await startBrokerProcesses(options.count, env);
+  // KV_LEASE_TEST_LOGS=<dir> keeps the brokers' logs there, for debugging a failing test.
+  const logs = process.env.KV_LEASE_TEST_LOGS;
+  if (logs) {
+    for (const broker of brokers) {
+      broker.child.process.stderr?.pipe(createWriteStream(join(logs, `broker-${broker.pid}.log`)));
+    }
+  }
+  return brokers;
 }
 
 export async function http(
