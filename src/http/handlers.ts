@@ -68,11 +68,28 @@ function leaseIdParam(request: HttpRequest, audit: AuditScope): string {
   return result.data;
 }
 
-function nextLink(request: HttpRequest, token: string | undefined): string | undefined {
-  if (token === undefined) return undefined;
+/** A page of a list: `{ value, nextLink? }`, the next page's link built from this request's URL. */
+function page(request: HttpRequest, value: unknown[], token: string | undefined): HttpResponseInit {
+  if (token === undefined) return json(200, { value });
   const url = new URL(request.url);
   url.searchParams.set('$skiptoken', token);
-  return url.toString();
+  return json(200, { value, nextLink: url.toString() });
+}
+
+/** The contract's audit item (plus appId and invocationId when known). */
+function auditResource(entry: AuditEntry): Record<string, unknown> {
+  return {
+    at: iso(entry.at),
+    action: entry.action,
+    principal: entry.principal,
+    ...(entry.appId ? { appId: entry.appId } : {}),
+    vault: entry.vault,
+    ip: entry.ip,
+    leaseId: entry.leaseId,
+    outcome: entry.outcome,
+    detail: entry.detail,
+    ...(entry.invocationId ? { invocationId: entry.invocationId } : {}),
+  };
 }
 
 /**
@@ -256,11 +273,7 @@ export function createHandlers(services: ServicesProvider) {
           top: query.$top,
           skipToken: query.$skiptoken,
         });
-        const link = nextLink(request, result.skipToken);
-        return json(200, {
-          value: result.leases.map(leaseResource),
-          ...(link ? { nextLink: link } : {}),
-        });
+        return page(request, result.leases.map(leaseResource), result.skipToken);
       },
       { attempt: 'list-leases' },
     ),
@@ -316,29 +329,14 @@ export function createHandlers(services: ServicesProvider) {
         requireRole(principal, 'Lease.Read', 'Reading the audit trail');
         const query = parseWith(AuditQuery, queryObject(request), 'query');
         audit.vault = query.vault?.toLowerCase();
-        const page = await services().audit.query({
+        const found = await services().audit.query({
           vault: query.vault?.toLowerCase(),
           principal: query.principal,
           since: query.since === undefined ? undefined : Date.parse(query.since),
           top: query.$top,
           continuation: query.$skiptoken,
         });
-        const link = nextLink(request, page.continuation);
-        return json(200, {
-          value: page.entries.map((entry) => ({
-            at: iso(entry.at),
-            action: entry.action,
-            principal: entry.principal,
-            ...(entry.appId ? { appId: entry.appId } : {}),
-            vault: entry.vault,
-            ip: entry.ip,
-            leaseId: entry.leaseId,
-            outcome: entry.outcome,
-            detail: entry.detail,
-            ...(entry.invocationId ? { invocationId: entry.invocationId } : {}),
-          })),
-          ...(link ? { nextLink: link } : {}),
-        });
+        return page(request, found.entries.map(auditResource), found.continuation);
       },
       { attempt: 'read-audit' },
     ),
