@@ -11,12 +11,15 @@ import {
   freePort,
   startAzurite,
 } from '../../src/local/processes';
+import { TableLeaseStore } from '../../src/store/table-store';
 import {
   lockedVault,
   publicIp,
   rulesOf,
   STATIC_RULE,
+  storageConnectionString,
   testEmulator,
+  uniqueTable,
   vaultId,
 } from '../support/harness';
 import { type BrokerProcess, http, startBrokers } from '../support/processes';
@@ -45,13 +48,15 @@ describe('A broker process killed mid-burst', () => {
     await Promise.all(brokers.map((broker) => broker.child.stop()));
   });
 
-  it('When one of two brokers is SIGKILLed during a burst, then the vault converges to static rules plus active leases', async () => {
+  it('When one of two brokers is SIGKILLed while it holds the writer lock during a burst, then the vault converges to static rules plus active leases', async () => {
     const vault = 'kv-crash';
     emulator.createVault(lockedVault(vault));
+    const table = uniqueTable();
     brokers = await startBrokers({
       count: 2,
       emulator,
       vaults: [vault],
+      table,
       env: { SWEEP_SCHEDULE: '*/2 * * * * *' },
     });
     const [victim, survivor] = brokers as [BrokerProcess, BrokerProcess];
@@ -64,8 +69,17 @@ describe('A broker process killed mid-burst', () => {
         { 'x-forwarded-for': publicIp(6000 + n) },
       ).catch(() => ({ status: 0, body: undefined, headers: new Headers() }));
     });
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Kill the victim at the worst moment: while its writer holds the vault's lock.
+    const store = new TableLeaseStore({
+      tableName: table,
+      connectionString: storageConnectionString(),
+    });
+    await eventually(async () => {
+      const state = await store.getVaultState(vault);
+      return state.lockHolder.startsWith(`${victim.pid}-`) && state.lockUntil > Date.now();
+    }, 10_000);
     victim.child.process.kill('SIGKILL');
+    const killedAt = Date.now();
     const results = await Promise.all(requests);
     for (const result of results.filter((r) => r.status === 201)) {
       expect(rulesOf(emulator, vault)).toContain(result.body.ip);
@@ -87,7 +101,7 @@ describe('A broker process killed mid-burst', () => {
     expect(survivorGrants.length).toBeGreaterThan(0);
     expect(await activeIps()).toEqual(expect.arrayContaining(survivorGrants));
     process.stdout.write(
-      `[e2e crash] converged ${took} ms after the burst; ${results.filter((r) => r.status === 201).length}/60 answered 201\n`,
+      `[e2e crash] killed holding the lock; converged ${Date.now() - killedAt} ms after the kill (${took} ms after the burst); ${results.filter((r) => r.status === 201).length}/60 answered 201\n`,
     );
   });
 });
