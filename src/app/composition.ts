@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
-import { TableClient } from '@azure/data-tables';
 
 import { currentInvocationId, runInInvocation } from '../audit/context';
 import { TableAuditLog } from '../audit/table-audit';
@@ -17,7 +16,7 @@ import { LeaseService } from '../grant/leases';
 import { summariseVaults } from '../grant/vaults';
 import { VaultCoordinator } from '../reconcile/coordinator';
 import type { LeaseStore } from '../store/port';
-import { TableLeaseStore } from '../store/table-store';
+import { createTableClient, TableLeaseStore } from '../store/table-store';
 import { sweep } from '../sweep/sweep';
 import { jsonLogger } from './logging';
 import type { Services } from './services';
@@ -77,15 +76,12 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
       tableServiceUri: config.LEASE_STORAGE__tableServiceUri,
       credential: connectionString ? undefined : azureCredential(),
     });
-  const auditTable = `${config.LEASE_TABLE_NAME}audit`;
-  const auditClient = connectionString
-    ? TableClient.fromConnectionString(connectionString, auditTable, {
-        allowInsecureConnection:
-          /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
-            connectionString,
-          ),
-      })
-    : new TableClient(config.LEASE_STORAGE__tableServiceUri ?? '', auditTable, azureCredential());
+  const auditClient = createTableClient({
+    tableName: `${config.LEASE_TABLE_NAME}audit`,
+    connectionString,
+    tableServiceUri: config.LEASE_STORAGE__tableServiceUri,
+    credential: connectionString ? undefined : azureCredential(),
+  });
   const audit = new TableAuditLog(auditClient, logger);
   const firewall =
     overrides.firewall ??

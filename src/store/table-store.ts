@@ -162,6 +162,38 @@ function chunks<T>(items: T[], size: number): T[][] {
   return result;
 }
 
+/**
+ * A client for one table: from a connection string (azurite's plain-http
+ * endpoint allowed), or from a table service URI and a credential. The lease
+ * store and the audit trail both use it; few retries, so an outage becomes a
+ * prompt 503 rather than a hung request.
+ */
+export function createTableClient(options: TableStoreOptions): TableClient {
+  const clientOptions = {
+    retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
+  };
+  if (options.connectionString) {
+    return TableClient.fromConnectionString(options.connectionString, options.tableName, {
+      ...clientOptions,
+      allowInsecureConnection:
+        /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
+          options.connectionString,
+        ),
+    });
+  }
+  if (options.tableServiceUri && options.credential) {
+    return new TableClient(
+      options.tableServiceUri,
+      options.tableName,
+      options.credential,
+      clientOptions,
+    );
+  }
+  throw new Error(
+    'A table client needs a connection string or a table service URI and a credential',
+  );
+}
+
 export class TableLeaseStore implements LeaseStore {
   /** Every public operation: the table exists, then store failures become 503s. */
   private run<T>(work: () => Promise<T>): Promise<T> {
@@ -184,29 +216,7 @@ export class TableLeaseStore implements LeaseStore {
   private ready: Promise<void> | undefined;
 
   constructor(options: TableStoreOptions) {
-    const clientOptions = {
-      retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
-    };
-    if (options.connectionString) {
-      this.client = TableClient.fromConnectionString(options.connectionString, options.tableName, {
-        ...clientOptions,
-        allowInsecureConnection:
-          /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true|TableEndpoint=http:/i.test(
-            options.connectionString,
-          ),
-      });
-    } else if (options.tableServiceUri && options.credential) {
-      this.client = new TableClient(
-        options.tableServiceUri,
-        options.tableName,
-        options.credential,
-        clientOptions,
-      );
-    } else {
-      throw new Error(
-        'TableLeaseStore needs a connection string or a table service URI and a credential',
-      );
-    }
+    this.client = createTableClient(options);
   }
 
   /** Create the table once per process; memoise success only, so a store down at start is retried. */
