@@ -250,6 +250,19 @@ describe('LEASE_MAX_ACTIVE_PER_PRINCIPAL', () => {
     expect((await grant(pipeline, B)).status).toBe(201);
   });
 
+  it('When ten grants by one caller race, then no more than the cap are granted', async () => {
+    const pipeline = identity('Lease.Request');
+    const raced = await Promise.all(
+      Array.from({ length: 10 }, (_, n) => grant(pipeline, n % 2 ? A : B)),
+    );
+    const granted = raced.filter((r) => r.status === 201);
+    expect(raced.every((r) => r.status === 201 || r.status === 409)).toBe(true);
+    expect(granted.length).toBeGreaterThanOrEqual(1);
+    expect(granted.length).toBeLessThanOrEqual(3);
+    const live = [...(await broker.store.liveLeases(A)), ...(await broker.store.liveLeases(B))];
+    expect(live.filter((lease) => lease.principal === pipeline.oid)).toHaveLength(granted.length);
+  });
+
   it('When the caller’s leases have expired, then they no longer count', async () => {
     const pipeline = identity('Lease.Request');
     for (let n = 0; n < 3; n += 1) expect((await grant(pipeline, B)).status).toBe(201);
