@@ -78,15 +78,8 @@ const FAULT_MESSAGES: Readonly<Record<number, string>> = {
   503: 'The service is temporarily unavailable. Please retry after the time given in Retry-After.',
 };
 
-interface Counters {
-  gets: number;
-  patches: number;
-  puts: number;
-  writesApplied: number;
-  conflicts: number;
-  faultsInjected: number;
-  throttled: number;
-}
+/** The global counters of EmulatorStats. */
+type Counters = Omit<EmulatorStats, 'perVault'>;
 
 function zeroCounters(): Counters {
   return {

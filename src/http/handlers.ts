@@ -364,5 +364,3 @@ export function createHandlers(services: ServicesProvider) {
     openApi: withProblems(services, () => Promise.resolve(json(200, openApiDocument()))),
   };
 }
-
-export type Handlers = ReturnType<typeof createHandlers>;
