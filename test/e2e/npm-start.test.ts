@@ -6,6 +6,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { freePort } from '../../src/local/processes';
+import {
+  lockedVault,
+  rulesOf,
+  storageConnectionString,
+  testEmulator,
+  uniqueTable,
+  vaultId,
+} from '../support/harness';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -109,5 +117,55 @@ describe('npm start on embedded defaults', () => {
     }
     expect(await exited).toBe(0);
     await expect(fetch(`http://127.0.0.1:${port}/api/health`)).rejects.toThrow();
+  });
+});
+
+describe('npm start with everything configured', () => {
+  it('When storage, Resource Manager and vaults are configured, then it starts nothing in their place and uses them', async () => {
+    const emulator = await testEmulator();
+    emulator.createVault(lockedVault('kv-configured'));
+    const port = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
+      LEASE_TABLE_NAME: uniqueTable(),
+      AZURE_ARM_ENDPOINT: emulator.url,
+      AZURE_ARM_TOKEN: 'configured-token',
+      BROKER_VAULTS: vaultId('kv-configured'),
+      NODE_EXTRA_CA_CERTS: emulator.caPath,
+    };
+    delete env.AUTH_MODE;
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'local', 'start.js')], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', () => undefined);
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
+    try {
+      const deadline = Date.now() + 45_000;
+      while (!output.includes('Ctrl-C') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(output).toContain(`listening on http://127.0.0.1:${port}/api (AUTH_MODE=disabled`);
+      expect(output).not.toMatch(/started:/);
+      expect(output).toContain('vaults: kv-configured');
+      const granted = await fetch(`http://127.0.0.1:${port}/api/leases`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': '52.66.77.88' },
+        body: JSON.stringify({ vault: 'kv-configured' }),
+      });
+      expect(granted.status).toBe(201);
+      expect(rulesOf(emulator, 'kv-configured')).toContain('52.66.77.88/32');
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+      await emulator.close();
+    }
   });
 });

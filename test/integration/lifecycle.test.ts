@@ -121,6 +121,19 @@ describe('grant and release', () => {
     const listed = await broker.call('GET', `/api/leases?vault=${vault}`);
     expect(listed.body.value).toHaveLength(1);
   });
+  it('When the same Idempotency-Key arrives twice at once, then one lease is granted and both answers carry it', async () => {
+    const vault = freshVault();
+    const broker = testBroker({ emulator, vaults: [vault] });
+    const headers = { ...xff('52.1.2.8'), 'idempotency-key': 'run-456-attempt-1' };
+    const answers = await Promise.all([
+      broker.call('POST', '/api/leases', { body: { vault }, headers }),
+      broker.call('POST', '/api/leases', { body: { vault }, headers }),
+    ]);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 201]);
+    expect(answers[0]?.body.id).toBe(answers[1]?.body.id);
+    expect(answers.every((a) => a.body.status === 'active')).toBe(true);
+    expect(await broker.store.liveLeases(vault)).toHaveLength(1);
+  });
 });
 
 describe('reading, listing and renewing', () => {
