@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+
 import { decide, type Holder, type PolicyDecision } from '../auth/policy';
 import { hasRole, type Principal, requireAnyRole, requireRole } from '../auth/principal';
 import type { Config, ManagedVault } from '../config';
@@ -15,6 +17,10 @@ import {
 import type { VaultFirewall } from '../firewall/port';
 import type { PassOutcome, VaultCoordinator } from '../reconcile/coordinator';
 import type { LeaseStore, StoredLease } from '../store/port';
+
+/** Retries of a slot claim refused while the caller's own requests raced. */
+const SLOT_CLAIM_RETRIES = 3;
+const SLOT_RETRY_BASE_MS = 25;
 
 export interface GrantRequest {
   vault: string;
@@ -232,11 +238,7 @@ export class LeaseService {
     const capped = Number.isFinite(cap);
     if (capped) {
       lease.slot = true;
-      const held = await store.claimSlot(lease, now);
-      if (held > cap) {
-        await store.releaseSlot(lease);
-        throw this.limitReached(principal, held - 1);
-      }
+      await this.claimSlot(lease, principal, cap, now);
     }
     let recorded: { lease: StoredLease; created: boolean };
     try {
@@ -307,6 +309,31 @@ export class LeaseService {
       'VAULT.AT_CAPACITY',
       `The vault ${lease.vault} holds the maximum of ${this.maxRules} IP rules; no rule can be added until one is removed`,
     );
+  }
+
+  /**
+   * Claims one of the caller's `cap` slots, or refuses. Claim-then-count is
+   * strict (of any two claims, the later one's count sees the earlier), but
+   * callers racing each other can all count each other and all step back; so
+   * a refused claim is retried a few times after a random pause, and a burst
+   * from one caller ends with up to `cap` grants instead of none.
+   */
+  private async claimSlot(
+    lease: Lease,
+    principal: Principal,
+    cap: number,
+    now: number,
+  ): Promise<void> {
+    const { store } = this.deps;
+    let fewestOthers = Number.POSITIVE_INFINITY;
+    for (let attempt = 0; ; attempt += 1) {
+      const held = await store.claimSlot(lease, now);
+      if (held <= cap) return;
+      await store.releaseSlot(lease);
+      fewestOthers = Math.min(fewestOthers, held - 1);
+      if (attempt === SLOT_CLAIM_RETRIES) throw this.limitReached(principal, fewestOthers);
+      await delay(SLOT_RETRY_BASE_MS * 2 ** attempt * (0.5 + Math.random()));
+    }
   }
 
   private limitReached(principal: Principal, active: number): DomainError {
