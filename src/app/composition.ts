@@ -103,7 +103,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     pendingTimeoutMs: config.LEASE_APPLY_TIMEOUT_SECONDS * 1000 + 2000,
     observer: {
       leaseExpired: (lease) =>
-        void audit.append({
+        audit.append({
           at: clock.now(),
           action: 'expire',
           principal: lease.principal,
@@ -116,7 +116,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
           invocationId: currentInvocationId(),
         }),
       leaseRefused: (lease, why) =>
-        void audit.append({
+        audit.append({
           at: clock.now(),
           action: 'refused',
           principal: lease.principal,
@@ -129,7 +129,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
           invocationId: currentInvocationId(),
         }),
       firewallWritten: (event) =>
-        void audit.append({
+        audit.append({
           at: clock.now(),
           action: 'firewall-write',
           principal: brokerActor,

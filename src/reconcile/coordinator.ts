@@ -48,18 +48,25 @@ export interface CoordinatorOptions {
   observer?: PassObserver;
 }
 
-/** Hooks for the audit trail. */
+/**
+ * Hooks for the audit trail. A pass ends (and its waiters are answered) only
+ * once the promises its hooks returned have settled, so an answered grant or
+ * a finished sweep has its audit entries written.
+ */
 export interface PassObserver {
-  leaseExpired?(lease: Lease): void;
-  leaseRefused?(lease: Lease, why: string): void;
+  leaseExpired?(lease: Lease): void | Promise<void>;
+  leaseRefused?(lease: Lease, why: string): void | Promise<void>;
   firewallWritten?(event: {
     vault: string;
     added: string[];
     removed: string[];
     outcome: 'success' | 'failure';
     detail?: string;
-  }): void;
+  }): void | Promise<void>;
 }
+
+/** Collects what the observer hooks of one pass returned. */
+type Notes = (settling: void | Promise<void>) => void;
 
 /** What a completed pass did, for the waiters in the process that ran it. */
 export interface PassOutcome {
@@ -232,6 +239,22 @@ export class VaultCoordinator {
     locked: VaultState,
     watch: Watch,
   ): Promise<PassOutcome | undefined> {
+    const notes: Promise<void>[] = [];
+    try {
+      return await this.pass(vault, locked, watch, (settling) => {
+        if (settling) notes.push(settling);
+      });
+    } finally {
+      await Promise.allSettled(notes);
+    }
+  }
+
+  private async pass(
+    vault: ManagedVault,
+    locked: VaultState,
+    watch: Watch,
+    note: Notes,
+  ): Promise<PassOutcome | undefined> {
     const { store, firewall, clock, logger, observer } = this.options;
     let state = locked;
     try {
@@ -240,7 +263,7 @@ export class VaultCoordinator {
         store.liveLeases(vault.name),
       ]);
       const now = clock.now();
-      const survivors = await this.expire(live, now);
+      const survivors = await this.expire(live, now, note);
       const plan = planRules({
         current: acls.ipRules.map((rule) => rule.value),
         owned: state.owned,
@@ -253,7 +276,7 @@ export class VaultCoordinator {
       )) {
         if (await store.endLease(lease, 'failed', now, 'capacity')) {
           refused.add(lease.id);
-          observer?.leaseRefused?.(lease, 'capacity');
+          note(observer?.leaseRefused?.(lease, 'capacity'));
         }
       }
 
@@ -279,15 +302,19 @@ export class VaultCoordinator {
             plan.next,
             AbortSignal.timeout(this.callTimeoutMs),
           );
-          observer?.firewallWritten?.({ vault: vault.name, added, removed, outcome: 'success' });
+          note(
+            observer?.firewallWritten?.({ vault: vault.name, added, removed, outcome: 'success' }),
+          );
         } catch (error) {
-          observer?.firewallWritten?.({
-            vault: vault.name,
-            added,
-            removed,
-            outcome: 'failure',
-            detail: error instanceof Error ? error.message : 'unknown',
-          });
+          note(
+            observer?.firewallWritten?.({
+              vault: vault.name,
+              added,
+              removed,
+              outcome: 'failure',
+              detail: error instanceof Error ? error.message : 'unknown',
+            }),
+          );
           throw error;
         }
       }
@@ -345,7 +372,7 @@ export class VaultCoordinator {
    * A lease still pending past the grant timeout was answered 503 by a grant
    * that could not mark it failed itself (e.g. the store was down): it fails now.
    */
-  private async expire(live: StoredLease[], now: number): Promise<StoredLease[]> {
+  private async expire(live: StoredLease[], now: number, note: Notes): Promise<StoredLease[]> {
     const { store, observer } = this.options;
     const survivors = live.filter(
       (lease) => lease.expiresAt > now && !this.stalePending(lease, now),
@@ -359,7 +386,7 @@ export class VaultCoordinator {
       store.endLeases(timedOut, 'failed', now, 'timeout'),
       store.endLeases(expired, 'expired', now),
     ]);
-    for (const lease of ended.ended) observer?.leaseExpired?.(lease);
+    for (const lease of ended.ended) note(observer?.leaseExpired?.(lease));
     // A lease that changed meanwhile (renewed, or activated just in time) stays if still live.
     const changed = await Promise.all(
       [...failed.changed, ...ended.changed].map((lease) => store.getLease(lease.id, lease.vault)),
