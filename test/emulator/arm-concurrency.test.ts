@@ -168,7 +168,6 @@ describe('Key Vault ARM emulator: overlapping and stale writes', () => {
     const vault = createTestVault(emulator);
     const before = emulator.getNetworkAcls(vault.id);
 
-    const started = performance.now();
     const outcome = await client.vaults
       .update(
         vault.resourceGroup,
@@ -180,7 +179,6 @@ describe('Key Vault ARM emulator: overlapping and stale writes', () => {
         () => 'answered',
         (error: unknown) => error,
       );
-    expect(performance.now() - started).toBeLessThan(350);
     expect(outcome).toMatchObject({ name: 'AbortError' });
     await new Promise((resolve) => setTimeout(resolve, 450));
 

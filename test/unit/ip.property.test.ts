@@ -271,15 +271,14 @@ describe('parseLeaseIp', () => {
     );
   });
 
-  it('When given a very long string, then it is refused quickly', () => {
+  // No timing assertion: a pattern that backtracked on these would blow the test timeout.
+  it('When given a very long string, then it is refused', () => {
     for (const text of [
       '1:'.repeat(50_000),
       '1.'.repeat(50_000),
       `8.8.8.8/${'3'.repeat(100_000)}`,
     ]) {
-      const started = performance.now();
       refusal(() => parseLeaseIp(text, 24));
-      expect(performance.now() - started).toBeLessThan(500);
     }
   });
 });
@@ -396,23 +395,20 @@ describe('clientAddressFromForwardedFor', () => {
     expect(clientAddressFromForwardedFor('')).toBeUndefined();
   });
 
-  it('When the header holds thousands of entries, then the last one is found quickly', () => {
+  // No timing assertion: a pattern that backtracked on these would blow the test timeout.
+  it('When the header holds thousands of entries, then the last one is found', () => {
     fc.assert(
       fc.property(
         fc.array(anyAddress.map(toQuad), { minLength: 5_000, maxLength: 20_000 }),
         publicAddress.map(toQuad),
         (earlier, last) => {
           const header = `${earlier.join(', ')}, ${last}`;
-          const started = performance.now();
           expect(clientAddressFromForwardedFor(header)).toBe(last);
-          expect(performance.now() - started).toBeLessThan(200);
         },
       ),
       { numRuns: 20 },
     );
     const hostile = `${','.repeat(500_000)}${'9'.repeat(500_000)}`;
-    const started = performance.now();
     expect(clientAddressFromForwardedFor(hostile)).toBeUndefined();
-    expect(performance.now() - started).toBeLessThan(500);
   });
 });
