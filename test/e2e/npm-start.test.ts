@@ -34,6 +34,29 @@ function emulatorVaults(
   });
 }
 
+/**
+ * What `npm start` runs (its entry point, built by the test setup), with
+ * `env`; resolves once it printed its ready block (the Ctrl-C line) or 45 s passed.
+ */
+async function startNpmStart(env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'local', 'start.js')], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', () => undefined);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  const deadline = Date.now() + 45_000;
+  while (!output.includes('Ctrl-C') && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { child, output, exited };
+}
+
 describe('npm start on embedded defaults', () => {
   it('When started with nothing configured, then the printed curl line grants a lease on the demo vault, the timer expires it, and SIGINT stops everything', async () => {
     const port = await freePort();
@@ -53,21 +76,8 @@ describe('npm start on embedded defaults', () => {
     ]) {
       delete env[name];
     }
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'local', 'start.js')], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', () => undefined);
-    const exited = new Promise<number | null>((resolve) =>
-      child.once('exit', (code) => resolve(code)),
-    );
+    const { child, output, exited } = await startNpmStart(env);
     try {
-      const deadline = Date.now() + 45_000;
-      while (!output.includes('Ctrl-C') && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 100));
       expect(output).toContain(`listening on http://127.0.0.1:${port}/api`);
       expect(output).toMatch(/started: azurite/);
       const emulatorUrl = /Key Vault ARM emulator on (https:\/\/\S+)/.exec(output)?.[1] as string;
@@ -136,22 +146,8 @@ describe('npm start with everything configured', () => {
       NODE_EXTRA_CA_CERTS: emulator.caPath,
     };
     delete env.AUTH_MODE;
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'local', 'start.js')], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', () => undefined);
-    const exited = new Promise<number | null>((resolve) =>
-      child.once('exit', (code) => resolve(code)),
-    );
+    const { child, output, exited } = await startNpmStart(env);
     try {
-      const deadline = Date.now() + 45_000;
-      while (!output.includes('Ctrl-C') && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
       expect(output).toContain(`listening on http://127.0.0.1:${port}/api (AUTH_MODE=disabled`);
       expect(output).not.toMatch(/started:/);
       expect(output).toContain('vaults: kv-configured');
