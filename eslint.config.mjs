@@ -55,14 +55,14 @@ export default tseslint.config(
         },
         {
           selector: "MemberExpression[object.name='process'][property.name='env']",
-          message: 'Read settings in src/config.ts only.',
+          message: 'Read settings in src/app/config.ts only.',
         },
       ],
     },
   },
   {
     // Handlers validate, call a use case and map the result: no settings, no SDK clients.
-    files: ['src/http/**/*.ts', 'src/functions/**/*.ts'],
+    files: ['src/api/**/*.ts', 'src/functions/**/*.ts'],
     rules: {
       'no-restricted-syntax': [
         'error',

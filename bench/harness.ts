@@ -3,8 +3,8 @@ import { join } from 'node:path';
 
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 
-import type { RunningEmulator, VaultSpec } from '../src/emulator/types';
-import { type BrokerProcess, type Child, startBrokerProcesses } from '../src/local/processes';
+import type { RunningEmulator, VaultSpec } from '../dev/emulator/types';
+import { type BrokerProcess, type Child, startBrokerProcesses } from '../dev/local/processes';
 
 /**
  * The small shared harness of `npm run bench`: what every scenario needs to
@@ -97,7 +97,7 @@ export function brokerEnv(
   };
 }
 
-/** Broker processes (`dist/src/local/runner.js`) sharing one table and the emulator. */
+/** Broker processes (`dist/dev/local/runner.js`) sharing one table and the emulator. */
 export async function startBrokers(
   ctx: BenchContext,
   options: { count: number; vaults: string[]; table: string },
@@ -262,7 +262,7 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Deterministic PRNG, so start jitters are the same on every run: the emulator's own. */
-export { mulberry32 as seeded } from '../src/emulator/chance';
+export { mulberry32 as seeded } from '../dev/emulator/chance';
 
 /** The error of a failed ARM call, as a short label: `409 ConflictError`. */
 export function armErrorLabel(error: unknown): string {

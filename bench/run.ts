@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 
-import { startEmulator } from '../src/emulator/server';
-import { azuriteConnectionString, freePort, startAzurite } from '../src/local/processes';
+import { startEmulator } from '../dev/emulator/server';
+import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/processes';
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
 import { documentedVsLease } from './scenarios/documented-method';

@@ -1,5 +1,5 @@
 import { createServices } from '../src/app/composition';
-import { loadConfig } from '../src/config';
+import { loadConfig } from '../src/app/config';
 import { silentLogger } from '../src/domain/logger';
 import { peakRssMb } from './harness';
 

@@ -125,7 +125,7 @@ var sweepAlwaysReadyEntry = {
 }
 var sweepAlwaysReady = sweepAlwaysReadyInstances > 0 ? [sweepAlwaysReadyEntry] : []
 
-// The settings the broker reads (src/config.ts, ConfigSchema). Emulator-only
+// The settings the broker reads (src/app/config.ts, ConfigSchema). Emulator-only
 // settings are left out on purpose: in Azure the broker talks to the real
 // Resource Manager with its managed identity, and AUTH_MODE is always entra.
 var brokerSettings = {

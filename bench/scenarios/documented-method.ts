@@ -1,9 +1,9 @@
 import type { Vault } from '@azure/arm-keyvault';
 
+import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
 import { createServices } from '../../src/app/composition';
-import { loadConfig } from '../../src/config';
+import { loadConfig } from '../../src/app/config';
 import { silentLogger } from '../../src/domain/logger';
-import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
 import {
   ARM_TOKEN,
   armClient,

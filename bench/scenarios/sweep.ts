@@ -1,10 +1,10 @@
 import { TableClient } from '@azure/data-tables';
 
+import { startReadyLine } from '../../dev/local/processes';
+import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { mapWithLimit } from '../../src/domain/concurrency';
 import { newLeaseId } from '../../src/domain/lease';
-import { startReadyLine } from '../../src/local/processes';
-import { EMPTY_VAULT_STATE } from '../../src/store/port';
-import { TableLeaseStore } from '../../src/store/table-store';
+import { EMPTY_VAULT_STATE } from '../../src/ports/lease-store';
 import type { SweepResult } from '../../src/sweep/sweep';
 import {
   type BenchContext,

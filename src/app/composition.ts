@@ -2,23 +2,23 @@ import { randomUUID } from 'node:crypto';
 
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 
-import { currentInvocationId, runInInvocation } from '../audit/context';
-import { TableAuditLog } from '../audit/table-audit';
-import { createEntraAuthenticator } from '../auth/entra';
-import { type Authenticator, disabledAuthenticator } from '../auth/principal';
-import { redactingLogger } from '../auth/redact';
-import { type Config, loadConfig, runsInAzure } from '../config';
+import { ArmVaultFirewall } from '../adapters/arm/vault-firewall';
+import { createEntraAuthenticator } from '../adapters/entra/authenticator';
+import { TableAuditLog } from '../adapters/tables/audit-log';
+import { createTableClient, TableLeaseStore } from '../adapters/tables/lease-store';
 import { type Clock, systemClock } from '../domain/clock';
 import type { Logger } from '../domain/logger';
-import { ArmVaultFirewall } from '../firewall/arm-firewall';
-import type { VaultFirewall } from '../firewall/port';
-import { LeaseService } from '../grant/leases';
-import { summariseVaults } from '../grant/vaults';
-import { VaultCoordinator } from '../reconcile/coordinator';
-import type { LeaseStore } from '../store/port';
-import { createTableClient, TableLeaseStore } from '../store/table-store';
+import { type Authenticator, disabledAuthenticator } from '../domain/principal';
+import { LeaseService } from '../leases/leases';
+import type { LeaseStore } from '../ports/lease-store';
+import type { VaultFirewall } from '../ports/vault-firewall';
 import { sweep } from '../sweep/sweep';
+import { summariseVaults } from '../vaults/vaults';
+import { VaultCoordinator } from '../writer/coordinator';
+import { type Config, loadConfig, runsInAzure } from './config';
+import { currentInvocationId, runInInvocation } from './invocation';
 import { jsonLogger } from './logging';
+import { redactingLogger } from './redact';
 import type { Services } from './services';
 
 /** Key Vault's documented limit of IPv4 rules per vault. */

@@ -1,12 +1,12 @@
 import type { HttpHandler, HttpMethod, InvocationContext, Timer } from '@azure/functions';
 
-import { createHandlers } from '../http/handlers';
+import { createHandlers } from '../api/handlers';
 import type { Services } from './services';
 
 /**
  * The one table of function definitions. The Functions host entry point
  * (`src/functions/index.ts`) registers it with `app.http`/`app.timer`; the
- * local runner (`src/local/runner.ts`) serves the very same entries.
+ * local runner (`dev/local/runner.ts`) serves the very same entries.
  */
 export interface HttpDefinition {
   kind: 'http';

@@ -1,10 +1,10 @@
-import type { AuditLog } from '../audit/port';
-import type { Authenticator } from '../auth/principal';
 import type { Clock } from '../domain/clock';
 import type { Logger } from '../domain/logger';
-import type { LeaseService } from '../grant/leases';
-import type { VaultSummary } from '../grant/vaults';
+import type { Authenticator } from '../domain/principal';
+import type { LeaseService } from '../leases/leases';
+import type { AuditLog } from '../ports/audit-log';
 import type { SweepResult } from '../sweep/sweep';
+import type { VaultSummary } from '../vaults/vaults';
 
 /** What the function handlers need; built once by the composition root. */
 export interface Services {

@@ -1,6 +1,6 @@
 /**
  * Domain errors carry a stable code; only the HTTP layer maps codes to
- * statuses and problem types (see `src/http/problem.ts`).
+ * statuses and problem types (see `src/api/problem.ts`).
  */
 export const ErrorCodes = [
   'REQUEST.INVALID',

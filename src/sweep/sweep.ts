@@ -1,8 +1,8 @@
-import type { ManagedVault } from '../config';
+import type { ManagedVault } from '../app/config';
 import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import type { Logger } from '../domain/logger';
-import type { VaultCoordinator } from '../reconcile/coordinator';
+import type { VaultCoordinator } from '../writer/coordinator';
 
 export interface SweepResult {
   vaults: number;

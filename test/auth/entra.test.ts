@@ -5,11 +5,11 @@ import type { AddressInfo } from 'node:net';
 import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { createEntraAuthenticator, type EntraOptions } from '../../src/auth/entra';
-import { hasRole, type Principal } from '../../src/auth/principal';
+import { createEntraAuthenticator, type EntraOptions } from '../../src/adapters/entra/authenticator';
 import { DomainError } from '../../src/domain/errors';
+import { hasRole, type Principal } from '../../src/domain/principal';
 
-// jose 6 is ESM-only and this project compiles to CommonJS: load it the way src/auth/entra.ts does.
+// jose 6 is ESM-only and this project compiles to CommonJS: load it the way src/adapters/entra/authenticator.ts does.
 let jose: typeof Jose;
 
 interface SigningKey {

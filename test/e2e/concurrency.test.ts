@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { RunningEmulator } from '../../src/emulator/types';
+import type { RunningEmulator } from '../../dev/emulator/types';
 import { lockedVault, publicIp, rulesOf, STATIC_RULE, vaultId } from '../support/harness';
 import { testEmulator } from '../support/harness';
 import { type BrokerProcess, http, percentile, startBrokers } from '../support/processes';

@@ -4,14 +4,14 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { RunningEmulator } from '../../src/emulator/types';
+import type { RunningEmulator } from '../../dev/emulator/types';
 import {
   azuriteConnectionString,
   type Child,
   freePort,
   startAzurite,
-} from '../../src/local/processes';
-import { TableLeaseStore } from '../../src/store/table-store';
+} from '../../dev/local/processes';
+import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import {
   lockedVault,
   publicIp,

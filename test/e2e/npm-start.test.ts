@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { freePort } from '../../src/local/processes';
+import { freePort } from '../../dev/local/processes';
 import {
   lockedVault,
   rulesOf,
@@ -39,7 +39,7 @@ function emulatorVaults(
  * `env`; resolves once it printed its ready block (the Ctrl-C line) or 45 s passed.
  */
 async function startNpmStart(env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'local', 'start.js')], {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'dev', 'local', 'start.js')], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { type EmulatorStats, type RunningEmulator, startEmulator } from '../../src/emulator/server';
+import { type EmulatorStats, type RunningEmulator, startEmulator } from '../../dev/emulator/server';
 import { armClient, createTestVault, rawRequest, uniqueName } from './helpers';
 
 describe('Key Vault ARM emulator: admin API and module API', () => {

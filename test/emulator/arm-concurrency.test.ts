@@ -2,7 +2,7 @@ import type { KeyVaultManagementClient, NetworkRuleSet } from '@azure/arm-keyvau
 import { isRestError } from '@azure/core-rest-pipeline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { type RunningEmulator, startEmulator } from '../../src/emulator/server';
+import { type RunningEmulator, startEmulator } from '../../dev/emulator/server';
 import { armClient, createTestVault } from './helpers';
 
 const WRITE_LATENCY_MS = 150;

@@ -1,7 +1,7 @@
 import type { KeyVaultManagementClient, NetworkRuleSet } from '@azure/arm-keyvault';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { type RunningEmulator, startEmulator } from '../../src/emulator/server';
+import { type RunningEmulator, startEmulator } from '../../dev/emulator/server';
 import { armClient, createTestVault, restErrorOf } from './helpers';
 
 const SUBNET =

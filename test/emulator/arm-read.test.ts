@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { type RunningEmulator, startEmulator } from '../../src/emulator/server';
+import { type RunningEmulator, startEmulator } from '../../dev/emulator/server';
 import {
   API_VERSION,
   armClient,

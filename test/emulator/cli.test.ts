@@ -16,8 +16,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { armClient, rawRequest, restErrorOf } from './helpers';
 
 const REPO = resolve(__dirname, '../..');
-const SOURCES = join(REPO, 'src/emulator');
-const DIST = join(REPO, 'dist/src/emulator');
+const SOURCES = join(REPO, 'dev/emulator');
+const DIST = join(REPO, 'dist/dev/emulator');
 const VAULT_ID =
   '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-cli/providers/Microsoft.KeyVault/vaults/kv-cli';
 
@@ -28,7 +28,7 @@ interface Entry {
 }
 
 /**
- * The CLI as `node dist/src/emulator/cli.js` runs it. When `npm run build` has not compiled the
+ * The CLI as `node dist/dev/emulator/cli.js` runs it. When `npm run build` has not compiled the
  * current sources (vitest alone does not build), the emulator's sources are transpiled into a
  * temporary directory instead, so the test never exercises stale code.
  */

@@ -4,7 +4,7 @@ import { request } from 'node:https';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 import { isRestError, type RestError } from '@azure/core-rest-pipeline';
 
-import type { RunningEmulator, VaultSpec } from '../../src/emulator/server';
+import type { RunningEmulator, VaultSpec } from '../../dev/emulator/server';
 
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 export const API_VERSION = '2026-02-01';

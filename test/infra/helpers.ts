@@ -6,11 +6,8 @@ import { parse, parseDocument } from 'yaml';
 
 export const REPO = resolve(__dirname, '../..');
 
-/**
- * The published schemas live in the shared folder beside the clone
- * (`../shared/reference/schemas`), for CI as for a developer.
- */
-export const SCHEMAS = resolve(REPO, '../shared/reference/schemas');
+/** The published schemas, copied into the repository (sources and licences in its README). */
+export const SCHEMAS = resolve(REPO, 'test/fixtures/schemas');
 
 export function repoPath(...parts: string[]): string {
   return resolve(REPO, ...parts);
@@ -27,7 +24,7 @@ export function exists(...parts: string[]): boolean {
 export function readSchema(name: string): Record<string, unknown> {
   const path = resolve(SCHEMAS, name);
   if (!existsSync(path)) {
-    throw new Error(`Schema ${path} is missing: the shared folder must sit beside the repository.`);
+    throw new Error(`Schema ${path} is missing: see test/fixtures/README.md.`);
   }
   return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
 }

@@ -4,8 +4,8 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 
+import { ConfigSchema } from '../../src/app/config';
 import { functionDefinitions } from '../../src/app/definitions';
-import { ConfigSchema } from '../../src/config';
 import {
   guidConstants,
   moduleReferences,
@@ -38,7 +38,7 @@ function schemaKeys(schema: z.ZodType): string[] {
 const CONFIG_KEYS = schemaKeys(ConfigSchema);
 
 /**
- * Settings of src/config.ts that Azure does not get, each for a reason. A new
+ * Settings of src/app/config.ts that Azure does not get, each for a reason. A new
  * setting in ConfigSchema fails the sync test below until it is either set by
  * main.bicep or listed here: the schema, the README table, the sample settings
  * and the infra app settings stay in step.
@@ -55,12 +55,12 @@ const NOT_DEPLOYED: Record<string, string> = {
 describe('infra/main.bicep app settings', () => {
   const settings = objectVar(main, 'brokerSettings');
 
-  it('When main.bicep sets a broker setting, Then src/config.ts reads a setting of that name', () => {
+  it('When main.bicep sets a broker setting, Then src/app/config.ts reads a setting of that name', () => {
     const unknown = [...settings.keys()].filter((name) => !CONFIG_KEYS.includes(name));
     expect(unknown).toEqual([]);
   });
 
-  it('When src/config.ts has a setting, Then main.bicep sets it or it is listed as not deployed', () => {
+  it('When src/app/config.ts has a setting, Then main.bicep sets it or it is listed as not deployed', () => {
     const missing = CONFIG_KEYS.filter((name) => !settings.has(name) && !(name in NOT_DEPLOYED));
     expect(missing).toEqual([]);
     const listedButSet = Object.keys(NOT_DEPLOYED).filter((name) => settings.has(name));
@@ -315,8 +315,7 @@ describe('azd packaging', () => {
       'coverage/',
       'local.settings.json',
       '*.md',
-      'src/emulator/',
-      'src/local/',
+      'dev/',
     ]) {
       expect(ignored, pattern).toContain(pattern);
     }
@@ -339,8 +338,8 @@ describe('azd packaging', () => {
     expect(ignored.some((pattern) => pattern.startsWith('!'))).toBe(false);
   });
 
-  it('When the package leaves the local-only sources out, Then nothing else in src/ imports them', () => {
-    const excluded = ['src/emulator', 'src/local'].map((dir) => repoPath(dir));
+  it('When the package leaves the dev tools out, Then nothing in src/ imports them', () => {
+    const excluded = ['dev'].map((dir) => repoPath(dir));
     const inside = (path: string) =>
       excluded.some((dir) => path === dir || path.startsWith(dir + sep));
     const offenders: string[] = [];

@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { ManagedVault } from '../../src/config';
-import { ManualClock } from '../../src/domain/clock';
+import type { RunningEmulator } from '../../dev/emulator/types';
+import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
+import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
+import type { ManagedVault } from '../../src/app/config';
 import { silentLogger } from '../../src/domain/logger';
-import type { RunningEmulator } from '../../src/emulator/types';
-import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
-import type { NetworkAcls, VaultFirewall } from '../../src/firewall/port';
-import { VaultCoordinator } from '../../src/reconcile/coordinator';
-import { TableLeaseStore } from '../../src/store/table-store';
+import type { NetworkAcls, VaultFirewall } from '../../src/ports/vault-firewall';
+import { VaultCoordinator } from '../../src/writer/coordinator';
 import {
   publicIp,
   rulesOf,
@@ -19,6 +18,7 @@ import {
   vaultFactory,
   vaultId,
 } from '../support/harness';
+import { ManualClock } from '../support/manual-clock';
 
 let emulator: RunningEmulator;
 const freshVault = vaultFactory(() => emulator, 'kv-fault');

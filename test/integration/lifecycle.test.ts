@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ManualClock } from '../../src/domain/clock';
-import type { RunningEmulator } from '../../src/emulator/types';
+import type { RunningEmulator } from '../../dev/emulator/types';
 import {
   publicIp,
   rulesOf,
@@ -11,6 +10,7 @@ import {
   vaultFactory,
   vaultId,
 } from '../support/harness';
+import { ManualClock } from '../support/manual-clock';
 
 let emulator: RunningEmulator;
 const freshVault = vaultFactory(() => emulator, 'kv-life');

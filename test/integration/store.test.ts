@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
+import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import type { Lease } from '../../src/domain/lease';
-import { TableLeaseStore } from '../../src/store/table-store';
 import { storageConnectionString, uniqueTable } from '../support/harness';
 
 const NOW = Date.parse('2026-11-25T10:00:00.000Z');

@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { AuditEntry } from '../../src/audit/port';
-import { TableAuditLog } from '../../src/audit/table-audit';
-import { ManualClock } from '../../src/domain/clock';
+import type { RunningEmulator } from '../../dev/emulator/types';
+import { TableAuditLog } from '../../src/adapters/tables/audit-log';
 import { silentLogger } from '../../src/domain/logger';
-import type { RunningEmulator } from '../../src/emulator/types';
+import type { AuditEntry } from '../../src/ports/audit-log';
 import {
   lockedVault,
   publicIp,
@@ -16,6 +15,7 @@ import {
   testEmulator,
   uniqueTable,
 } from '../support/harness';
+import { ManualClock } from '../support/manual-clock';
 import {
   bearer,
   type CallResult,
@@ -343,10 +343,10 @@ describe('GET /api/audit', () => {
 });
 
 describe('Append-only', () => {
-  const auditDir = join(__dirname, '..', '..', 'src', 'audit');
+  const auditDir = join(__dirname, '..', '..', 'src', 'adapters', 'tables');
 
   it('When the audit sources are read, then no code path updates, upserts or deletes an entry', () => {
-    const files = readdirSync(auditDir).filter((name) => name.endsWith('.ts'));
+    const files = readdirSync(auditDir).filter((name) => name === 'audit-log.ts');
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) {
       const source = readFileSync(join(auditDir, file), 'utf8');
@@ -355,7 +355,7 @@ describe('Append-only', () => {
       );
       expect(source, file).not.toMatch(/['"](update|upsert|delete|Replace|Merge)['"]/);
     }
-    const table = readFileSync(join(auditDir, 'table-audit.ts'), 'utf8');
+    const table = readFileSync(join(auditDir, 'audit-log.ts'), 'utf8');
     expect(
       table
         .match(/this\.client\s*\.\w+/g)

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { RunningEmulator } from '../../src/emulator/types';
+import type { RunningEmulator } from '../../dev/emulator/types';
 import {
   lockedVault,
   publicIp,

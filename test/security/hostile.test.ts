@@ -1,7 +1,7 @@
 import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { RunningEmulator } from '../../src/emulator/types';
+import type { RunningEmulator } from '../../dev/emulator/types';
 import {
   lockedVault,
   rulesOf,

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { redact, redactingLogger } from '../../src/auth/redact';
+import type { RunningEmulator } from '../../dev/emulator/types';
+import { redact, redactingLogger } from '../../src/app/redact';
 import type { Logger } from '../../src/domain/logger';
-import type { RunningEmulator } from '../../src/emulator/types';
 import { lockedVault, publicIp, testEmulator } from '../support/harness';
 import {
   b64url,

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ManualClock } from '../../src/domain/clock';
-import type { RunningEmulator } from '../../src/emulator/types';
+import type { RunningEmulator } from '../../dev/emulator/types';
 import {
   lockedVault,
   publicIp,
@@ -10,6 +9,7 @@ import {
   testEmulator,
   vaultId,
 } from '../support/harness';
+import { ManualClock } from '../support/manual-clock';
 import {
   bearer,
   type CallResult,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, loadConfig, runsInAzure } from '../../src/config';
+import { ConfigError, loadConfig, runsInAzure } from '../../src/app/config';
 import { storageConnectionString, vaultId } from '../support/harness';
 
 /**
@@ -85,7 +85,7 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
   });
 
   it('then the broker process exits non-zero before listening, with the reason on stderr', async () => {
-    const result = await run([join(DIST, 'local', 'runner.js')], {
+    const result = await run([join(DIST, '..', 'dev', 'local', 'runner.js')], {
       ...baseEnv(),
       AUTH_MODE: 'disabled',
       WEBSITE_INSTANCE_ID: AZURE.WEBSITE_INSTANCE_ID,

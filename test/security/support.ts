@@ -5,14 +5,14 @@ import type { AddressInfo } from 'node:net';
 
 import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 
+import type { RunningEmulator } from '../../dev/emulator/types';
+import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
+import type { Config } from '../../src/app/config';
 import type { Services } from '../../src/app/services';
-import type { AuditEntry } from '../../src/audit/port';
-import type { Authenticator } from '../../src/auth/principal';
-import type { Config } from '../../src/config';
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
-import type { RunningEmulator } from '../../src/emulator/types';
-import { TableLeaseStore } from '../../src/store/table-store';
+import type { Authenticator } from '../../src/domain/principal';
+import type { AuditEntry } from '../../src/ports/audit-log';
 import { type CallInit, type CallResult, testBroker } from '../support/harness';
 
 /**
@@ -20,7 +20,7 @@ import { type CallInit, type CallResult, testBroker } from '../support/harness';
  * a local HTTP server, and tokens minted with the tenant's private key.
  */
 
-// jose 6 is ESM-only and this project compiles to CommonJS: load it the way src/auth/entra.ts does.
+// jose 6 is ESM-only and this project compiles to CommonJS: load it the way src/adapters/entra/authenticator.ts does.
 let jose: typeof Jose | undefined;
 async function loadJose(): Promise<typeof Jose> {
   jose ??= await import('jose');

@@ -3,7 +3,7 @@ import {
   type Child,
   freePort,
   startAzurite,
-} from '../../src/local/processes';
+} from '../../dev/local/processes';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -11,17 +11,17 @@ import {
 } from '@azure/functions';
 import { inject } from 'vitest';
 
+import { startEmulator } from '../../dev/emulator/server';
+import type { RunningEmulator, StartOptions, VaultSpec } from '../../dev/emulator/types';
+import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
+import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { createServices } from '../../src/app/composition';
+import { type Config, loadConfig } from '../../src/app/config';
 import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
 import type { Services } from '../../src/app/services';
-import type { Authenticator } from '../../src/auth/principal';
-import { type Config, loadConfig } from '../../src/config';
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
-import { startEmulator } from '../../src/emulator/server';
-import type { RunningEmulator, StartOptions, VaultSpec } from '../../src/emulator/types';
-import { ArmVaultFirewall } from '../../src/firewall/arm-firewall';
-import { TableLeaseStore } from '../../src/store/table-store';
+import type { Authenticator } from '../../src/domain/principal';
 
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 export const STATIC_RULE = '20.40.60.80/32';

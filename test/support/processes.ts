@@ -1,8 +1,8 @@
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 
-import type { RunningEmulator } from '../../src/emulator/types';
-import { type BrokerProcess, startBrokerProcesses } from '../../src/local/processes';
+import type { RunningEmulator } from '../../dev/emulator/types';
+import { type BrokerProcess, startBrokerProcesses } from '../../dev/local/processes';
 import { storageConnectionString, uniqueTable, vaultId } from './harness';
 
 export type { BrokerProcess };

@@ -2,13 +2,13 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/fu
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { createEntraAuthenticator } from '../../src/adapters/entra/authenticator';
+import { createHandlers } from '../../src/api/handlers';
 import type { Services } from '../../src/app/services';
-import { createEntraAuthenticator } from '../../src/auth/entra';
-import type { Authenticator, Principal, Role } from '../../src/auth/principal';
 import { systemClock } from '../../src/domain/clock';
 import { silentLogger } from '../../src/domain/logger';
-import type { GrantRequest, LeaseService } from '../../src/grant/leases';
-import { createHandlers } from '../../src/http/handlers';
+import type { Authenticator, Principal, Role } from '../../src/domain/principal';
+import type { GrantRequest, LeaseService } from '../../src/leases/leases';
 import { identity, startTenant, type Tenant } from '../security/support';
 
 /**

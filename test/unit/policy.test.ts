@@ -3,8 +3,8 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { decide, type PolicyRule } from '../../src/auth/policy';
-import { ConfigError, loadConfig } from '../../src/config';
+import { ConfigError, loadConfig } from '../../src/app/config';
+import { decide, type PolicyRule } from '../../src/policy/lease-policy';
 
 const SUB = '00000000-0000-0000-0000-000000000000';
 const vault = (name: string) =>

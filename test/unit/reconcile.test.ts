@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { planRules } from '../../src/domain/reconcile';
+import { planRules } from '../../src/domain/rule-plan';
 
 const lease = (id: string, ip: string, status: 'pending' | 'active' = 'active', createdAt = 0) => ({
   id,

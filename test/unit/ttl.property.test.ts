@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { RunningEmulator } from '../../dev/emulator/types';
 import { DomainError } from '../../src/domain/errors';
-import type { RunningEmulator } from '../../src/emulator/types';
-import { resolveTtlSeconds, type TtlBounds } from '../../src/grant/leases';
+import { resolveTtlSeconds, type TtlBounds } from '../../src/leases/leases';
 import {
   lockedVault,
   publicIp,

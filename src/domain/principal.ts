@@ -1,4 +1,4 @@
-import { DomainError } from '../domain/errors';
+import { DomainError } from './errors';
 
 export const ROLES = ['Lease.Request', 'Lease.Read', 'Lease.Admin'] as const;
 export type Role = (typeof ROLES)[number];

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 
-import type { ManagedVault } from '../config';
+import type { ManagedVault } from '../app/config';
 import type { Clock } from '../domain/clock';
 import { DomainError, ensureError } from '../domain/errors';
 import type { Lease } from '../domain/lease';
 import type { Logger } from '../domain/logger';
-import { planRules } from '../domain/reconcile';
-import { FirewallError, type VaultFirewall } from '../firewall/port';
-import type { LeaseStore, StoredLease, VaultState } from '../store/port';
+import { planRules } from '../domain/rule-plan';
+import type { LeaseStore, StoredLease, VaultState } from '../ports/lease-store';
+import { FirewallError, type VaultFirewall } from '../ports/vault-firewall';
 
 /**
  * Per-vault reconciliation with one writer at a time, across any number of

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 
-import { loadConfig } from '../config';
+import { loadConfig } from '../../src/app/config';
 import {
   azuriteConnectionString,
   type Child,
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     if (!env.AZURE_ARM_ENDPOINT && !env.BROKER_VAULTS) {
       const emulator = await startReadyLine<{ ready: true; url: string; caPath: string }>(
         'Key Vault ARM emulator',
-        join(ROOT, 'dist', 'src', 'emulator', 'cli.js'),
+        join(ROOT, 'dist', 'dev', 'emulator', 'cli.js'),
         [
           '--cert-dir',
           join(ROOT, '.emulator'),
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
 
     const broker = await startReadyLine<{ ready: true; url: string }>(
       'broker',
-      join(ROOT, 'dist', 'src', 'local', 'runner.js'),
+      join(ROOT, 'dist', 'dev', 'local', 'runner.js'),
       [],
       env,
     );

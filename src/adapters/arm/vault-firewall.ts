@@ -2,8 +2,8 @@ import { KeyVaultManagementClient, type NetworkRuleSet } from '@azure/arm-keyvau
 import type { TokenCredential } from '@azure/core-auth';
 import { RestError } from '@azure/core-rest-pipeline';
 
-import type { ManagedVault } from '../config';
-import { FirewallError, type NetworkAcls, type VaultFirewall } from './port';
+import type { ManagedVault } from '../../app/config';
+import { FirewallError, type NetworkAcls, type VaultFirewall } from '../../ports/vault-firewall';
 
 export interface ArmFirewallOptions {
   endpoint: string;

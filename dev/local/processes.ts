@@ -175,7 +175,7 @@ export async function startAzurite(options: { port: number; location?: string })
 /** The local runner script, whether this module runs compiled (dist/) or from source (tests). */
 const RUNNER = __dirname.includes(`${sep}dist${sep}`)
   ? join(__dirname, 'runner.js')
-  : join(__dirname, '..', '..', 'dist', 'src', 'local', 'runner.js');
+  : join(__dirname, '..', '..', 'dist', 'dev', 'local', 'runner.js');
 
 export interface BrokerProcess {
   url: string;

@@ -1,4 +1,4 @@
-import type { ManagedVault } from '../config';
+import type { ManagedVault } from '../app/config';
 
 /** `properties.networkAcls` of a vault, as Resource Manager returns it. */
 export interface NetworkAcls {

@@ -1,6 +1,6 @@
-import { DomainError } from '../domain/errors';
-import type { Authenticator, Principal, RequestHeaders, Role } from './principal';
-import { ROLES } from './principal';
+import { DomainError } from '../../domain/errors';
+import type { Authenticator, Principal, RequestHeaders, Role } from '../../domain/principal';
+import { ROLES } from '../../domain/principal';
 
 /** Settings of the Entra ID token check (`AUTH_*` in the contract's configuration table). */
 export interface EntraOptions {

@@ -9,9 +9,9 @@ import {
   type TransactionAction,
 } from '@azure/data-tables';
 
-import { DomainError } from '../domain/errors';
-import type { Lease, LeaseStatus } from '../domain/lease';
-import { isLive } from '../domain/lease';
+import { DomainError } from '../../domain/errors';
+import type { Lease, LeaseStatus } from '../../domain/lease';
+import { isLive } from '../../domain/lease';
 import {
   EMPTY_VAULT_STATE,
   type LeasePage,
@@ -19,7 +19,7 @@ import {
   type ListQuery,
   type StoredLease,
   type VaultState,
-} from './port';
+} from '../../ports/lease-store';
 
 /**
  * Table layout, one partition per vault (PartitionKey = vault name):

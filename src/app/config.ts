@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
-import { PolicyRulesSchema, ruleLabel } from './auth/policy';
-import { VAULT_NAME } from './domain/lease';
+import { VAULT_NAME } from '../domain/lease';
+import { PolicyRulesSchema, ruleLabel } from '../policy/lease-policy';
 
 /**
  * Every setting of the broker, parsed once at start. A bad configuration fails
@@ -48,7 +48,7 @@ const optionalText = z
   .transform((value) => (value === '' ? undefined : value))
   .optional();
 
-/** `LEASE_POLICY`: JSON text, parsed and then validated rule by rule (see `src/auth/policy.ts`). */
+/** `LEASE_POLICY`: JSON text, parsed and then validated rule by rule (see `src/policy/lease-policy.ts`). */
 const leasePolicy = z
   .string()
   .optional()

@@ -1,8 +1,8 @@
-import type { ManagedVault } from '../config';
+import type { ManagedVault } from '../app/config';
 import { mapWithLimit } from '../domain/concurrency';
 import { canonicalRule } from '../domain/ip';
-import type { VaultFirewall } from '../firewall/port';
-import type { LeaseStore } from '../store/port';
+import type { LeaseStore } from '../ports/lease-store';
+import type { VaultFirewall } from '../ports/vault-firewall';
 
 export interface VaultSummary {
   name: string;

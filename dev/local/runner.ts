@@ -11,15 +11,15 @@ import {
 } from '@azure/functions';
 import { Cron } from 'croner';
 
-import { services } from '../app/composition';
+import { problemResponse } from '../../src/api/problem';
+import { services } from '../../src/app/composition';
+import { ConfigError, loadConfig } from '../../src/app/config';
 import {
   type FunctionDefinition,
   functionDefinitions,
   type HttpDefinition,
-} from '../app/definitions';
-import { ConfigError, loadConfig } from '../config';
-import { DomainError } from '../domain/errors';
-import { problemResponse } from '../http/problem';
+} from '../../src/app/definitions';
+import { DomainError } from '../../src/domain/errors';
 
 /**
  * The local runner: serves the function table that the Functions host
@@ -256,7 +256,7 @@ export async function startRunner(options: {
   };
 }
 
-/** `node dist/src/local/runner.js`: the broker alone, configured by the environment. */
+/** `node dist/dev/local/runner.js`: the broker alone, configured by the environment. */
 if (require.main === module) {
   let config;
   try {

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { type RunningEmulator, startEmulator, type StartOptions, type VaultSpec } from './server';
 import { parseVaultResourceId } from './vault-store';
 
-const USAGE = `Usage: node dist/src/emulator/cli.js [options]
+const USAGE = `Usage: node dist/dev/emulator/cli.js [options]
 
   --port <n>             port to listen on (default 0: an ephemeral port)
   --host <address>       address to bind (default 127.0.0.1)

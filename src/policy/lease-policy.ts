@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-import type { Principal } from './principal';
+import type { Principal } from '../domain/principal';
 
 /**
  * `LEASE_POLICY`: who may lease which vault, and for how long.

@@ -1,8 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { decide, type Holder, type PolicyDecision } from '../auth/policy';
-import { hasRole, type Principal, requireAnyRole, requireRole } from '../auth/principal';
-import type { Config, ManagedVault } from '../config';
+import type { Config, ManagedVault } from '../app/config';
 import type { Clock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import { canonicalRule, parseLeaseIp } from '../domain/ip';
@@ -14,9 +12,11 @@ import {
   type PublicLeaseStatus,
   vaultOfLeaseId,
 } from '../domain/lease';
-import type { VaultFirewall } from '../firewall/port';
-import type { PassOutcome, VaultCoordinator } from '../reconcile/coordinator';
-import type { LeaseStore, StoredLease } from '../store/port';
+import { hasRole, type Principal, requireAnyRole, requireRole } from '../domain/principal';
+import { decide, type Holder, type PolicyDecision } from '../policy/lease-policy';
+import type { LeaseStore, StoredLease } from '../ports/lease-store';
+import type { VaultFirewall } from '../ports/vault-firewall';
+import type { PassOutcome, VaultCoordinator } from '../writer/coordinator';
 
 /** Retries of a slot claim refused while the caller's own requests raced. */
 const SLOT_CLAIM_RETRIES = 3;

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 
 import { odata, TableClient } from '@azure/data-tables';
 
-import { DomainError } from '../domain/errors';
-import type { Logger } from '../domain/logger';
-import type { AuditEntry, AuditLog, AuditQueryOptions } from './port';
+import { DomainError } from '../../domain/errors';
+import type { Logger } from '../../domain/logger';
+import type { AuditEntry, AuditLog, AuditQueryOptions } from '../../ports/audit-log';
 
 /**
  * Keys sort newest first: PartitionKey is the reversed UTC day, RowKey the

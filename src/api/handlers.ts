@@ -5,15 +5,15 @@ import type {
   InvocationContext,
 } from '@azure/functions';
 
+import { runInInvocation } from '../app/invocation';
+import { redact } from '../app/redact';
 import type { Services } from '../app/services';
-import { runInInvocation } from '../audit/context';
-import type { AuditEntry } from '../audit/port';
-import { type Principal, requireAnyRole, requireRole } from '../auth/principal';
-import { redact } from '../auth/redact';
 import { DomainError, isDomainError } from '../domain/errors';
 import { canonicalRule, clientAddressFromForwardedFor } from '../domain/ip';
 import { type Lease, vaultOfLeaseId } from '../domain/lease';
-import { RefusedByWriter } from '../grant/leases';
+import { type Principal, requireAnyRole, requireRole } from '../domain/principal';
+import { RefusedByWriter } from '../leases/leases';
+import type { AuditEntry } from '../ports/audit-log';
 import { openApiDocument } from './openapi';
 import { problemResponse } from './problem';
 import { parseWith, queryObject, readJsonBody } from './request';
