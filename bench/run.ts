@@ -150,7 +150,12 @@ async function main(): Promise<number> {
       node: process.version,
     },
     complete: failure === undefined,
-    error: failure === undefined ? undefined : String(failure),
+    error:
+      failure === undefined
+        ? undefined
+        : failure instanceof Error
+          ? failure.message
+          : JSON.stringify(failure),
     rows,
     details,
   };

@@ -68,7 +68,8 @@ function startDelays(seed: number, spreadMs: number): number[] {
   return Array.from({ length: JOBS }, () => Math.floor(random() * spreadMs));
 }
 
-type StepOutcome = 'ok' | string;
+/** `ok`, or what went wrong. */
+type StepOutcome = string;
 
 /** GET the vault, then PUT it back as read with `ipRules` changed by `edit`. */
 async function getAndPut(

@@ -95,7 +95,7 @@ function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
 
 async function send(response: ServerResponse, init: HttpResponseInit): Promise<void> {
   const headers: Record<string, string> = {};
-  new Headers(init.headers as ConstructorParameters<typeof Headers>[0]).forEach((value, name) => {
+  new Headers(init.headers).forEach((value, name) => {
     headers[name] = value;
   });
   let body: string | Buffer = '';
@@ -197,10 +197,7 @@ export async function startRunner(options: {
           httpRequest,
           contextFor(hit.route.definition.name),
         );
-        await send(
-          response,
-          result instanceof Object ? (result as HttpResponseInit) : { status: 204 },
-        );
+        await send(response, result instanceof Object ? result : { status: 204 });
       } catch (error) {
         process.stderr.write(
           `[error] runner: ${error instanceof Error ? error.message : 'unknown'}\n`,

@@ -229,7 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (one.success) parsed[key] = one.data;
     }
     const seen = new Set(issues.map((issue) => `${issue.path.join('.')}|${issue.message}`));
-    crossFieldIssues(parsed as Partial<Fields>, {
+    crossFieldIssues(parsed, {
       addIssue: (issue) => {
         if (typeof issue === 'string') return;
         const path = issue.path ?? [];

@@ -78,13 +78,17 @@ describe('A broker process killed mid-burst', () => {
         `${broker.url}/api/leases`,
         { vault, ttlSeconds: 900 },
         { 'x-forwarded-for': publicIp(6000 + sent++) },
-      ).catch(() => ({ status: 0, body: undefined }) as { status: number; body: any });
+      ).catch(() => ({ status: 0, body: undefined }));
     const toVictim = Array.from({ length: 30 }, () => grant(victim));
-    await eventually(async () => {
-      if (toVictim.length < 200) toVictim.push(grant(victim));
-      const state = await store.getVaultState(vault);
-      return state.lockHolder.startsWith(`${victim.pid}-`) && state.lockUntil > Date.now();
-    }, 20_000, 50);
+    await eventually(
+      async () => {
+        if (toVictim.length < 200) toVictim.push(grant(victim));
+        const state = await store.getVaultState(vault);
+        return state.lockHolder.startsWith(`${victim.pid}-`) && state.lockUntil > Date.now();
+      },
+      20_000,
+      50,
+    );
     const toSurvivor = Array.from({ length: 30 }, () => grant(survivor));
     victim.child.process.kill('SIGKILL');
     const killedAt = Date.now();

@@ -193,7 +193,11 @@ describe.skipIf(missingTools.length > 0)('Azure Pipelines steps template scripts
           const value = values[parameter];
           if (value === undefined) throw new Error(`parameter ${parameter} has no value`);
           // A boolean parameter renders as True/False.
-          return value === 'false' ? 'False' : value === 'true' ? 'True' : String(value);
+          return value === 'false'
+            ? 'False'
+            : value === 'true'
+              ? 'True'
+              : JSON.stringify(value).replace(/^"|"$/g, '');
         })
         .replace(/\$\(([\w.]+)\)/g, (match, macro: string) => macros[macro] ?? match);
     }

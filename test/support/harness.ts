@@ -187,7 +187,7 @@ export function testBroker(options: {
     const text = typeof response.body === 'string' ? response.body : '';
     return {
       status: response.status ?? 200,
-      headers: new Headers(response.headers as ConstructorParameters<typeof Headers>[0]),
+      headers: new Headers(response.headers),
       text,
       body: text ? JSON.parse(text) : undefined,
       invocationId,

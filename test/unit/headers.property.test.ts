@@ -62,7 +62,7 @@ function harness(auth: Authenticator = { authenticate: () => Promise.resolve(ADM
     const text = typeof response.body === 'string' ? response.body : '';
     return {
       status: response.status ?? 200,
-      headers: new Headers(response.headers as ConstructorParameters<typeof Headers>[0]),
+      headers: new Headers(response.headers),
       text,
       body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
     };

@@ -179,8 +179,7 @@ export class TableAuditLog implements AuditLog {
     const first = await pages.next();
     if (first.done) return { entries: [] };
     const entries = first.value.map((entity): AuditEntry => {
-      const text = (name: string) =>
-        typeof entity[name] === 'string' ? (entity[name] as string) : undefined;
+      const text = (name: string) => (typeof entity[name] === 'string' ? entity[name] : undefined);
       return {
         at: Number(entity.at),
         action: text('action') as AuditEntry['action'],

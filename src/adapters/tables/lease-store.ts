@@ -254,7 +254,7 @@ export class TableLeaseStore implements LeaseStore {
       const entity =
         (await this.readEntity<LeaseEntity>(vault, `${LIVE}${id}`)) ??
         (await this.readEntity<LeaseEntity>(vault, `${ENDED}${id}`));
-      return entity ? fromEntity(entity as LeaseEntity & { etag: string }) : undefined;
+      return entity ? fromEntity(entity) : undefined;
     });
   }
 
@@ -350,7 +350,7 @@ export class TableLeaseStore implements LeaseStore {
       for await (const entity of this.client.listEntities<LeaseEntity>({
         queryOptions: { filter },
       })) {
-        const lease = fromEntity(entity as LeaseEntity & { etag: string });
+        const lease = fromEntity(entity);
         if (isLive(lease)) leases.push(lease);
         else stale.push(lease);
       }
@@ -358,7 +358,7 @@ export class TableLeaseStore implements LeaseStore {
       await Promise.all(
         stale.flatMap((lease) => [
           this.moveToHistory(lease).catch(() => undefined),
-          lease.slot ? this.releaseSlot(lease).catch(() => undefined) : undefined,
+          ...(lease.slot ? [this.releaseSlot(lease).catch(() => undefined)] : []),
         ]),
       );
       return leases;
@@ -571,9 +571,9 @@ export class TableLeaseStore implements LeaseStore {
       return {
         pass: Number(entity.pass ?? 0),
         applied: Number(entity.applied ?? 0),
-        lockHolder: String(entity.lockHolder ?? ''),
+        lockHolder: typeof entity.lockHolder === 'string' ? entity.lockHolder : '',
         lockUntil: Number(entity.lockUntil ?? 0),
-        owned: JSON.parse(String(entity.owned ?? '[]')) as string[],
+        owned: JSON.parse(typeof entity.owned === 'string' ? entity.owned : '[]') as string[],
         totalRules: Number(entity.totalRules ?? -1),
         lastPassAt: Number(entity.lastPassAt ?? 0),
         etag: entity.etag,
