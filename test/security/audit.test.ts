@@ -136,7 +136,11 @@ describe('The audit trail of lease actions', () => {
           at: new Date(T0).toISOString(),
           action: 'firewall-write',
           principal: 'kv-lease',
+          // Every field of the contract is there, null where it does not apply.
+          appId: null,
           vault: VAULT,
+          ip: null,
+          leaseId: null,
           outcome: 'success',
           detail: `added [${ip}/32] removed []`,
           invocationId: granted.invocationId,

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 
 import { odata, TableClient } from '@azure/data-tables';
 
-import { DomainError } from '../../domain/errors';
 import type { Logger } from '../../domain/logger';
 import type { AuditEntry, AuditLog, AuditQueryOptions } from '../../ports/audit-log';
+import { checkContinuation } from './continuation';
 
 /**
  * Keys sort newest first: PartitionKey is the reversed UTC day, RowKey the
@@ -20,41 +20,6 @@ function reversedDay(ms: number): string {
 
 function reversedMs(ms: number): string {
   return String(MAX_MS - ms).padStart(13, '0');
-}
-
-/**
- * A `$skiptoken` must have the shape of a continuation the Tables SDK issues
- * (base64 JSON of the next, opaque keys); anything else is the caller's
- * error, answered 400 before it reaches the SDK's parser. A forged but
- * well-formed token can only move within what the query's filter allows.
- */
-const OPAQUE_KEY = /^[\w!*+/=.:-]{1,1024}$/;
-
-function checkContinuation(token: string): string {
-  let valid = false;
-  try {
-    if (token.length <= 2048) {
-      const keys = JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as unknown;
-      if (typeof keys === 'object' && keys !== null && !Array.isArray(keys)) {
-        const { nextPartitionKey, nextRowKey, ...rest } = keys as Record<string, unknown>;
-        valid =
-          Object.keys(rest).length === 0 &&
-          typeof nextPartitionKey === 'string' &&
-          OPAQUE_KEY.test(nextPartitionKey) &&
-          (nextRowKey === undefined ||
-            (typeof nextRowKey === 'string' && OPAQUE_KEY.test(nextRowKey)));
-      }
-    }
-  } catch {
-    valid = false;
-  }
-  if (!valid) {
-    const message = 'is not a token this API issued';
-    throw new DomainError('REQUEST.INVALID', `$skiptoken ${message}`, {
-      errors: [{ path: '$skiptoken', message }],
-    });
-  }
-  return token;
 }
 
 /**
