@@ -5,6 +5,7 @@ import { odata, TableClient } from '@azure/data-tables';
 import type { Logger } from '../../domain/logger';
 import type { AuditEntry, AuditLog, AuditQueryOptions } from '../../ports/audit-log';
 import { checkContinuation } from './continuation';
+import { isTableNotFound } from './table-errors';
 
 /**
  * Keys sort newest first: PartitionKey is the reversed UTC day, RowKey the
@@ -17,6 +18,8 @@ function reversedDay(ms: number): string {
   const day = Number(new Date(ms).toISOString().slice(0, 10).replaceAll('-', ''));
   return String(99_999_999 - day).padStart(8, '0');
 }
+
+type AuditRow = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
 function reversedMs(ms: number): string {
   return String(MAX_MS - ms).padStart(13, '0');
@@ -65,31 +68,13 @@ export class TableAuditLog implements AuditLog {
   private async flush(): Promise<void> {
     const batch = this.queue.splice(0);
     this.flushing = undefined;
-    const rows = batch.map(({ entry }) => ({
+    const rows = batch.map(({ entry }): AuditRow => ({
       partitionKey: reversedDay(entry.at),
       rowKey: `${reversedMs(entry.at)}_${randomBytes(6).toString('hex')}`,
       ...Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined)),
     }));
     try {
-      await this.ensureTable();
-      const byDay = new Map<string, typeof rows>();
-      for (const row of rows)
-        byDay.set(row.partitionKey, [...(byDay.get(row.partitionKey) ?? []), row]);
-      const chunks = [...byDay.values()].flatMap((day) =>
-        Array.from({ length: Math.ceil(day.length / 100) }, (_, n) =>
-          day.slice(n * 100, n * 100 + 100),
-        ),
-      );
-      await Promise.all(
-        chunks.map(async (chunk) => {
-          if (chunk.length === 1) return this.writeOne(chunk[0] as (typeof rows)[number]);
-          try {
-            await this.client.submitTransaction(chunk.map((row) => ['create', row]));
-          } catch {
-            await Promise.all(chunk.map((row) => this.writeOne(row)));
-          }
-        }),
-      );
+      await this.withTable(() => this.write(rows));
     } catch (error) {
       this.lost(rows, error);
     } finally {
@@ -97,12 +82,50 @@ export class TableAuditLog implements AuditLog {
     }
   }
 
-  private async writeOne(
-    row: Record<string, unknown> & { partitionKey: string; rowKey: string },
-  ): Promise<void> {
+  /**
+   * Runs `work` once the table exists. A store that came back empty (a
+   * restarted emulator, a recreated account) has lost the table: create it
+   * again and retry once, as the lease store does.
+   */
+  private async withTable<T>(work: () => Promise<T>): Promise<T> {
+    await this.ensureTable();
+    try {
+      return await work();
+    } catch (error) {
+      if (!isTableNotFound(error)) throw error;
+      this.ready = undefined;
+      await this.ensureTable();
+      return work();
+    }
+  }
+
+  private async write(rows: AuditRow[]): Promise<void> {
+    const byDay = new Map<string, typeof rows>();
+    for (const row of rows)
+      byDay.set(row.partitionKey, [...(byDay.get(row.partitionKey) ?? []), row]);
+    const chunks = [...byDay.values()].flatMap((day) =>
+      Array.from({ length: Math.ceil(day.length / 100) }, (_, n) =>
+        day.slice(n * 100, n * 100 + 100),
+      ),
+    );
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        if (chunk.length === 1) return this.writeOne(chunk[0] as AuditRow);
+        try {
+          await this.client.submitTransaction(chunk.map((row) => ['create', row]));
+        } catch (error) {
+          if (isTableNotFound(error)) throw error;
+          await Promise.all(chunk.map((row) => this.writeOne(row)));
+        }
+      }),
+    );
+  }
+
+  private async writeOne(row: AuditRow): Promise<void> {
     try {
       await this.client.createEntity(row);
     } catch (error) {
+      if (isTableNotFound(error)) throw error;
       this.lost([row], error);
     }
   }
@@ -126,7 +149,13 @@ export class TableAuditLog implements AuditLog {
   ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
     const continuation =
       options.continuation === undefined ? undefined : checkContinuation(options.continuation);
-    await this.ensureTable();
+    return this.withTable(() => this.page(options, continuation));
+  }
+
+  private async page(
+    options: AuditQueryOptions,
+    continuation: string | undefined,
+  ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
     const filters: string[] = [];
     if (options.since !== undefined) {
       filters.push(

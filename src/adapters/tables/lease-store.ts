@@ -21,6 +21,7 @@ import {
   type VaultState,
 } from '../../ports/lease-store';
 import { checkContinuation } from './continuation';
+import { isTableNotFound } from './table-errors';
 
 /**
  * Table layout, one partition per vault (PartitionKey = vault name):
@@ -105,14 +106,6 @@ async function guard<T>(work: () => Promise<T>): Promise<T> {
     if (isStoreFault(error)) throw unavailable(error);
     throw error;
   }
-}
-
-function isTableNotFound(error: unknown): boolean {
-  return (
-    error instanceof RestError &&
-    error.statusCode === 404 &&
-    /TableNotFound/.test(`${error.code ?? ''} ${error.message}`)
-  );
 }
 
 function isConflict(error: unknown): boolean {
