@@ -36,8 +36,8 @@ import {
   renderVault,
   validateSubscriptionId,
   type VaultCoordinates,
-  vaultResourceId,
   vaultKey,
+  vaultResourceId,
   VaultStore,
   withNetworkAcls,
 } from './vault-store';
