@@ -99,6 +99,8 @@ export interface PassOutcome {
 }
 
 interface Waiter {
+  /** Reads of the vault row this watch had begun when the waiter arrived. */
+  arrivedAfterRead: number;
   target: number | undefined;
   deadline: number;
   resolve: (outcome: PassOutcome | undefined) => void;
@@ -107,6 +109,8 @@ interface Waiter {
 
 interface Watch {
   waiters: Waiter[];
+  /** Reads of the vault row begun so far. */
+  reads: number;
   wake: (() => void) | undefined;
   backoffUntil: number;
   lastFailure: string | undefined;
@@ -183,7 +187,13 @@ export class VaultCoordinator {
     return new Promise((resolve, reject) => {
       let watch = this.watches.get(vault);
       if (!watch) {
-        watch = { waiters: [], wake: undefined, backoffUntil: 0, lastFailure: undefined };
+        watch = {
+          waiters: [],
+          reads: 0,
+          wake: undefined,
+          backoffUntil: 0,
+          lastFailure: undefined,
+        };
         this.watches.set(vault, watch);
       }
       const current = watch;
@@ -197,6 +207,7 @@ export class VaultCoordinator {
         Math.max(0, deadline - this.options.clock.now()),
       );
       const waiter: Waiter = {
+        arrivedAfterRead: current.reads,
         target: undefined,
         deadline,
         resolve: (outcome) => {
@@ -249,11 +260,16 @@ export class VaultCoordinator {
     const managed = this.vaults.get(vault);
     try {
       while (watch.waiters.length > 0 && !this.stopping) {
+        watch.reads += 1;
+        const read = watch.reads;
         const state = await this.options.store.getVaultState(vault);
         this.remember(vault, state);
-        // Waiters that arrived before this read get their target now: the next
-        // pass to begin will read the store after their change.
-        for (const waiter of watch.waiters) waiter.target ??= state.pass + 1;
+        // Waiters that arrived before this read began get their target now: the
+        // next pass to begin will read the store after their change. One that
+        // arrived while the read was under way waits for the next read: this one
+        // may show the row from before its change, and a pass begun since.
+        for (const waiter of watch.waiters)
+          if (waiter.arrivedAfterRead < read) waiter.target ??= state.pass + 1;
         this.settle(vault, watch, state.applied);
         if (watch.waiters.length === 0) break;
 
