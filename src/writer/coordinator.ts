@@ -496,7 +496,7 @@ export class VaultCoordinator {
           vault: vault.name,
           kind: error.kind,
           status: error.status,
-          message,
+          error: message,
         });
         note(
           observer?.vaultRefused?.({ vault: vault.name, status: error.status, detail: message }),
@@ -514,7 +514,7 @@ export class VaultCoordinator {
         logger.warn('Firewall pass failed; will retry', {
           vault: vault.name,
           kind: error.kind,
-          message,
+          error: message,
         });
         return undefined;
       }
