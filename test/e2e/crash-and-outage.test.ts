@@ -100,7 +100,7 @@ describe('A broker process killed mid-burst', () => {
       expect(rulesOf(emulator, vault)).toContain(result.body.ip);
     }
 
-    // The dead writer's lock lives 2 s: the survivor takes over and converges
+    // The dead writer's lock lives 1.5 s: the survivor takes over and converges
     // well within a few seconds (bench row "failover" measures it).
     const activeIps = async () => {
       const listed = await http('GET', `${survivor.url}/api/leases?vault=${vault}&$top=1000`);
