@@ -12,8 +12,8 @@ import {
   rulesOf,
   type ScenarioResult,
   sleep,
-  STATIC_RULE,
   startBrokers,
+  STATIC_RULE,
   uniqueTable,
 } from '../harness';
 
