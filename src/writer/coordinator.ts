@@ -202,6 +202,10 @@ export class VaultCoordinator {
           const index = current.waiters.indexOf(waiter);
           if (index < 0) return;
           current.waiters.splice(index, 1);
+          this.options.logger.warn('A caller stopped waiting for the vault firewall', {
+            vault,
+            error: current.lastFailure ?? 'the current attempt has not finished',
+          });
           reject(this.timeout(current));
         },
         Math.max(0, deadline - this.options.clock.now()),

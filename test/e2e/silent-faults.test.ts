@@ -180,8 +180,8 @@ describe('A lease store that hangs', () => {
       env: {
         LEASE_STORAGE_CONNECTION_STRING: azuriteConnectionString(port),
         // NOTE: a failed request also waits for its audit entry, bounded by the
-        // store's own call timeout (3 s): the answer comes after two store timeouts.
-        LEASE_APPLY_TIMEOUT_SECONDS: '8',
+        // store's own call timeout (5 s): the answer comes after two store timeouts.
+        LEASE_APPLY_TIMEOUT_SECONDS: '12',
         SWEEP_SCHEDULE: '*/1 * * * * *',
       },
     });
@@ -200,7 +200,7 @@ describe('A lease store that hangs', () => {
       const health = await within(5000, 'GET', `${broker.url}/api/health`);
       expect(health.status).toBe(503);
       const grant = await within(
-        8000,
+        12_000,
         'POST',
         `${broker.url}/api/leases`,
         { vault },
@@ -209,7 +209,7 @@ describe('A lease store that hangs', () => {
       expect(grant.status).toBe(503);
       expect(grant.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(grant.body.type).toMatch(/store-unavailable|vault-update-timeout/);
-      const release = await within(8000, 'DELETE', `${broker.url}/api/leases/${before.body.id}`);
+      const release = await within(12_000, 'DELETE', `${broker.url}/api/leases/${before.body.id}`);
       expect(release.status).toBe(503);
       expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.21.0.1/32'].sort());
       process.stdout.write(

@@ -170,7 +170,9 @@ function chunks<T>(items: T[], size: number): T[][] {
 }
 
 /** Default bound of one Table Storage call (retries included). */
-export const STORE_CALL_TIMEOUT_MS = 3000;
+export const STORE_CALL_TIMEOUT_MS = 5000;
+/** The health probe answers sooner: a hung store is a 503 within a few seconds. */
+const HEALTH_PROBE_TIMEOUT_MS = 2500;
 
 /**
  * A per-call deadline: the abort signal of every request the client sends
@@ -274,15 +276,20 @@ export class TableLeaseStore implements LeaseStore {
   async ensureReady(): Promise<void> {
     await this.table();
     // Health must reflect the store now, not at start: one cheap point read.
-    await guard(() => this.readEntity<TableEntity>('~health', 'ping'));
+    await guard(() =>
+      this.readEntity<TableEntity>('~health', 'ping', AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS)),
+    );
   }
 
   private async readEntity<T extends object>(
     partitionKey: string,
     rowKey: string,
+    abortSignal?: AbortSignal,
   ): Promise<(TableEntity<T> & { etag: string }) | undefined> {
     try {
-      return (await this.client.getEntity<T>(partitionKey, rowKey)) as TableEntity<T> & {
+      return (await this.client.getEntity<T>(partitionKey, rowKey, {
+        abortSignal,
+      })) as TableEntity<T> & {
         etag: string;
       };
     } catch (error) {
