@@ -5,24 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
-import {
-  azuriteConnectionString,
-  type Child,
-  freePort,
-  startAzurite,
-} from '../../dev/local/processes';
-import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
-import {
-  lockedVault,
-  publicIp,
-  rulesOf,
-  STATIC_RULE,
-  storageConnectionString,
-  testEmulator,
-  uniqueTable,
-  vaultId,
-} from '../support/harness';
-import { type BrokerProcess, http, startBrokers } from '../support/processes';
+import { type Child, startAzurite } from '../../dev/local/processes';
+import { lockedVault, rulesOf, STATIC_RULE, testEmulator, vaultId } from '../support/harness';
+import { type BrokerProcess, http } from '../support/processes';
+import { brokerOnOwnStore, eventually, twoBrokersOnOneVault } from './helpers';
 
 let emulator: RunningEmulator;
 
@@ -33,19 +19,6 @@ afterAll(async () => {
   await emulator.close();
 });
 
-async function eventually(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  everyMs = 250,
-): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (await check()) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms`);
-}
-
 describe('A broker process killed mid-burst', () => {
   let brokers: BrokerProcess[] = [];
   afterAll(async () => {
@@ -55,40 +28,19 @@ describe('A broker process killed mid-burst', () => {
   it('When one of two brokers is SIGKILLed while it holds the writer lock during a burst, then the vault converges to static rules plus active leases', async () => {
     const vault = 'kv-crash';
     emulator.createVault(lockedVault(vault));
-    const table = uniqueTable();
-    brokers = await startBrokers({
-      count: 2,
+    const pair = await twoBrokersOnOneVault({
       emulator,
-      vaults: [vault],
-      table,
+      vault,
+      block: 6000,
       env: { SWEEP_SCHEDULE: '*/2 * * * * *' },
     });
-    const [victim, survivor] = brokers as [BrokerProcess, BrokerProcess];
-    const store = new TableLeaseStore({
-      tableName: table,
-      connectionString: storageConnectionString(),
-    });
+    brokers = pair.brokers;
+    const [victim, survivor] = pair.brokers;
+    const grant = pair.grant;
     // A burst goes to the victim, whose writer then takes the vault's lock; it
-    // is killed at the worst moment, while it holds the lock (polled, since
-    // its sweep and its passes come and go), with the survivor's burst in flight.
-    let sent = 0;
-    const grant = (broker: BrokerProcess) =>
-      http(
-        'POST',
-        `${broker.url}/api/leases`,
-        { vault, ttlSeconds: 900 },
-        { 'x-forwarded-for': publicIp(6000 + sent++) },
-      ).catch(() => ({ status: 0, body: undefined }));
-    const toVictim = Array.from({ length: 30 }, () => grant(victim));
-    await eventually(
-      async () => {
-        if (toVictim.length < 200) toVictim.push(grant(victim));
-        const state = await store.getVaultState(vault);
-        return state.lockHolder.startsWith(`${victim.pid}-`) && state.lockUntil > Date.now();
-      },
-      20_000,
-      50,
-    );
+    // is killed at the worst moment, while it holds the lock, with the
+    // survivor's burst in flight.
+    const toVictim = await pair.burstUntilLocked(victim);
     const toSurvivor = Array.from({ length: 30 }, () => grant(survivor));
     victim.child.process.kill('SIGKILL');
     const killedAt = Date.now();
@@ -129,31 +81,11 @@ describe('A broker process stopped gracefully', () => {
   it('When a broker gets SIGTERM while it holds the writer lock, then it releases the lock before it exits and the other broker carries on at once', async () => {
     const vault = 'kv-sigterm';
     emulator.createVault(lockedVault(vault));
-    const table = uniqueTable();
-    brokers = await startBrokers({ count: 2, emulator, vaults: [vault], table });
-    const [leaving, staying] = brokers as [BrokerProcess, BrokerProcess];
-    const store = new TableLeaseStore({
-      tableName: table,
-      connectionString: storageConnectionString(),
-    });
-    let sent = 0;
-    const grant = (broker: BrokerProcess) =>
-      http(
-        'POST',
-        `${broker.url}/api/leases`,
-        { vault, ttlSeconds: 900 },
-        { 'x-forwarded-for': publicIp(7000 + sent++) },
-      ).catch(() => ({ status: 0, body: undefined }));
-    const toLeaving: ReturnType<typeof grant>[] = [];
-    await eventually(
-      async () => {
-        if (toLeaving.length < 200) toLeaving.push(grant(leaving));
-        const state = await store.getVaultState(vault);
-        return state.lockHolder.startsWith(`${leaving.pid}-`) && state.lockUntil > Date.now();
-      },
-      20_000,
-      20,
-    );
+    const pair = await twoBrokersOnOneVault({ emulator, vault, block: 7000 });
+    brokers = pair.brokers;
+    const [leaving, staying] = pair.brokers;
+    const { store } = pair;
+    const toLeaving = await pair.burstUntilLocked(leaving);
     const exited = new Promise((resolve) => leaving.child.process.once('exit', resolve));
     leaving.child.process.kill('SIGTERM');
     await exited;
@@ -163,7 +95,7 @@ describe('A broker process stopped gracefully', () => {
       false,
     );
     await Promise.all(toLeaving);
-    const after = await grant(staying);
+    const after = await pair.grant(staying);
     expect(after.status).toBe(201);
     expect(rulesOf(emulator, vault)).toContain(after.body.ip);
   });
@@ -180,18 +112,11 @@ describe('The lease store going away', () => {
   it('When the store stops, then grants and health answer 503 and nothing is written; when it returns, the broker recovers', async () => {
     const vault = 'kv-outage';
     emulator.createVault(lockedVault(vault));
-    const port = await freePort();
     const location = mkdtempSync(join(tmpdir(), 'kv-lease-azurite-'));
-    azurite = await startAzurite({ port, location });
-    brokers = await startBrokers({
-      count: 1,
-      emulator,
-      vaults: [vault],
-      env: {
-        LEASE_STORAGE_CONNECTION_STRING: azuriteConnectionString(port),
-        SWEEP_SCHEDULE: '*/1 * * * * *',
-      },
-    });
+    const started = await brokerOnOwnStore({ emulator, vault, location });
+    azurite = started.azurite;
+    const { port } = started;
+    brokers = [started.broker];
     const broker = brokers[0] as BrokerProcess;
     const before = await http(
       'POST',

@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
-import {
-  azuriteConnectionString,
-  type Child,
-  freePort,
-  startAzurite,
-} from '../../dev/local/processes';
+import type { Child } from '../../dev/local/processes';
 import { lockedVault, rulesOf, STATIC_RULE, testEmulator, vaultId } from '../support/harness';
 import { type BrokerProcess, http, startBrokers } from '../support/processes';
+import { brokerOnOwnStore, eventually } from './helpers';
 
 /**
  * Faults that are silent (a store that accepts connections and answers
@@ -24,15 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await emulator.close();
 });
-
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (await check()) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms`);
-}
 
 /** A call that must answer within `ms`: a hung answer fails the test instead of hanging it. */
 async function within(
@@ -171,20 +158,15 @@ describe('A lease store that hangs', () => {
   it('When the store accepts connections and answers nothing (SIGSTOP), then health answers 503 within 5 s and a grant 503 with Retry-After within its apply timeout; after SIGCONT the broker recovers unaided', async () => {
     const vault = 'kv-hung';
     emulator.createVault(lockedVault(vault));
-    const port = await freePort();
-    azurite = await startAzurite({ port });
-    brokers = await startBrokers({
-      count: 1,
+    const started = await brokerOnOwnStore({
       emulator,
-      vaults: [vault],
-      env: {
-        LEASE_STORAGE_CONNECTION_STRING: azuriteConnectionString(port),
-        // NOTE: a failed request also waits for its audit entry, bounded by the
-        // store's own call timeout (5 s): the answer comes after two store timeouts.
-        LEASE_APPLY_TIMEOUT_SECONDS: '12',
-        SWEEP_SCHEDULE: '*/1 * * * * *',
-      },
+      vault,
+      // NOTE: a failed request also waits for its audit entry, bounded by the
+      // store's own call timeout (5 s): the answer comes after two store timeouts.
+      env: { LEASE_APPLY_TIMEOUT_SECONDS: '12' },
     });
+    azurite = started.azurite;
+    brokers = [started.broker];
     const broker = brokers[0] as BrokerProcess;
     const before = await http(
       'POST',
