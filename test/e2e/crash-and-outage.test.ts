@@ -8,7 +8,13 @@ import type { RunningEmulator } from '../../dev/emulator/types';
 import { type Child, startAzurite } from '../../dev/local/processes';
 import { lockedVault, rulesOf, STATIC_RULE, testEmulator, vaultId } from '../support/harness';
 import { type BrokerProcess, http } from '../support/processes';
-import { brokerOnOwnStore, eventually, twoBrokersOnOneVault } from './helpers';
+import {
+  brokerOnOwnStore,
+  eventually,
+  grantAfterRecovery,
+  grantFor,
+  twoBrokersOnOneVault,
+} from './helpers';
 
 let emulator: RunningEmulator;
 
@@ -118,24 +124,14 @@ describe('The lease store going away', () => {
     const { port } = started;
     brokers = [started.broker];
     const broker = brokers[0] as BrokerProcess;
-    const before = await http(
-      'POST',
-      `${broker.url}/api/leases`,
-      { vault },
-      { 'x-forwarded-for': '52.8.8.1' },
-    );
+    const before = await grantFor(broker, vault, '52.8.8.1');
     expect(before.status).toBe(201);
 
     await azurite.stop();
     const writes = emulator.stats().perVault[vaultId(vault).toLowerCase()]?.writes ?? 0;
     const health = await http('GET', `${broker.url}/api/health`);
     expect(health.status).toBe(503);
-    const refused = await http(
-      'POST',
-      `${broker.url}/api/leases`,
-      { vault },
-      { 'x-forwarded-for': '52.8.8.2' },
-    );
+    const refused = await grantFor(broker, vault, '52.8.8.2');
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(refused.body.type).toMatch(/store-unavailable|vault-update-timeout/);
@@ -144,16 +140,7 @@ describe('The lease store going away', () => {
     expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.8.8.1/32'].sort());
 
     azurite = await startAzurite({ port, location });
-    await eventually(
-      async () => (await http('GET', `${broker.url}/api/health`)).status === 200,
-      15_000,
-    );
-    const after = await http(
-      'POST',
-      `${broker.url}/api/leases`,
-      { vault },
-      { 'x-forwarded-for': '52.8.8.3' },
-    );
+    const after = await grantAfterRecovery(broker, vault, '52.8.8.3');
     expect(after.status).toBe(201);
     expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE, '52.8.8.1/32', '52.8.8.3/32'].sort());
     expect((await http('GET', `${broker.url}/api/leases/${before.body.id}`)).body.status).toBe(

@@ -97,3 +97,17 @@ export async function brokerOnOwnStore(options: {
   });
   return { azurite, port, broker: broker as BrokerProcess };
 }
+
+/** `POST /api/leases` for `ip` on `vault`, as the front end would forward it. */
+export function grantFor(broker: BrokerProcess, vault: string, ip: string) {
+  return http('POST', `${broker.url}/api/leases`, { vault }, { 'x-forwarded-for': ip });
+}
+
+/** Once the store is back: health turns 200 unaided, then a grant for `ip` is answered. */
+export async function grantAfterRecovery(broker: BrokerProcess, vault: string, ip: string) {
+  await eventually(
+    async () => (await http('GET', `${broker.url}/api/health`)).status === 200,
+    15_000,
+  );
+  return grantFor(broker, vault, ip);
+}

@@ -4,7 +4,7 @@ import type { RunningEmulator } from '../../dev/emulator/types';
 import type { Child } from '../../dev/local/processes';
 import { lockedVault, rulesOf, STATIC_RULE, testEmulator, vaultId } from '../support/harness';
 import { type BrokerProcess, http, startBrokers } from '../support/processes';
-import { brokerOnOwnStore, eventually } from './helpers';
+import { brokerOnOwnStore, grantAfterRecovery, grantFor } from './helpers';
 
 /**
  * Faults that are silent (a store that accepts connections and answers
@@ -168,12 +168,7 @@ describe('A lease store that hangs', () => {
     azurite = started.azurite;
     brokers = [started.broker];
     const broker = brokers[0] as BrokerProcess;
-    const before = await http(
-      'POST',
-      `${broker.url}/api/leases`,
-      { vault },
-      { 'x-forwarded-for': '52.21.0.1' },
-    );
+    const before = await grantFor(broker, vault, '52.21.0.1');
     expect(before.status).toBe(201);
 
     const pid = azurite.process.pid as number;
@@ -201,16 +196,7 @@ describe('A lease store that hangs', () => {
       process.kill(pid, 'SIGCONT');
     }
 
-    await eventually(
-      async () => (await http('GET', `${broker.url}/api/health`)).status === 200,
-      15_000,
-    );
-    const after = await http(
-      'POST',
-      `${broker.url}/api/leases`,
-      { vault },
-      { 'x-forwarded-for': '52.21.0.3' },
-    );
+    const after = await grantAfterRecovery(broker, vault, '52.21.0.3');
     expect(after.status).toBe(201);
     const released = await http('DELETE', `${broker.url}/api/leases/${before.body.id}`);
     expect(released.status).toBe(200);
