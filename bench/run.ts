@@ -7,6 +7,7 @@ import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/pr
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
 import { documentedVsLease } from './scenarios/documented-method';
+import { failover, permanentRefusal } from './scenarios/faults';
 import { singleGrant } from './scenarios/single-grant';
 import { sweepTenThousand } from './scenarios/sweep';
 
@@ -111,6 +112,8 @@ async function main(): Promise<number> {
       });
     }
     details['5-peak-rss'] = { peaks, targetMb: RSS_TARGET_MB };
+    await scenario('6-failover', () => failover(ctx));
+    await scenario('7-permanent-refusal', () => permanentRefusal(ctx));
   } catch (error) {
     failure = error;
     log(
