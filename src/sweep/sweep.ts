@@ -1,4 +1,5 @@
 import type { ManagedVault } from '../app/config';
+import { sweepFinished } from '../app/telemetry';
 import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import type { Logger } from '../domain/logger';
@@ -54,5 +55,6 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     durationMs: deps.clock.now() - started,
   };
   deps.logger.info('Sweep finished', { ...result });
+  sweepFinished(deps.logger, result);
   return result;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 import type { ManagedVault } from '../app/config';
+import { passCompleted, passFailed } from '../app/telemetry';
 import type { Clock } from '../domain/clock';
 import { DomainError, ensureError } from '../domain/errors';
 import type { Lease } from '../domain/lease';
@@ -256,6 +257,7 @@ export class VaultCoordinator {
     note: Notes,
   ): Promise<PassOutcome | undefined> {
     const { store, firewall, clock, logger, observer } = this.options;
+    const startedAt = clock.now();
     let state = locked;
     try {
       const [acls, live] = await Promise.all([
@@ -337,6 +339,16 @@ export class VaultCoordinator {
         }),
       );
       if (!done) throw new LostLock();
+      passCompleted(logger, {
+        vault: vault.name,
+        outcome: plan.changed ? 'written' : 'unchanged',
+        rules: plan.next.length,
+        maxRules: this.maxRules,
+        brokerRules: plan.ownedAfterWrite.length,
+        activeLeases: survivors.length - refused.size,
+        startedAt,
+        endedAt: clock.now(),
+      });
       watch.backoffUntil = 0;
       watch.lastFailure = undefined;
       return { pass: state.pass, activated: new Set(activated.map((lease) => lease.id)), refused };
@@ -347,6 +359,7 @@ export class VaultCoordinator {
         });
         return undefined;
       }
+      passFailed(logger, { vault: vault.name, error, startedAt, endedAt: clock.now() });
       // Let the next writer in at once; this process backs off before retrying.
       await store
         .putVaultState(vault.name, { ...state, lockHolder: '', lockUntil: 0 })
