@@ -104,7 +104,9 @@ async function probe() {
 const deadline = Date.now() + timeoutSeconds * 1000;
 let last = await probe();
 while (!last.healthy && Date.now() < deadline) {
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await new Promise((resolve) =>
+    setTimeout(resolve, Math.min(2000, Math.max(0, deadline - Date.now()))),
+  );
   last = await probe();
 }
 if (last.healthy) {
