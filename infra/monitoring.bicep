@@ -216,6 +216,24 @@ var workbookQueries = [
   }
 ]
 
+// A for-expression may not sit inside a function argument (string()), so the items are a variable.
+var workbookItems = [
+  for (item, index) in workbookQueries: {
+    type: 3
+    name: 'query-${index}'
+    content: {
+      version: 'KqlItem/1.0'
+      title: item.title
+      query: item.query
+      queryType: 0
+      resourceType: 'microsoft.insights/components'
+      timeContext: {
+        durationMs: 86400000
+      }
+    }
+  }
+]
+
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = if (createWorkbook) {
   name: guid(resourceGroup().id, namePrefix, 'kv-lease-workbook')
   location: location
@@ -227,22 +245,7 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = if (createWorkbook
     sourceId: appInsights.id
     serializedData: string({
       version: 'Notebook/1.0'
-      items: [
-        for (item, index) in workbookQueries: {
-          type: 3
-          name: 'query-${index}'
-          content: {
-            version: 'KqlItem/1.0'
-            title: item.title
-            query: item.query
-            queryType: 0
-            resourceType: 'microsoft.insights/components'
-            timeContext: {
-              durationMs: 86400000
-            }
-          }
-        }
-      ]
+      items: workbookItems
     })
   }
 }

@@ -1,4 +1,5 @@
-// Shared helpers of the azd hooks (azure.yaml). Plain Node.js (22+, no
+/* global process -- Node.js globals */
+// Shared helpers of the azd hooks (azure.yaml). Plain Node.js (20+, no
 // dependencies), so the hooks run the same on Linux, macOS and Windows. azd
 // passes the environment's values (the Bicep outputs among them) as
 // environment variables.

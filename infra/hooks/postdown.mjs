@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process -- Node.js globals */
 // azd postdown hook: once azd deleted the resource group (and with it the
 // role assignments inside it), removes the custom role definitions this
 // deployment created; they live in the subscription and outlast the group.

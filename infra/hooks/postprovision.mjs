@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global AbortSignal, fetch, process, setTimeout -- Node.js globals */
 // azd postprovision (and postdeploy) hook: prints what a pipeline needs to
 // use this broker, then checks GET /api/health.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process -- Node.js globals */
 // azd predown hook: removes what `azd down` leaves behind because it lives
 // outside the resource group azd deletes:
 //   1. the API's app registration, when this deployment created it

@@ -106,7 +106,7 @@ describe('the API app registration (Microsoft Graph Bicep extension)', () => {
       graphProblems(mutate(appRegistration, "  signInAudience: 'AzureADMyOrg'", "  appId: 'x'")),
     ).toContain('Microsoft.Graph/applications@v1.0.appId is read-only');
     expect(
-      graphProblems(mutate(appRegistration, /  uniqueName: uniqueName\n/, '')).join('\n'),
+      graphProblems(mutate(appRegistration, / {2}uniqueName: uniqueName\n/, '')).join('\n'),
     ).toMatch(/applications@v1\.0\.uniqueName is required/);
     expect(
       graphProblems(mutate(appRegistration, 'redirectUris: consoleRedirectUris', 'redirectUri: x')),
@@ -339,7 +339,7 @@ describe('storage roles (rbac.bicep)', () => {
     ]);
     const onAudit = mutate(
       rbac,
-      /name: guid\(storage::tableService::leaseTable\.id, principalId, storageTableDataContributorRoleId\)\n  scope: storage::tableService::leaseTable/,
+      /name: guid\(storage::tableService::leaseTable\.id, principalId, storageTableDataContributorRoleId\)\n {2}scope: storage::tableService::leaseTable/,
       'name: guid(storage::tableService::leaseTable.id, principalId, storageTableDataContributorRoleId)\n  scope: storage::tableService::auditTable',
     );
     expect(tableScopeProblems(onAudit)).toContain(
@@ -445,7 +445,7 @@ describe('transport and credentials', () => {
         storage,
         functionApp: mutate(
           functionApp,
-          /name: 'scm'\n  properties: \{\n    allow: false/,
+          /name: 'scm'\n {2}properties: \{\n {4}allow: false/,
           "name: 'scm'\n  properties: {\n    allow: true",
         ),
       }),
@@ -574,6 +574,3 @@ describe('azd hooks', () => {
     }
   });
 });
-
-
-
