@@ -1,7 +1,9 @@
-// kv-lease on Azure: a Flex Consumption Function App (Node.js) with a
+// kv-lease on Azure: a Flex Consumption Function App (Node.js 22) with a
 // user-assigned identity, keyless storage for its deployment package and the
-// lease tables, Application Insights on Log Analytics, and write access to the
-// firewall of each managed Key Vault. Deployed by `azd up` (see README.md).
+// lease and audit tables (roles scoped per table), the API's Entra app
+// registration (Microsoft Graph extension), Application Insights on Log
+// Analytics with alerts and a workbook, and write access to the firewall of
+// each managed Key Vault. Deployed by `azd up` (see README.md).
 targetScope = 'subscription'
 
 @minLength(1)
