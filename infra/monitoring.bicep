@@ -1,6 +1,6 @@
 // Alerts and a workbook for operators, on the broker's telemetry in
 // Application Insights. The broker writes one JSON log line per event
-// (src/app/telemetry.ts: kvlease.pass, kvlease.pass.failed, kvlease.sweep);
+// (src/observability/telemetry.ts: kvlease.pass, kvlease.pass.failed, kvlease.sweep);
 // the Functions host records each line in `traces`, and the queries parse the
 // JSON out of the message. Requests (never sampled, host.json) give the 5xx
 // rate and a second witness that the sweep timer ran.

@@ -1,8 +1,8 @@
-import type { ManagedVault } from '../app/config';
-import { sweepFinished } from '../app/telemetry';
 import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import type { Logger } from '../domain/logger';
+import type { ManagedVault } from '../domain/vault';
+import { sweepFinished } from '../observability/telemetry';
 import type { VaultCoordinator } from '../writer/coordinator';
 
 export interface SweepResult {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
-import { jsonLogger } from '../../src/app/logging';
-import { TELEMETRY_EVENTS, type TelemetryEvent } from '../../src/app/telemetry';
 import type { Logger } from '../../src/domain/logger';
+import { jsonLogger } from '../../src/observability/json-logger';
+import { TELEMETRY_EVENTS, type TelemetryEvent } from '../../src/observability/telemetry';
 import { testBroker, testEmulator, vaultFactory } from '../support/harness';
 import { withoutComments } from './bicep';
 import { readText } from './helpers';
