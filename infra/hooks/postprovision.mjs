@@ -51,24 +51,30 @@ log(
   'Give each pipeline identity the app role Lease.Request (KV_LEASE_REQUEST_PRINCIPAL_IDS, then azd provision).',
 );
 log();
-log('GitHub Actions (after azure/login with OIDC):');
-log();
-log(`  - uses: ${GITHUB_ACTION.uses}`);
-log('    with:');
-log(`      ${GITHUB_ACTION.inputs.brokerUrl}: ${brokerUrl}`);
-log(`      ${GITHUB_ACTION.inputs.scope}: ${scope}`);
-log(`      ${GITHUB_ACTION.inputs.vault}: ${exampleVault}`);
-log(`      ${GITHUB_ACTION.inputs.ttlSeconds}: 1200`);
-log();
-log('Azure Pipelines (in a job whose service connection holds Lease.Request):');
-log();
-log(`  - task: ${PIPELINES_TASK.task}`);
-log('    inputs:');
-log(`      ${PIPELINES_TASK.inputs.brokerUrl}: ${brokerUrl}`);
-log(`      ${PIPELINES_TASK.inputs.scope}: ${scope}`);
-log(`      ${PIPELINES_TASK.inputs.vault}: ${exampleVault}`);
-log(`      ${PIPELINES_TASK.inputs.ttlSeconds}: 1200`);
-log();
+const values = { brokerUrl, scope, vault: exampleVault, ttlSeconds: 1200 };
+/** One YAML step: `- <key>: <name>` and its inputs under `<section>:`, named as the client names them. */
+function snippet(title, key, name, section, inputs) {
+  log(title);
+  log();
+  log(`  - ${key}: ${name}`);
+  log(`    ${section}:`);
+  for (const [field, input] of Object.entries(inputs)) log(`      ${input}: ${values[field]}`);
+  log();
+}
+snippet(
+  'GitHub Actions (after azure/login with OIDC):',
+  'uses',
+  GITHUB_ACTION.uses,
+  'with',
+  GITHUB_ACTION.inputs,
+);
+snippet(
+  'Azure Pipelines (in a job whose service connection holds Lease.Request):',
+  'task',
+  PIPELINES_TASK.task,
+  'inputs',
+  PIPELINES_TASK.inputs,
+);
 
 if (redirectUri !== '' && !redirectUri.startsWith(`${brokerUrl}/`)) {
   warn(

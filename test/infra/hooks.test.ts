@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -226,6 +228,31 @@ describe('client input names', () => {
       );
       for (const name of ['broker-url', 'scope', 'vault', 'ttl-seconds'])
         expect(inputs).toContain(name);
+    },
+  );
+
+  /** Every Azure Pipelines task manifest under clients/, once the clients are merged. */
+  function taskManifests(dir = repoPath('clients')): string[] {
+    if (!exists(relative(repoPath(), dir))) return [];
+    return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) return entry.name === 'node_modules' ? [] : taskManifests(path);
+      return entry.name === 'task.json' ? [relative(repoPath(), path)] : [];
+    });
+  }
+  const kvLeaseTasks = taskManifests().filter(
+    (file) => (JSON.parse(readText(file)) as { name?: string }).name === 'KvLease',
+  );
+  it.skipIf(kvLeaseTasks.length === 0)(
+    'When the Azure Pipelines task is present, Then it declares the inputs the snippet uses',
+    () => {
+      for (const file of kvLeaseTasks) {
+        const task = JSON.parse(readText(file)) as { inputs?: { name: string }[] };
+        const inputs = (task.inputs ?? []).map((input) => input.name);
+        for (const name of ['brokerUrl', 'scope', 'vault', 'ttlSeconds']) {
+          expect(inputs, file).toContain(name);
+        }
+      }
     },
   );
 });
