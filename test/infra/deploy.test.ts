@@ -323,6 +323,9 @@ function tableScopeProblems(source: string): string[] {
 describe('storage roles (rbac.bicep)', () => {
   it('When the broker gets table access, Then the lease table role and the audit role are scoped to their table', () => {
     expect(tableScopeProblems(rbac)).toEqual([]);
+    expect(withoutComments(main)).toMatch(
+      /module rbac 'rbac\.bicep' = \{[\s\S]*?leaseTableName: leaseTableName/,
+    );
     expect(withoutComments(readText('src/app/composition.ts'))).toMatch(
       /tableName: `\$\{config\.LEASE_TABLE_NAME\}audit`/,
     );
@@ -545,6 +548,21 @@ describe('runtime', () => {
     ).toContain('default runtime Node 20');
     expect(admits('^20.19.0 || ^22.0.0', '20.18.1')).toBe(false);
     expect(admits('^20.19.0 || ^22.0.0', '23.1.0')).toBe(false);
+  });
+});
+
+// ---- the documented commands --------------------------------------------------
+
+describe('documented azd environment values', () => {
+  it('When the READMEs say `azd env set NAME`, Then main.parameters.json (or azd itself) reads NAME', () => {
+    const file = readText('infra/main.parameters.json');
+    const mapped = new Set([...file.matchAll(/\$\{(\w+)(?:=[^}]*)?\}/g)].map((m) => m[1]));
+    const byAzd = new Set(['AZURE_LOCATION', 'AZURE_ENV_NAME', 'AZURE_SUBSCRIPTION_ID']);
+    const documented = ['infra/README.md', 'README.md'].flatMap((doc) =>
+      [...readText(doc).matchAll(/azd env set (\w+)/g)].map((m) => m[1] ?? ''),
+    );
+    expect(documented.length).toBeGreaterThan(5);
+    for (const name of documented) expect(mapped.has(name) || byAzd.has(name), name).toBe(true);
   });
 });
 
