@@ -295,10 +295,7 @@ module rbac 'rbac.bicep' = {
     auditReaders: auditReaders
     auditRoleName: auditRoleName
   }
-  // The table-scoped assignments need the tables.
-  dependsOn: [
-    storage
-  ]
+  // The table-scoped assignments need the tables: storage.outputs makes rbac wait for storage.
 }
 
 module appRegistration 'app-registration.bicep' = if (createAppRegistration) {
