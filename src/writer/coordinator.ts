@@ -6,6 +6,7 @@ import type { Lease } from '../domain/lease';
 import type { Logger } from '../domain/logger';
 import { planRules } from '../domain/rule-plan';
 import type { ManagedVault } from '../domain/vault';
+import { passCompleted, passFailed } from '../observability/telemetry';
 import type { LeaseStore, StoredLease, VaultState } from '../ports/lease-store';
 import { FirewallError, type VaultFirewall } from '../ports/vault-firewall';
 import { HeldLock, LostLock } from './lock';
@@ -372,6 +373,7 @@ export class VaultCoordinator {
   ): Promise<PassOutcome | undefined> {
     const { store, firewall, clock, logger, observer } = this.options;
     const acquired = lock.state;
+    const startedAt = clock.now();
     try {
       const readAt = clock.now();
       const [acls, live] = await Promise.all([
@@ -466,6 +468,16 @@ export class VaultCoordinator {
         }),
       );
       if (!done) throw new LostLock();
+      passCompleted(logger, {
+        vault: vault.name,
+        outcome: plan.changed ? 'written' : 'unchanged',
+        rules: plan.next.length,
+        maxRules: this.maxRules,
+        brokerRules: plan.ownedAfterWrite.length,
+        activeLeases: survivors.length - refused.size,
+        startedAt,
+        endedAt: clock.now(),
+      });
       watch.backoffUntil = 0;
       watch.lastFailure = undefined;
       return {
@@ -492,6 +504,7 @@ export class VaultCoordinator {
             )
           : thrown;
       const message = error instanceof Error ? error.message : 'unknown';
+      passFailed(logger, { vault: vault.name, error, startedAt, endedAt: clock.now() });
       // Let the next writer in at once (recording why this pass failed, the
       // vault's health); this process backs off before retrying.
       await lock.release({ lastError: message, lastErrorAt: clock.now() });
