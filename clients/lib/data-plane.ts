@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { TokenProvider } from './client';
 import { CredentialError, DeadlineError, VaultRefusedError, WrongAddressError } from './errors';
-import { backoffMs } from './retry';
+import { backoffMs, networkReason } from './retry';
 
 export interface DataPlaneProgress {
   attempt: number;
@@ -175,14 +175,7 @@ export async function waitForDataPlane(
         throw error;
       }
       if (options.signal?.aborted) throw options.signal.reason;
-      const cause =
-        error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
-      last =
-        typeof cause?.code === 'string'
-          ? cause.code
-          : error instanceof Error
-            ? error.name
-            : 'network error';
+      last = networkReason(error);
     }
     const elapsedMs = Date.now() - started;
     options.onProgress?.({ attempt, elapsedMs, ...(clientAddress ? { clientAddress } : {}), last });

@@ -78,10 +78,13 @@ export async function problemFrom(response: Response): Promise<ProblemError> {
   });
 }
 
-function networkReason(error: unknown): string {
-  const cause =
-    error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
-  if (cause && typeof cause.code === 'string') return cause.code;
+/** `ECONNREFUSED`, `ENOTFOUND`, ...: what fetch's cause says, rather than its 'fetch failed'. */
+export function networkReason(error: unknown): string {
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    return typeof code === 'string' ? code : cause.message;
+  }
   return error instanceof Error ? error.message : String(error);
 }
 
