@@ -59,7 +59,7 @@ describe('kv-lease CLI against the local broker, azurite and the emulator', () =
   const expectOneLineError = (result: Result, pattern: RegExp) => {
     expect(result.stdout).toBe('');
     const lines = result.stderr.trimEnd().split('\n');
-    const start = lines.findLastIndex((line) => line.startsWith('kv-lease: '));
+    const start = lines.map((line) => line.startsWith('kv-lease: ')).lastIndexOf(true);
     expect(start).toBeGreaterThanOrEqual(0);
     expect(lines.slice(start + 1).every((line) => /^ {2}\S/.test(line))).toBe(true);
     expect(lines[start]).toMatch(pattern);
