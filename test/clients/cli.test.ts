@@ -313,10 +313,16 @@ describe('kv-lease-cli package', () => {
     const bin = join(app, 'node_modules', '.bin', 'kv-lease');
     const { stdout } = await run(bin, ['--version']);
     const { stdout: help } = await run(bin, ['--help']);
+    // No token in the environment: DefaultAzureCredential, from the file shipped beside the bin.
+    const noCredential = await run(bin, ['--broker', 'https://kv-lease.invalid', 'vaults'], {
+      env: cleanEnv({}),
+    }).catch((error: { code: number; stderr: string }) => error);
 
     expect(tarball).toMatch(/^kv-lease-cli-\d+\.\d+\.\d+\.tgz$/);
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect(help).toMatch(/Exit codes:/);
+    expect(noCredential).toMatchObject({ code: 3 });
+    expect((noCredential as { stderr: string }).stderr).toMatch(/DefaultAzureCredential said: /);
     expect(readdirSync(join(app, 'node_modules'))).toEqual([
       '.bin',
       '.package-lock.json',
