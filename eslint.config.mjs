@@ -9,6 +9,7 @@ export default tseslint.config(
       'dist/**',
       'clients/*/dist/**',
       'vitest.config.mts',
+      'vitest.unit.config.mts',
       'node_modules/**',
       '.azurite/**',
       '.emulator/**',
