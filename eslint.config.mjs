@@ -7,6 +7,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/**',
+      'clients/*/dist/**',
       'vitest.config.mts',
       'vitest.unit.config.mts',
       'node_modules/**',

@@ -6,6 +6,7 @@ import { startEmulator } from '../dev/emulator/server';
 import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/processes';
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
+import { clientsScenario } from './scenarios/clients';
 import { documentedVsLease } from './scenarios/documented-method';
 import { failover, permanentRefusal } from './scenarios/faults';
 import { singleGrant } from './scenarios/single-grant';
@@ -114,6 +115,7 @@ async function main(): Promise<number> {
     details['5-peak-rss'] = { peaks, targetMb: RSS_TARGET_MB };
     await scenario('6-failover', () => failover(ctx));
     await scenario('7-permanent-refusal', () => permanentRefusal(ctx));
+    await scenario('8-clients', () => clientsScenario(ctx));
   } catch (error) {
     failure = error;
     log(

@@ -3,8 +3,9 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { DomainError } from '../domain/errors';
 import type { Attempt } from '../domain/events';
 import { canonicalRule, clientAddressFromForwardedFor } from '../domain/ip';
-import { type Lease, vaultOfLeaseId } from '../domain/lease';
+import { vaultOfLeaseId } from '../domain/lease';
 import type { AuditEntry } from '../ports/audit-log';
+import type { LeaseWithVaultUri } from '../vaults/vault-uri';
 import { type Route, useCaseRoute } from './handle';
 import { openApiDocument } from './openapi';
 import { parseWith, queryObject, readJsonBody } from './request';
@@ -32,8 +33,8 @@ function json(
   };
 }
 
-/** The contract's lease resource. */
-export function leaseResource(lease: Lease): Record<string, unknown> {
+/** The contract's lease resource (`vaultUri`: additive, when known). */
+export function leaseResource(lease: LeaseWithVaultUri): Record<string, unknown> {
   return {
     id: lease.id,
     vault: lease.vault,
@@ -44,6 +45,7 @@ export function leaseResource(lease: Lease): Record<string, unknown> {
     createdAt: iso(lease.createdAt),
     expiresAt: iso(lease.expiresAt),
     ...(lease.endedAt === undefined ? {} : { endedAt: iso(lease.endedAt) }),
+    ...(lease.vaultUri === undefined ? {} : { vaultUri: lease.vaultUri }),
   };
 }
 

@@ -22,6 +22,7 @@ import type { AuditLog } from '../ports/audit-log';
 import type { LeaseStore } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import { sweep } from '../sweep/sweep';
+import { vaultUriLookup, withVaultUris } from '../vaults/vault-uri';
 import { summariseVaults, vaultsUseCase } from '../vaults/vaults';
 import { VaultCoordinator } from '../writer/coordinator';
 import { type Config, leaseTerms, loadConfig, runsInAzure } from './config';
@@ -138,7 +139,8 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
   return {
     auth,
     events,
-    leases: leaseUseCases(leases),
+    // Leases are answered with their vault's data-plane URI (additive, for waiting clients).
+    leases: withVaultUris(leaseUseCases(leases), vaultUriLookup(vaults, firewall)),
     vaults: vaultsUseCase(() =>
       summariseVaults({ store, firewall, vaults, maxRules: MAX_RULES_PER_VAULT }),
     ),

@@ -22,6 +22,7 @@ export interface VaultSummary {
   lastErrorAt?: string | undefined;
   /** ISO time of the last completed writer pass, when there was one. */
   lastPassAt?: string | undefined;
+  vaultUri?: string;
 }
 
 /**
@@ -55,6 +56,10 @@ export async function summariseVaults(deps: {
     const current = acls
       ? new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value))
       : undefined;
+    // Known from the read just made (or an earlier one): no extra call.
+    const vaultUri = acls
+      ? await deps.firewall.vaultUri?.(vault).catch(() => undefined)
+      : undefined;
     return {
       name: vault.name,
       resourceId: vault.resourceId,
@@ -69,6 +74,7 @@ export async function summariseVaults(deps: {
         ? {}
         : { lastError, lastErrorAt: failedAt > 0 ? new Date(failedAt).toISOString() : undefined }),
       ...(state.lastPassAt > 0 ? { lastPassAt: new Date(state.lastPassAt).toISOString() } : {}),
+      ...(vaultUri ? { vaultUri } : {}),
     };
   });
 }

@@ -222,6 +222,7 @@ describe('reading, listing and renewing', () => {
         maxRules: 1000,
         healthy: true,
         lastPassAt: expect.any(String),
+        vaultUri: emulator.vaultUri(vault),
       },
     ]);
   });
