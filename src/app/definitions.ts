@@ -1,6 +1,8 @@
 import type { HttpHandler, HttpMethod, InvocationContext, Timer } from '@azure/functions';
 
 import { createHandlers } from '../api/handlers';
+import { createConsoleHandlers } from '../console/handler';
+import { processConsoleSettings } from '../console/settings';
 import type { Services } from './services';
 
 /**
@@ -29,6 +31,7 @@ export type FunctionDefinition = HttpDefinition | TimerDefinition;
 
 export function functionDefinitions(services: () => Services): FunctionDefinition[] {
   const h = createHandlers(services);
+  const page = createConsoleHandlers({ settings: processConsoleSettings });
   const http = (
     name: string,
     methods: HttpMethod[],
@@ -51,6 +54,9 @@ export function functionDefinitions(services: () => Services): FunctionDefinitio
     http('listAudit', ['GET'], 'audit', h.listAudit),
     http('health', ['GET'], 'health', h.health),
     http('openApi', ['GET'], 'openapi.json', h.openApi),
+    // The operator console (src/console): the page, its bundle and its sign-in settings.
+    http('console', ['GET'], 'console', page.page),
+    http('consoleFile', ['GET'], 'console/{file}', page.asset),
     {
       kind: 'timer',
       name: 'sweep',
