@@ -38,8 +38,10 @@ function vaultCard(vault: Vault, now: number): HTMLLIElement {
   const brokerBar = h('span', { class: 'broker' });
   const othersBar = h('span', { class: 'others' });
   // CSSOM, not a style attribute: allowed under style-src 'self'.
-  brokerBar.style.width = `${Math.min(100, (vault.brokerRules / max) * 100)}%`;
-  othersBar.style.width = `${Math.min(100, (others / max) * 100)}%`;
+  // A non-zero share stays visible (3 px) even at 1 rule of 1000.
+  const width = (n: number) => (n > 0 ? `max(3px, ${Math.min(100, (n / max) * 100)}%)` : '0');
+  brokerBar.style.width = width(vault.brokerRules);
+  othersBar.style.width = width(others);
   const summary = `${vault.totalRules} of ${max} rules used: ${vault.brokerRules} held by the broker, ${others} others`;
   const unhealthy = vault.healthy === false;
   return h(

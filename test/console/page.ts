@@ -18,6 +18,8 @@ export interface ConsolePage {
   context: BrowserContext;
   errors: string[];
   dialogs: string[];
+  /** Every request the page made: its URL and whether it carried a bearer token. */
+  requests: { url: string; bearer: boolean }[];
   close(): Promise<void>;
 }
 
@@ -25,6 +27,7 @@ export async function openConsole(
   browser: Browser,
   baseUrl: string,
   token?: string,
+  options: { rendered?: boolean; before?: (page: Page) => Promise<unknown> } = {},
 ): Promise<ConsolePage> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -36,6 +39,13 @@ export async function openConsole(
   const page = await context.newPage();
   const errors: string[] = [];
   const dialogs: string[] = [];
+  const requests: ConsolePage['requests'] = [];
+  page.on('request', (request) => {
+    requests.push({
+      url: request.url(),
+      bearer: /^Bearer \S+$/.test(request.headers().authorization ?? ''),
+    });
+  });
   page.on('console', (message) => {
     if (message.type() === 'error' || message.type() === 'warning')
       errors.push(`${message.type()}: ${message.text()}`);
@@ -45,7 +55,9 @@ export async function openConsole(
     dialogs.push(`${dialog.type()}: ${dialog.message()}`);
     void dialog.dismiss();
   });
+  await options.before?.(page);
   await page.goto(`${baseUrl}/api/console`);
-  await page.waitForSelector('body[data-rendered="true"]', { timeout: 20_000 });
-  return { page, context, errors, dialogs, close: () => context.close() };
+  if (options.rendered !== false)
+    await page.waitForSelector('body[data-rendered="true"]', { timeout: 20_000 });
+  return { page, context, errors, dialogs, requests, close: () => context.close() };
 }
