@@ -6,6 +6,7 @@ import { startEmulator } from '../dev/emulator/server';
 import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/processes';
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
+import { consoleFirstRender } from './scenarios/console';
 import { documentedVsLease } from './scenarios/documented-method';
 import { singleGrant } from './scenarios/single-grant';
 import { sweepTenThousand } from './scenarios/sweep';
@@ -111,6 +112,7 @@ async function main(): Promise<number> {
       });
     }
     details['5-peak-rss'] = { peaks, targetMb: RSS_TARGET_MB };
+    await scenario('6-console', () => consoleFirstRender(ctx));
   } catch (error) {
     failure = error;
     log(

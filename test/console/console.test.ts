@@ -180,12 +180,12 @@ describe.runIf(available)('The operator console in a browser', () => {
       expect(a).toMatchObject({ brokerRules: 2, totalRules: 3, activeLeases: 2 });
       // Filter by vault, then by principal.
       await page.selectOption('#filter-vault', VAULT_B);
-      expect(await page.locator('#active tbody tr:not([hidden])').count()).toBe(1);
+      await expect.poll(() => page.locator('#active tbody tr:not([hidden])').count()).toBe(1);
       await page.selectOption('#filter-vault', '');
       await page.fill('#filter-principal', 'nobody-has-this-id');
-      expect(await page.locator('#active tbody tr:not([hidden])').count()).toBe(0);
+      await expect.poll(() => page.locator('#active tbody tr:not([hidden])').count()).toBe(0);
       await page.fill('#filter-principal', pipeline.oid.slice(0, 8));
-      expect(await page.locator('#active tbody tr:not([hidden])').count()).toBe(3);
+      await expect.poll(() => page.locator('#active tbody tr:not([hidden])').count()).toBe(3);
 
       await page.screenshot({ path: join(ARTIFACTS, 'console.png'), fullPage: true });
       const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
