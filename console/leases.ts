@@ -70,7 +70,7 @@ export class ActiveTable {
       'tr',
       {},
       h('td', { class: 'left' }),
-      h('td', { class: 'vault' }),
+      h('td', { class: 'vault-name' }),
       h('td', { class: 'ip' }),
       h('td', { class: 'principal' }),
       h('td', { class: 'reason' }),
