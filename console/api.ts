@@ -8,10 +8,10 @@ export interface Lease {
   ip: string;
   status: 'active' | 'released' | 'expired';
   principal: string;
-  reason?: string;
+  reason?: string | null;
   createdAt: string;
   expiresAt: string;
-  endedAt?: string;
+  endedAt?: string | null;
 }
 
 export interface Vault {
@@ -22,22 +22,23 @@ export interface Vault {
   totalRules: number;
   maxRules: number;
   /** Added by the writer pass work; the page renders them when present. */
-  healthy?: boolean;
-  lastError?: string;
-  lastPassAt?: string;
+  healthy?: boolean | null;
+  lastError?: string | null;
+  lastPassAt?: string | null;
 }
 
 export interface AuditItem {
   at: string;
   action: string;
   principal: string;
-  appId?: string;
-  vault?: string;
-  ip?: string;
-  leaseId?: string;
+  // Absent or null where it does not apply.
+  appId?: string | null;
+  vault?: string | null;
+  ip?: string | null;
+  leaseId?: string | null;
   outcome: string;
-  detail?: string;
-  invocationId?: string;
+  detail?: string | null;
+  invocationId?: string | null;
 }
 
 export interface Page<T> {

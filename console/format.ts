@@ -21,8 +21,8 @@ export function formatDuration(ms: number): string {
  * The link a lease reason may become: only an absolute http(s) URL (a
  * pipeline run), never `javascript:`, `data:` or anything relative.
  */
-export function safeHttpUrl(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
+export function safeHttpUrl(text: string | null | undefined): string | undefined {
+  if (typeof text !== 'string') return undefined;
   const trimmed = text.trim();
   if (!/^https?:\/\//i.test(trimmed) || /\s/.test(trimmed)) return undefined;
   try {

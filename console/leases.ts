@@ -34,15 +34,15 @@ export interface LeaseActions {
 }
 
 /** A reason cell: a link for an http(s) URL (a pipeline run), text otherwise. */
-export function reasonCell(reason: string | undefined): HTMLTableCellElement {
+export function reasonCell(reason: string | null | undefined): HTMLTableCellElement {
   const cell = h('td', { class: 'reason' });
   fillReason(cell, reason);
   return cell;
 }
 
-function fillReason(cell: HTMLTableCellElement, reason: string | undefined): void {
+function fillReason(cell: HTMLTableCellElement, reason: string | null | undefined): void {
   const href = safeHttpUrl(reason);
-  if (href !== undefined && reason !== undefined) {
+  if (href !== undefined && typeof reason === 'string') {
     cell.append(h('a', { href, rel: 'noopener noreferrer', target: '_blank' }, reason));
   } else {
     cell.textContent = reason ?? '';

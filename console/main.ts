@@ -26,8 +26,8 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : 'unexpected error';
 }
 
-function ago(iso: string | undefined, now: number): string {
-  if (iso === undefined) return '—';
+function ago(iso: string | null | undefined, now: number): string {
+  if (typeof iso !== 'string') return '—';
   const at = Date.parse(iso);
   return Number.isNaN(at) ? '—' : `${formatDuration(now - at)} ago`;
 }
@@ -58,7 +58,7 @@ function vaultCard(vault: Vault, now: number): HTMLLIElement {
       {},
       vault.name,
       ' ',
-      vault.healthy === undefined
+      typeof vault.healthy !== 'boolean'
         ? undefined
         : h(
             'span',
@@ -81,14 +81,14 @@ function vaultCard(vault: Vault, now: number): HTMLLIElement {
       { class: 'active-leases' },
       `${vault.activeLeases} active lease${vault.activeLeases === 1 ? '' : 's'}`,
     ),
-    vault.lastPassAt === undefined
+    !vault.lastPassAt
       ? undefined
       : h(
           'p',
           { class: 'last-pass', title: vault.lastPassAt },
           `last writer pass ${ago(vault.lastPassAt, now)}`,
         ),
-    vault.lastError === undefined || vault.lastError === ''
+    !vault.lastError
       ? undefined
       : h('p', { class: 'last-error' }, `last error: ${vault.lastError}`),
   );

@@ -2,7 +2,7 @@ import { KeyVaultManagementClient, type NetworkRuleSet } from '@azure/arm-keyvau
 import type { TokenCredential } from '@azure/core-auth';
 import { RestError } from '@azure/core-rest-pipeline';
 
-import type { ManagedVault } from '../../app/config';
+import type { ManagedVault } from '../../domain/vault';
 import { FirewallError, type NetworkAcls, type VaultFirewall } from '../../ports/vault-firewall';
 
 export interface ArmFirewallOptions {
