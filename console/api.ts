@@ -74,7 +74,13 @@ export class Api {
       cache: 'no-store',
     });
     const text = await response.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // A front end's HTML error page, say: the status says enough.
+      if (response.ok) throw new ApiError(response.status, 'the answer is not JSON');
+    }
     if (!response.ok) {
       const problem = parsed as { title?: string; detail?: string } | undefined;
       throw new ApiError(

@@ -31,7 +31,7 @@ const SCENARIO = '6 console';
 const VAULTS = 20;
 const LEASES_PER_VAULT = 50;
 const LOADS = 5;
-const WATCH_MS = 12_000;
+const WATCH_MS = 16_000;
 const FIRST_RENDER_TARGET_MS = 1000;
 const RESPONSIVE_TARGET_MS = 200;
 
