@@ -1,6 +1,11 @@
 import { sameOriginPath } from './format';
 
-/** The broker's API as the page uses it, with the operator's token when there is one. */
+/**
+ * The broker's API as the page uses it, with the operator's token when there is one.
+ *
+ * NOTE: the resource types restate the public contract (/api/openapi.json) rather than
+ * import the server's: the bundle must not pull server modules (Node types, zod) in.
+ */
 
 export interface Lease {
   id: string;
