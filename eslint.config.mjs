@@ -8,6 +8,7 @@ export default tseslint.config(
     ignores: [
       'dist/**',
       'vitest.config.mts',
+      'vitest.unit.config.mts',
       'node_modules/**',
       '.azurite/**',
       '.emulator/**',

@@ -8,6 +8,7 @@ import { type BenchContext, Children, round, type Row, type ScenarioResult } fro
 import { bursts } from './scenarios/burst';
 import { consoleFirstRender } from './scenarios/console';
 import { documentedVsLease } from './scenarios/documented-method';
+import { failover, permanentRefusal } from './scenarios/faults';
 import { singleGrant } from './scenarios/single-grant';
 import { sweepTenThousand } from './scenarios/sweep';
 
@@ -112,7 +113,9 @@ async function main(): Promise<number> {
       });
     }
     details['5-peak-rss'] = { peaks, targetMb: RSS_TARGET_MB };
-    await scenario('6-console', () => consoleFirstRender(ctx));
+    await scenario('6-failover', () => failover(ctx));
+    await scenario('7-permanent-refusal', () => permanentRefusal(ctx));
+    await scenario('8-console', () => consoleFirstRender(ctx));
   } catch (error) {
     failure = error;
     log(

@@ -23,10 +23,10 @@ param deploymentContainerUrl string
 param appInsightsConnectionString string
 
 @allowed([
-  '20'
   '22'
+  '24'
 ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 @allowed([
   512
@@ -60,6 +60,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     publicNetworkAccess: 'Enabled' // pipelines call the API from anywhere; it validates Entra tokens itself
     siteConfig: {
       minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
     }
     functionAppConfig: {
@@ -102,5 +103,24 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
+// No publishing passwords: FTP and the SCM site accept Entra tokens only
+// (azd deploys to Flex Consumption with the deployer's token).
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
 output name string = site.name
 output url string = 'https://${site.properties.defaultHostName}'
+output hostName string = site.properties.defaultHostName

@@ -1,7 +1,9 @@
-// kv-lease on Azure: a Flex Consumption Function App (Node.js) with a
+// kv-lease on Azure: a Flex Consumption Function App (Node.js 22) with a
 // user-assigned identity, keyless storage for its deployment package and the
-// lease tables, Application Insights on Log Analytics, and write access to the
-// firewall of each managed Key Vault. Deployed by `azd up` (see README.md).
+// lease and audit tables (roles scoped per table), the API's Entra app
+// registration (Microsoft Graph extension), Application Insights on Log
+// Analytics with alerts and a workbook, and write access to the firewall of
+// each managed Key Vault. Deployed by `azd up` (see README.md).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -25,9 +27,56 @@ param resourceGroupName string = ''
 @description('Resource IDs of the Key Vaults the broker manages (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>). Vault names must be unique: the API names a vault by its name. Vaults may live in other resource groups and subscriptions.')
 param managedVaultIds array
 
-@minLength(1)
-@description('Accepted token audiences, comma-separated: the App ID URI of the broker app registration (v1 tokens) and/or its client ID (v2 tokens).')
-param authAudience string
+// ---- The API's app registration (app-registration.bicep) -------------------
+
+@description('Create the API\'s Entra app registration, its service principal and app role assignments (needs an Entra right to create applications). false: bring an existing registration (appIdUri and existingAppClientId).')
+param createAppRegistration bool = true
+
+@description('Application ID URI of the API; empty for api://<tenant-id>/kv-lease-<environmentName> (a new registration) or when bringing one (then give it here).')
+param appIdUri string = ''
+
+@description('Client (application) ID of an existing registration, when createAppRegistration is false.')
+param existingAppClientId string = ''
+
+@description('Accepted token audiences (AUTH_AUDIENCE), comma-separated; empty derives them from the registration (its App ID URI and client ID).')
+param authAudience string = ''
+
+@description('Object ID of the deployer, owner of the new registration; azd passes AZURE_PRINCIPAL_ID. Empty: the deploying principal.')
+param deployerPrincipalId string = ''
+
+@description('Object IDs of the pipeline identities (service principals, managed identities) given Lease.Request.')
+param leaseRequestPrincipalIds array = []
+
+@description('Object IDs of operators (users, groups, service principals) given Lease.Read.')
+param leaseReadPrincipalIds array = []
+
+@description('Object IDs of operators (users, groups, service principals) given Lease.Admin.')
+param leaseAdminPrincipalIds array = []
+
+@description('More redirect URIs of the operator console, e.g. a custom domain or http://localhost:7071/api/console; https://<function app>.azurewebsites.net/api/console is always registered.')
+param consoleRedirectUris array = []
+
+@description('Grant tenant-wide consent for the operator console (needs an Entra role that may grant consent); otherwise each operator consents at first sign-in.')
+param grantConsoleConsent bool = false
+
+// ---- Audit trail readers and alerts -----------------------------------------
+
+@description('Principals that may read the audit table straight from storage (Storage Table Data Reader on that table only): [{ id: <object id>, type: \'User\' | \'Group\' | \'ServicePrincipal\' }].')
+param auditReaders array = []
+
+@description('Resource IDs of existing action groups that receive the alerts.')
+param alertActionGroupIds array = []
+
+@description('E-mail addresses for a new action group that receives the alerts.')
+param alertEmailAddresses array = []
+
+@minValue(1)
+@maxValue(20)
+@description('Minutes between two sweeps: the period of sweepSchedule (1 for the default). The sweep alert fires after 3 periods without one.')
+param sweepPeriodMinutes int = 1
+
+@description('Create the operator workbook (Azure Monitor).')
+param createWorkbook bool = true
 
 @description('Entra tenant whose tokens the broker accepts; empty means this deployment\'s tenant.')
 param authTenantId string = tenant().tenantId
@@ -82,12 +131,15 @@ param sweepSchedule string = '0 */1 * * * *'
 @description('Always-ready instances for the sweep timer (Flex Consumption always-ready entry "function:sweep"); 0 = none.')
 param sweepAlwaysReadyInstances int = 0
 
+// NOTE: Node.js 20 reached end of life on 30 April 2026 and is no longer a
+// choice. 22 is the default (maintenance LTS, end of life 30 April 2027); 24
+// is the next LTS. See infra/README.md, "Runtime".
 @allowed([
-  '20'
   '22'
+  '24'
 ])
-@description('Node.js version of the Functions runtime (package.json engines: >=20).')
-param nodeVersion string = '20'
+@description('Node.js version of the Functions runtime (package.json engines and .nvmrc agree).')
+param nodeVersion string = '22'
 
 @allowed([
   512
@@ -102,8 +154,8 @@ param instanceMemoryMB int = 2048
 @description('Most instances Flex Consumption may scale out to.')
 param maximumInstanceCount int = 100
 
-@description('Grant the broker the custom role of custom-role.bicep (read and write of vaults only) instead of Key Vault Contributor. Deploying a role definition needs Owner or User Access Administrator on the subscription.')
-param useCustomVaultRole bool = false
+@description('Grant the broker the custom role of custom-role.bicep (read and write of vaults only); false falls back to Key Vault Contributor. Deploying a role definition needs Owner or User Access Administrator on the subscription.')
+param useCustomVaultRole bool = true
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -124,6 +176,19 @@ var sweepAlwaysReadyEntry = {
   instanceCount: sweepAlwaysReadyInstances
 }
 var sweepAlwaysReady = sweepAlwaysReadyInstances > 0 ? [sweepAlwaysReadyEntry] : []
+var auditRoleName = 'kv-lease audit appender (${environmentName}, ${resourceToken})'
+
+// The Function App's default host name, known before it exists, so the app
+// registration (console redirect URI) and the app settings (AUTH_AUDIENCE)
+// do not depend on each other.
+var functionAppHostName = '${functionAppName}.azurewebsites.net'
+var consoleRedirectUri = 'https://${functionAppHostName}/api/console'
+var identifierUri = !empty(appIdUri) ? appIdUri : 'api://${tenant().tenantId}/kv-lease-${environmentName}'
+var ownerPrincipalId = !empty(deployerPrincipalId) ? deployerPrincipalId : deployer().objectId
+var appClientId = createAppRegistration ? appRegistration.outputs.appId : existingAppClientId
+// v1 tokens carry the App ID URI in aud, v2 tokens the client ID: accept both.
+var derivedAudiences = join(filter([identifierUri, appClientId], value => !empty(value)), ',')
+var authAudiences = !empty(authAudience) ? authAudience : derivedAudiences
 
 // The settings the broker reads (src/app/config.ts, ConfigSchema). Emulator-only
 // settings are left out on purpose: in Azure the broker talks to the real
@@ -134,7 +199,7 @@ var brokerSettings = {
   LEASE_TABLE_NAME: leaseTableName
   AUTH_MODE: 'entra'
   AUTH_TENANT_ID: empty(authTenantId) ? tenant().tenantId : authTenantId
-  AUTH_AUDIENCE: authAudience
+  AUTH_AUDIENCE: authAudiences
   LEASE_DEFAULT_TTL_SECONDS: string(leaseDefaultTtlSeconds)
   LEASE_MIN_TTL_SECONDS: string(leaseMinTtlSeconds)
   LEASE_MAX_TTL_SECONDS: string(leaseMaxTtlSeconds)
@@ -224,8 +289,43 @@ module rbac 'rbac.bicep' = {
   scope: rg
   params: {
     storageAccountName: storage.outputs.name
+    leaseTableName: leaseTableName
     appInsightsName: monitoring.outputs.name
     principalId: identity.outputs.principalId
+    auditReaders: auditReaders
+    auditRoleName: auditRoleName
+  }
+  // The table-scoped assignments need the tables: storage.outputs makes rbac wait for storage.
+}
+
+module appRegistration 'app-registration.bicep' = if (createAppRegistration) {
+  name: 'app-registration'
+  scope: rg
+  params: {
+    uniqueName: 'kv-lease-api-${resourceToken}'
+    displayName: 'kv-lease API (${environmentName})'
+    identifierUri: identifierUri
+    ownerPrincipalId: ownerPrincipalId
+    consoleRedirectUris: union([consoleRedirectUri], consoleRedirectUris)
+    grantConsoleConsent: grantConsoleConsent
+    leaseRequestPrincipalIds: leaseRequestPrincipalIds
+    leaseReadPrincipalIds: leaseReadPrincipalIds
+    leaseAdminPrincipalIds: leaseAdminPrincipalIds
+  }
+}
+
+module alerts 'monitoring.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'kvlease-${resourceToken}'
+    appInsightsName: monitoring.outputs.name
+    actionGroupIds: alertActionGroupIds
+    alertEmailAddresses: alertEmailAddresses
+    sweepPeriodMinutes: sweepPeriodMinutes
+    createWorkbook: createWorkbook
   }
 }
 
@@ -291,3 +391,13 @@ output AZURE_FUNCTION_NAME string = api.outputs.name
 output KV_LEASE_BROKER_URL string = api.outputs.url
 output KV_LEASE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output KV_LEASE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+// What a pipeline and the hooks need (infra/hooks/*.mjs read them from the azd environment).
+output KV_LEASE_APP_ID_URI string = identifierUri
+output KV_LEASE_APP_CLIENT_ID string = appClientId
+output KV_LEASE_SCOPE string = '${identifierUri}/.default'
+output KV_LEASE_AUTH_AUDIENCE string = authAudiences
+output KV_LEASE_CONSOLE_REDIRECT_URI string = consoleRedirectUri
+// Set only when this deployment created the registration: predown deletes it then, never otherwise.
+output KV_LEASE_APP_OBJECT_ID string = createAppRegistration ? appRegistration.outputs.applicationObjectId : ''
+output KV_LEASE_VAULT_ROLE_ID string = useCustomVaultRole ? customVaultRoleGuid : ''
+output KV_LEASE_AUDIT_ROLE_DEFINITION_ID string = rbac.outputs.auditRoleDefinitionId

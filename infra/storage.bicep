@@ -12,7 +12,7 @@ param tags object = {}
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
-@description('Tables to create up front (the broker also creates them if missing).')
+@description('Tables to create: the broker\'s roles are scoped to each table (rbac.bicep), so the tables must exist before them and the broker cannot create others.')
 param tableNames array
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {

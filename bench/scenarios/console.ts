@@ -17,7 +17,7 @@ import {
 } from '../harness';
 
 /**
- * Scenario 6: the operator console with 1,000 active leases over 20 vaults
+ * Scenario 8: the operator console with 1,000 active leases over 20 vaults
  * (seeded directly into the store and the emulated firewalls, as scenario 3
  * does), in headless Chromium against a broker process. Measured: the time
  * from navigation to the active leases table rendered (the page's
@@ -27,7 +27,7 @@ import {
  * presses typed into the principal filter.
  */
 
-const SCENARIO = '6 console';
+const SCENARIO = '8 console';
 const VAULTS = 20;
 const LEASES_PER_VAULT = 50;
 const LOADS = 5;

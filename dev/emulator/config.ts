@@ -9,6 +9,8 @@ export const DEFAULT_CONFIG: Readonly<EmulatorConfig> = Object.freeze({
   faults: null,
   writeThrottle: null,
   hang: null,
+  lateApply: null,
+  refusals: [],
 });
 
 const MAX_DELAY_MS = 10 * 60 * 1000;
@@ -36,6 +38,19 @@ export const configPatchSchema = z.strictObject({
     .nullable()
     .optional(),
   hang: z.strictObject({ rate: probability, ms: delayMs }).nullable().optional(),
+  lateApply: z.strictObject({ rate: probability, ms: delayMs }).nullable().optional(),
+  refusals: z
+    .array(
+      z.strictObject({
+        vault: z.string().min(1),
+        status: z.union([z.literal(400), z.literal(403), z.literal(404)]),
+        methods: z
+          .array(z.enum(['GET', 'PATCH', 'PUT']))
+          .min(1)
+          .optional(),
+      }),
+    )
+    .optional(),
 });
 
 /** Applies a validated patch; throws an Error naming every bad field and changes nothing. */

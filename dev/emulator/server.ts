@@ -37,6 +37,7 @@ import {
   validateSubscriptionId,
   type VaultCoordinates,
   vaultKey,
+  vaultResourceId,
   VaultStore,
   withNetworkAcls,
 } from './vault-store';
@@ -70,6 +71,8 @@ const CONFIG_KEYS = [
   'faults',
   'writeThrottle',
   'hang',
+  'lateApply',
+  'refusals',
 ] as const satisfies readonly (keyof EmulatorConfig)[];
 
 const FAULT_MESSAGES: Readonly<Record<number, string>> = {
@@ -89,6 +92,8 @@ function zeroCounters(): Counters {
     writesApplied: 0,
     conflicts: 0,
     faultsInjected: 0,
+    lateApplied: 0,
+    refused: 0,
     throttled: 0,
   };
 }
@@ -456,6 +461,7 @@ class KeyVaultArmEmulator {
     if (vaultStats) {
       vaultStats.gets += 1;
     }
+    this.maybeRefuse(route, 'GET');
     await this.sleep(this.config.readLatencyMs);
     this.maybeFault('GET');
     const record = this.store.get(key);
@@ -482,6 +488,7 @@ class KeyVaultArmEmulator {
     if (vaultStats) {
       vaultStats.writes += 1;
     }
+    this.maybeRefuse(route, method);
 
     const remaining = this.takeWriteToken(route.subscriptionId);
     const contentType = exchange.req.headers['content-type'] ?? '';
@@ -498,6 +505,11 @@ class KeyVaultArmEmulator {
     try {
       await this.sleep(this.config.writeLatencyMs);
       this.maybeFault(method);
+      const late = this.config.lateApply;
+      if (late && this.random() < late.rate) {
+        // Held, then applied below whether or not the client is still waiting.
+        await this.sleep(late.ms);
+      }
       const hang = this.config.hang;
       if (hang && this.random() < hang.rate) {
         await this.sleep(hang.ms);
@@ -532,6 +544,10 @@ class KeyVaultArmEmulator {
       // Applied even when the client has hung up during the write latency: Azure does not undo a
       // write because its caller stopped listening.
       this.store.replace(next);
+      if (exchange.clientGone) {
+        this.counters.lateApplied += 1;
+        this.log?.(`${method} ${exchange.req.url ?? '?'} applied after its client gave up`);
+      }
       if (!vaultStats) {
         // A PUT that created the vault: count it now that the vault exists.
         vaultStats = this.vaultStatsFor(key);
@@ -586,6 +602,39 @@ class KeyVaultArmEmulator {
       );
     }
     return taken.remaining;
+  }
+
+  /**
+   * A configured permanent refusal of the vault, answered at once (Resource Manager checks
+   * authorization and the resource before the provider sees the request).
+   */
+  private maybeRefuse(route: VaultCoordinates, method: ArmMethod): void {
+    const key = vaultKey(route);
+    const refusal = this.config.refusals.find(
+      (candidate) =>
+        (candidate.vault.toLowerCase() === key ||
+          candidate.vault.toLowerCase() === route.name.toLowerCase()) &&
+        (!candidate.methods || candidate.methods.includes(method)),
+    );
+    if (!refusal) {
+      return;
+    }
+    this.counters.refused += 1;
+    const scope = vaultResourceId(route);
+    if (refusal.status === 404) {
+      throw notFound(route);
+    }
+    if (refusal.status === 403) {
+      const action = method === 'GET' ? 'read' : 'write';
+      throw new ArmError(
+        403,
+        'AuthorizationFailed',
+        `The client 'kv-lease' with object id '00000000-0000-0000-0000-0000000000b0' does not have authorization to perform action 'Microsoft.KeyVault/vaults/${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
+      );
+    }
+    throw badRequest(
+      `The request for vault '${route.name}' is invalid (refusal configured in the emulator).`,
+    );
   }
 
   /** Decided after the latency and before anything is applied, so a faulted write changes nothing. */

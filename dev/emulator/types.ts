@@ -51,6 +51,18 @@ export interface FaultConfig {
   retryAfterSeconds?: number;
 }
 
+/**
+ * A vault Resource Manager refuses for good: the broker's identity lost its role (403),
+ * the vault was deleted (404), or every request for it is invalid (400).
+ */
+export interface VaultRefusal {
+  /** The vault's name or resource id (case-insensitive). */
+  vault: string;
+  status: 400 | 403 | 404;
+  /** Default: all. */
+  methods?: ArmMethod[];
+}
+
 export interface EmulatorConfig {
   /** Default 0. */
   readLatencyMs: number;
@@ -64,6 +76,14 @@ export interface EmulatorConfig {
   writeThrottle: { capacity: number; refillPerSecond: number } | null;
   /** With probability `rate`, a write waits `ms` more before answering (timeout testing). null = off. */
   hang: { rate: number; ms: number } | null;
+  /**
+   * With probability `rate`, a write is held `ms` before it is applied, and it is applied even
+   * when its client gave up meanwhile (the answer is lost). Models a write Resource Manager
+   * carries out after its caller timed out, which Azure does not rule out. null = off.
+   */
+  lateApply: { rate: number; ms: number } | null;
+  /** Vaults answered with a permanent refusal. Default: none. */
+  refusals: VaultRefusal[];
 }
 
 export interface VaultStats {
@@ -86,6 +106,10 @@ export interface EmulatorStats {
   writesApplied: number;
   conflicts: number;
   faultsInjected: number;
+  /** Writes applied after their client had gone (`lateApply`). */
+  lateApplied: number;
+  /** Requests answered with a configured refusal. */
+  refused: number;
   throttled: number;
   /** Keyed by lower-case resource id. */
   perVault: Record<string, VaultStats>;

@@ -293,7 +293,11 @@ if (require.main === module) {
         `${JSON.stringify({ ready: true, url: broker.url, pid: process.pid })}\n`,
       );
       const stop = () => {
-        void broker.close().then(() => process.exit(0));
+        // Release the writer locks first, so another broker takes over at once.
+        void Promise.resolve(services().shutdown())
+          .catch(() => undefined)
+          .then(() => broker.close())
+          .then(() => process.exit(0));
         setTimeout(() => process.exit(0), 3000).unref();
       };
       process.on('SIGTERM', stop);

@@ -67,6 +67,9 @@ const commonErrors = {
   '400': problem('Invalid input'),
   '401': problem('No or bad token (WWW-Authenticate: Bearer)'),
   '403': problem('Authenticated but not allowed (role, or LEASE_POLICY for a grant)'),
+  '502': problem(
+    'Resource Manager refuses the vault for good (vault-unavailable: role removed, vault gone)',
+  ),
   '503': problem('Store or vault unavailable (Retry-After)'),
 };
 

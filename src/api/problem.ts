@@ -70,6 +70,12 @@ export const PROBLEM_KINDS: Record<ErrorCode | 'INTERNAL', ProblemKind> = {
     slug: 'vault-update-timeout',
     title: 'The vault could not be updated in time',
   },
+  // A refusal Resource Manager will repeat (403, 404, 400): a bad gateway, not a retry later.
+  'VAULT.UNAVAILABLE': {
+    status: 502,
+    slug: 'vault-unavailable',
+    title: 'Resource Manager refuses the broker access to the vault',
+  },
   'STORE.UNAVAILABLE': {
     status: 503,
     slug: 'store-unavailable',

@@ -103,6 +103,15 @@ export const VaultList = z
         brokerRules: z.number().int(),
         totalRules: z.number().int(),
         maxRules: z.number().int(),
+        healthy: z.boolean().meta({
+          description:
+            'false when the last writer pass failed or Resource Manager did not answer the read for this list',
+        }),
+        lastError: z.string().optional().meta({ description: 'Why the vault is unhealthy' }),
+        lastErrorAt: Timestamp.optional(),
+        lastPassAt: Timestamp.optional().meta({
+          description: 'When the last writer pass completed',
+        }),
       }),
     ),
   })

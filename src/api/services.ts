@@ -26,5 +26,11 @@ export interface Services {
    * `sweep:<uuid>` that the sweep's first log line names.
    */
   sweep(invocationId?: string): Promise<SweepResult>;
+  /**
+   * Graceful shutdown: release the writer locks this instance holds, so
+   * another instance takes its vaults over at once (host `appTerminate`,
+   * SIGTERM/SIGINT of the local runner).
+   */
+  shutdown(): Promise<void>;
   logger: Logger;
 }

@@ -150,6 +150,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
       if (invocationId === undefined) logger.info('Sweep started', { invocationId: id });
       return runInInvocation(id, () => sweep({ coordinator, clock, logger, vaults }));
     },
+    shutdown: () => coordinator.shutdown(),
   };
 }
 

@@ -18,6 +18,7 @@ export const ErrorCodes = [
   'VAULT.NOT_FOUND',
   'VAULT.AT_CAPACITY',
   'VAULT.UPDATE_TIMEOUT',
+  'VAULT.UNAVAILABLE',
   'STORE.UNAVAILABLE',
   'ROUTE.NOT_FOUND',
   'ROUTE.METHOD_NOT_ALLOWED',
@@ -33,6 +34,7 @@ export type ErrorCode = (typeof ErrorCodes)[number];
 const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'AUTH.UNAVAILABLE',
   'VAULT.UPDATE_TIMEOUT',
+  'VAULT.UNAVAILABLE',
   'STORE.UNAVAILABLE',
 ]);
 

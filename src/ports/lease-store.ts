@@ -21,7 +21,19 @@ export interface VaultState {
   owned: string[];
   /** Total ipRules after the last completed pass; -1 when unknown. */
   totalRules: number;
+  /** Epoch ms when the last pass completed; 0 when none has. */
   lastPassAt: number;
+  /**
+   * Epoch ms until which a firewall write whose outcome is unknown (timed out,
+   * abandoned, its writer gone) may still land. Recorded before every write and
+   * restored once the write is answered; while it lies ahead the writer keeps
+   * every owned rule and writes even an unchanged list (see docs/architecture.md).
+   */
+  unsettledUntil: number;
+  /** Why the last pass failed (`''` after a pass that completed): the vault's health. */
+  lastError: string;
+  /** Epoch ms of that failure; 0 when none. */
+  lastErrorAt: number;
   /** Absent when the row does not exist yet. */
   etag?: string | undefined;
 }
@@ -34,6 +46,9 @@ export const EMPTY_VAULT_STATE: VaultState = {
   owned: [],
   totalRules: -1,
   lastPassAt: 0,
+  unsettledUntil: 0,
+  lastError: '',
+  lastErrorAt: 0,
 };
 
 export interface LeasePage {

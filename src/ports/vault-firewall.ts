@@ -14,14 +14,36 @@ export type FirewallFailure =
 
 /** A firewall call that did not succeed, classified so the writer knows whether to retry. */
 export class FirewallError extends Error {
+  /** The HTTP status Resource Manager answered, when it answered. */
+  readonly status: number | undefined;
+
   constructor(
     readonly kind: FirewallFailure,
     message: string,
     readonly retryAfterMs: number | undefined = undefined,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number | undefined },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FirewallError';
+    this.status = options?.status;
+  }
+
+  /**
+   * Resource Manager refused the vault itself (authorization removed, vault
+   * gone, request refused as invalid): retrying cannot help, so the writer
+   * fails its waiters at once instead of retrying until their deadline.
+   */
+  get permanent(): boolean {
+    return this.kind === 'rejected' || this.kind === 'not-found';
+  }
+
+  /**
+   * Whether the write may have been applied although it did not answer
+   * success (a timeout, a 5xx, a broken connection). A refusal (4xx, 409,
+   * 429) was answered before anything changed.
+   */
+  get outcomeUnknown(): boolean {
+    return this.kind === 'transient' || this.kind === 'timeout';
   }
 }
 

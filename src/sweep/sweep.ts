@@ -3,6 +3,7 @@ import { mapWithLimit } from '../domain/concurrency';
 import type { Logger } from '../domain/logger';
 import type { ManagedVault } from '../domain/vault';
 import { errorFields } from '../observability/error-fields';
+import { sweepFinished } from '../observability/telemetry';
 import type { VaultCoordinator } from '../writer/coordinator';
 
 export interface SweepResult {
@@ -55,5 +56,6 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     durationMs: deps.clock.now() - started,
   };
   deps.logger.info('Sweep finished', { ...result });
+  sweepFinished(deps.logger, result);
   return result;
 }

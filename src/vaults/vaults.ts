@@ -12,12 +12,24 @@ export interface VaultSummary {
   brokerRules: number;
   totalRules: number;
   maxRules: number;
+  /**
+   * false when the last writer pass failed or Resource Manager did not answer
+   * the read made for this summary; `lastError` says why.
+   */
+  healthy: boolean;
+  lastError?: string | undefined;
+  /** ISO time of that failure. */
+  lastErrorAt?: string | undefined;
+  /** ISO time of the last completed writer pass, when there was one. */
+  lastPassAt?: string | undefined;
 }
 
 /**
  * Per managed vault: active leases, rules the broker holds and the rule count
  * read live from the firewall (the store's last known count when Resource
- * Manager does not answer).
+ * Manager does not answer), and the vault's health: the outcome of the last
+ * writer pass (recorded in the store by whichever instance ran it) and of
+ * this read.
  */
 export async function summariseVaults(deps: {
   store: LeaseStore;
@@ -26,11 +38,20 @@ export async function summariseVaults(deps: {
   maxRules: number;
 }): Promise<VaultSummary[]> {
   return mapWithLimit(deps.vaults, 8, async (vault) => {
-    const [state, live, acls] = await Promise.all([
+    const [state, live, firewallRead] = await Promise.all([
       deps.store.getVaultState(vault.name),
       deps.store.liveLeases(vault.name),
-      deps.firewall.read(vault, AbortSignal.timeout(10_000)).catch(() => undefined),
+      deps.firewall.read(vault, AbortSignal.timeout(5_000)).then(
+        (read) => ({ read, error: undefined }),
+        (error: unknown) => ({
+          read: undefined,
+          error: error instanceof Error ? error.message : 'Resource Manager did not answer',
+        }),
+      ),
     ]);
+    const acls = firewallRead.read;
+    const failedAt = firewallRead.error ? Date.now() : state.lastErrorAt;
+    const lastError = firewallRead.error ?? (state.lastError || undefined);
     const current = acls
       ? new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value))
       : undefined;
@@ -43,6 +64,11 @@ export async function summariseVaults(deps: {
         : state.owned.length,
       totalRules: acls ? acls.ipRules.length : Math.max(0, state.totalRules),
       maxRules: deps.maxRules,
+      healthy: lastError === undefined,
+      ...(lastError === undefined
+        ? {}
+        : { lastError, lastErrorAt: failedAt > 0 ? new Date(failedAt).toISOString() : undefined }),
+      ...(state.lastPassAt > 0 ? { lastPassAt: new Date(state.lastPassAt).toISOString() } : {}),
     };
   });
 }

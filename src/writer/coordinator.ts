@@ -6,19 +6,23 @@ import type { Lease } from '../domain/lease';
 import type { Logger } from '../domain/logger';
 import { planRules } from '../domain/rule-plan';
 import type { ManagedVault } from '../domain/vault';
+import { passCompleted, passFailed } from '../observability/telemetry';
 import type { LeaseStore, StoredLease, VaultState } from '../ports/lease-store';
 import { FirewallError, type VaultFirewall } from '../ports/vault-firewall';
+import { HeldLock, LostLock } from './lock';
 
 /**
  * Per-vault reconciliation with one writer at a time, across any number of
- * broker processes sharing one store.
+ * broker processes sharing one store. The rules it keeps are written down in
+ * docs/architecture.md ("The writer").
  *
  * The store holds the desired state (live leases, rules the broker owns). A
  * writer takes the vault's lock in the store (a conditional write of the vault
- * row), reads the firewall and the live leases, records ownership of any rule
- * it is about to add (renewing the lock), PATCHes the firewall once, marks the
- * pending leases it applied active, and releases the lock while recording the
- * pass as applied.
+ * row, short-lived and kept alive by a heartbeat while the pass runs), reads
+ * the firewall and the live leases, records ownership of any rule it is about
+ * to add (renewing the lock), PATCHes the firewall once, marks the pending
+ * leases it applied active, and releases the lock while recording the pass as
+ * applied.
  *
  * Callers never queue a write each: they wait until a pass that *began after
  * their own change* has completed (`sync`). Every lease recorded while a write
@@ -33,12 +37,23 @@ export interface CoordinatorOptions {
   logger: Logger;
   /** Identifies this process in lock rows, for operators reading the store. */
   instanceId?: string;
-  /** A crashed writer blocks its vault at most this long. */
+  /**
+   * Lifetime of the writer lock: a writer that dies holding it blocks its vault
+   * at most this long. A heartbeat renews it while a pass runs.
+   */
   lockTtlMs?: number;
+  /** How often the heartbeat renews the lock; default a fifth of its lifetime. */
+  heartbeatMs?: number;
   /** How often a waiter looks at the vault row while another process writes. */
   pollMs?: number;
-  /** A firewall call is abandoned after this long; must stay below lockTtlMs. */
+  /** Most a single firewall call may take (the SDK's retries included). */
   callTimeoutMs?: number;
+  /**
+   * How long after a firewall write was sent it may still land, although its
+   * client gave up (unverified in Azure, so assumed): the writer keeps owning
+   * every rule such a write could carry until this has passed.
+   */
+  settleMs?: number;
   maxRules?: number;
   /**
    * A lease still pending this long after it was recorded has been answered
@@ -63,6 +78,15 @@ export interface PassObserver {
     outcome: 'success' | 'failure';
     detail?: string;
   }): void | Promise<void>;
+  /**
+   * Resource Manager refused the vault in a way retries cannot fix (403, 404,
+   * 400): the waiters were answered `VAULT.UNAVAILABLE`.
+   */
+  vaultRefused?(event: {
+    vault: string;
+    status: number | undefined;
+    detail: string;
+  }): void | Promise<void>;
 }
 
 /** Collects what the observer hooks of one pass returned. */
@@ -76,6 +100,8 @@ export interface PassOutcome {
 }
 
 interface Waiter {
+  /** Reads of the vault row this watch had begun when the waiter arrived. */
+  arrivedAfterRead: number;
   target: number | undefined;
   deadline: number;
   resolve: (outcome: PassOutcome | undefined) => void;
@@ -84,22 +110,30 @@ interface Waiter {
 
 interface Watch {
   waiters: Waiter[];
+  /** Reads of the vault row begun so far. */
+  reads: number;
   wake: (() => void) | undefined;
   backoffUntil: number;
   lastFailure: string | undefined;
 }
 
-class LostLock extends Error {}
+/** A lock is given up this long before it expires, so no call outlives it. */
+const LOCK_MARGIN_MS = 300;
 
 export class VaultCoordinator {
   private readonly watches = new Map<string, Watch>();
   private readonly vaults: Map<string, ManagedVault>;
   private readonly instanceId: string;
   private readonly lockTtlMs: number;
+  private readonly heartbeatMs: number;
   private readonly pollMs: number;
   private readonly callTimeoutMs: number;
+  private readonly settleMs: number;
   private readonly maxRules: number;
   private readonly pendingTimeoutMs: number;
+  /** Locks this process holds right now, released on shutdown. */
+  private readonly held = new Set<HeldLock>();
+  private stopping = false;
   /** Outcomes of recent local passes, so local waiters need no extra read. */
   private readonly recent = new Map<string, PassOutcome>();
   /** The vault rows this process read or wrote last, for cheap approximate reads. */
@@ -111,9 +145,11 @@ export class VaultCoordinator {
   ) {
     this.vaults = new Map(vaults.map((vault) => [vault.name, vault]));
     this.instanceId = options.instanceId ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
-    this.lockTtlMs = options.lockTtlMs ?? 15_000;
+    this.lockTtlMs = options.lockTtlMs ?? 1_500;
+    this.heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(this.lockTtlMs / 5));
     this.pollMs = options.pollMs ?? 50;
-    this.callTimeoutMs = Math.min(options.callTimeoutMs ?? 10_000, this.lockTtlMs - 2_000);
+    this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
+    this.settleMs = options.settleMs ?? 120_000;
     this.maxRules = options.maxRules ?? 1000;
     this.pendingTimeoutMs = options.pendingTimeoutMs ?? 32_000;
   }
@@ -136,33 +172,109 @@ export class VaultCoordinator {
   /**
    * Resolves once a writer pass that began after this call has completed, so
    * the firewall reflects every change the caller made to the store before
-   * calling. Rejects with `VAULT.UPDATE_TIMEOUT` at the deadline.
+   * calling. Rejects with `VAULT.UPDATE_TIMEOUT` at the deadline (a timer, so
+   * a hung store or firewall call cannot hold the caller past it), with
+   * `VAULT.UNAVAILABLE` at once when Resource Manager refuses the vault, and
+   * with the store's error when the store fails.
    */
   sync(vault: string, deadline: number): Promise<PassOutcome | undefined> {
+    if (this.stopping) {
+      return Promise.reject(
+        new DomainError('STORE.UNAVAILABLE', 'The broker instance is shutting down; try again', {
+          retryAfterSeconds: 1,
+        }),
+      );
+    }
     return new Promise((resolve, reject) => {
       let watch = this.watches.get(vault);
       if (!watch) {
-        watch = { waiters: [], wake: undefined, backoffUntil: 0, lastFailure: undefined };
+        watch = {
+          waiters: [],
+          reads: 0,
+          wake: undefined,
+          backoffUntil: 0,
+          lastFailure: undefined,
+        };
         this.watches.set(vault, watch);
       }
-      watch.waiters.push({ target: undefined, deadline, resolve, reject });
-      if (watch.waiters.length === 1) {
-        void this.drive(vault, watch);
+      const current = watch;
+      const timer = setTimeout(
+        () => {
+          const index = current.waiters.indexOf(waiter);
+          if (index < 0) return;
+          current.waiters.splice(index, 1);
+          this.options.logger.warn('A caller stopped waiting for the vault firewall', {
+            vault,
+            error: current.lastFailure ?? 'the current attempt has not finished',
+          });
+          reject(this.timeout(current));
+        },
+        Math.max(0, deadline - this.options.clock.now()),
+      );
+      const waiter: Waiter = {
+        arrivedAfterRead: current.reads,
+        target: undefined,
+        deadline,
+        resolve: (outcome) => {
+          clearTimeout(timer);
+          resolve(outcome);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      current.waiters.push(waiter);
+      if (current.waiters.length === 1) {
+        void this.drive(vault, current);
       } else {
-        watch.wake?.();
+        current.wake?.();
       }
     });
+  }
+
+  private timeout(watch: Watch): DomainError {
+    const why = watch.lastFailure ? ` (last attempt: ${watch.lastFailure})` : '';
+    return new DomainError(
+      'VAULT.UPDATE_TIMEOUT',
+      `The vault firewall could not be updated in time${why}`,
+      { retryAfterSeconds: 5 },
+    );
+  }
+
+  /**
+   * Stop writing: reject every waiter, abandon running passes and release
+   * the locks this process holds, so another instance takes over at once
+   * instead of after the lock's lifetime. For the host's shutdown hook.
+   */
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    const closing = new DomainError(
+      'STORE.UNAVAILABLE',
+      'The broker instance is shutting down; try again',
+      { retryAfterSeconds: 1 },
+    );
+    for (const watch of this.watches.values()) {
+      for (const waiter of watch.waiters.splice(0)) waiter.reject(closing);
+      watch.wake?.();
+    }
+    await Promise.allSettled([...this.held].map((lock) => lock.release()));
   }
 
   private async drive(vault: string, watch: Watch): Promise<void> {
     const managed = this.vaults.get(vault);
     try {
-      while (watch.waiters.length > 0) {
+      while (watch.waiters.length > 0 && !this.stopping) {
+        watch.reads += 1;
+        const read = watch.reads;
         const state = await this.options.store.getVaultState(vault);
         this.remember(vault, state);
-        // Waiters that arrived before this read get their target now: the next
-        // pass to begin will read the store after their change.
-        for (const waiter of watch.waiters) waiter.target ??= state.pass + 1;
+        // Waiters that arrived before this read began get their target now: the
+        // next pass to begin will read the store after their change. One that
+        // arrived while the read was under way waits for the next read: this one
+        // may show the row from before its change, and a pass begun since.
+        for (const waiter of watch.waiters)
+          if (waiter.arrivedAfterRead < read) waiter.target ??= state.pass + 1;
         this.settle(vault, watch, state.applied);
         if (watch.waiters.length === 0) break;
 
@@ -199,8 +311,9 @@ export class VaultCoordinator {
       const error = ensureError(thrown);
       for (const waiter of watch.waiters.splice(0)) waiter.reject(error);
     } finally {
-      if (watch.waiters.length === 0) this.watches.delete(vault);
-      else void this.drive(vault, watch);
+      if (watch.waiters.length === 0 || this.stopping) {
+        if (this.watches.get(vault) === watch) this.watches.delete(vault);
+      } else void this.drive(vault, watch);
     }
   }
 
@@ -214,16 +327,7 @@ export class VaultCoordinator {
         return false;
       }
       if (now >= waiter.deadline) {
-        const why = watch.lastFailure ? ` (last attempt: ${watch.lastFailure})` : '';
-        waiter.reject(
-          new DomainError(
-            'VAULT.UPDATE_TIMEOUT',
-            `The vault firewall could not be updated in time${why}`,
-            {
-              retryAfterSeconds: 5,
-            },
-          ),
-        );
+        waiter.reject(this.timeout(watch));
         return false;
       }
       return true;
@@ -240,33 +344,47 @@ export class VaultCoordinator {
     watch: Watch,
   ): Promise<PassOutcome | undefined> {
     const notes: Promise<void>[] = [];
+    const lock = new HeldLock({
+      store: this.options.store,
+      vault: vault.name,
+      state: locked,
+      clock: this.options.clock,
+      ttlMs: this.lockTtlMs,
+      heartbeatMs: this.heartbeatMs,
+      marginMs: LOCK_MARGIN_MS,
+    });
+    this.held.add(lock);
     try {
-      return await this.pass(vault, locked, watch, (settling) => {
+      return await this.pass(vault, lock, watch, (settling) => {
         if (settling) notes.push(settling);
       });
     } finally {
+      lock.stop();
+      this.held.delete(lock);
       await Promise.allSettled(notes);
     }
   }
 
   private async pass(
     vault: ManagedVault,
-    locked: VaultState,
+    lock: HeldLock,
     watch: Watch,
     note: Notes,
   ): Promise<PassOutcome | undefined> {
     const { store, firewall, clock, logger, observer } = this.options;
-    let state = locked;
+    const acquired = lock.state;
+    const startedAt = clock.now();
     try {
+      const readAt = clock.now();
       const [acls, live] = await Promise.all([
-        firewall.read(vault, AbortSignal.timeout(this.callTimeoutMs)),
+        lock.call(this.callTimeoutMs, (signal) => firewall.read(vault, signal)),
         store.liveLeases(vault.name),
       ]);
       const now = clock.now();
       const survivors = await this.expire(live, now, note);
       const plan = planRules({
         current: acls.ipRules.map((rule) => rule.value),
-        owned: state.owned,
+        owned: acquired.owned,
         live: survivors,
         maxRules: this.maxRules,
       });
@@ -280,32 +398,44 @@ export class VaultCoordinator {
         }
       }
 
-      if (plan.changed) {
+      // NOTE: a write abandoned earlier (timed out, its writer gone) may still
+      // land after this read. Until it surely has ended, keep every rule the
+      // broker ever owned, and write even an unchanged list: a write answered
+      // success proves no earlier one is still in flight (Resource Manager
+      // refuses overlapping writes with 409), so what this pass wrote is what
+      // the vault holds when its waiters are answered.
+      const unsettled = readAt < acquired.unsettledUntil;
+      let wrote = false;
+      if (plan.changed || unsettled) {
         // Ownership is recorded (and the lock renewed) before the rule is
         // written, so no crash can leave a rule the broker does not know it added.
-        const renewedAt = clock.now();
-        const owned = await store.putVaultState(vault.name, {
-          ...state,
+        await lock.update({
           owned: plan.ownedBeforeWrite,
-          lockUntil: renewedAt + this.lockTtlMs,
+          unsettledUntil: Math.max(acquired.unsettledUntil, clock.now() + this.settleMs),
         });
-        if (!owned) throw new LostLock();
-        state = owned;
         const before = new Set(acls.ipRules.map((rule) => rule.value));
         const after = new Set(plan.next);
         const added = plan.next.filter((rule) => !before.has(rule));
         const removed = [...before].filter((rule) => !after.has(rule));
         try {
-          await firewall.writeIpRules(
-            vault,
-            acls,
-            plan.next,
-            AbortSignal.timeout(this.callTimeoutMs),
+          await lock.call(this.callTimeoutMs, (signal) =>
+            firewall.writeIpRules(vault, acls, plan.next, signal),
           );
-          note(
-            observer?.firewallWritten?.({ vault: vault.name, added, removed, outcome: 'success' }),
-          );
+          wrote = true;
+          if (plan.changed)
+            note(
+              observer?.firewallWritten?.({
+                vault: vault.name,
+                added,
+                removed,
+                outcome: 'success',
+              }),
+            );
         } catch (error) {
+          // A refused write changed nothing: the time it might still land is not needed.
+          if (error instanceof FirewallError && !error.outcomeUnknown) {
+            await lock.update({ unsettledUntil: acquired.unsettledUntil }).catch(() => undefined);
+          }
           note(
             observer?.firewallWritten?.({
               vault: vault.name,
@@ -326,39 +456,82 @@ export class VaultCoordinator {
       await store.markActive(activated);
       const done = this.remember(
         vault.name,
-        await store.putVaultState(vault.name, {
-          ...state,
-          applied: state.pass,
-          owned: plan.ownedAfterWrite,
-          lockHolder: '',
-          lockUntil: 0,
+        await lock.finish({
+          applied: acquired.pass,
+          owned: unsettled ? plan.ownedBeforeWrite : plan.ownedAfterWrite,
+          // This pass's own write answered: only earlier unknown writes remain.
+          unsettledUntil: wrote ? acquired.unsettledUntil : lock.state.unsettledUntil,
           totalRules: plan.next.length,
           lastPassAt: now,
+          lastError: '',
+          lastErrorAt: 0,
         }),
       );
       if (!done) throw new LostLock();
+      passCompleted(logger, {
+        vault: vault.name,
+        outcome: plan.changed ? 'written' : 'unchanged',
+        rules: plan.next.length,
+        maxRules: this.maxRules,
+        brokerRules: plan.ownedAfterWrite.length,
+        activeLeases: survivors.length - refused.size,
+        startedAt,
+        endedAt: clock.now(),
+      });
       watch.backoffUntil = 0;
       watch.lastFailure = undefined;
-      return { pass: state.pass, activated: new Set(activated.map((lease) => lease.id)), refused };
-    } catch (error) {
-      if (error instanceof LostLock) {
+      return {
+        pass: acquired.pass,
+        activated: new Set(activated.map((lease) => lease.id)),
+        refused,
+      };
+    } catch (thrown) {
+      if (thrown instanceof LostLock || lock.lost) {
         logger.warn('Writer lock lost during a pass; another writer took over', {
           vault: vault.name,
         });
         return undefined;
       }
-      // Let the next writer in at once; this process backs off before retrying.
-      await store
-        .putVaultState(vault.name, { ...state, lockHolder: '', lockUntil: 0 })
-        .catch(() => undefined);
+      const error =
+        lock.expiring && !(thrown instanceof DomainError)
+          ? new FirewallError(
+              'timeout',
+              'The writer lock could not be renewed in time',
+              undefined,
+              {
+                cause: thrown,
+              },
+            )
+          : thrown;
+      const message = error instanceof Error ? error.message : 'unknown';
+      passFailed(logger, { vault: vault.name, error, startedAt, endedAt: clock.now() });
+      // Let the next writer in at once (recording why this pass failed, the
+      // vault's health); this process backs off before retrying.
+      await lock.release({ lastError: message, lastErrorAt: clock.now() });
+      if (error instanceof FirewallError && error.permanent) {
+        logger.error('Resource Manager refuses the vault; its waiters are answered at once', {
+          vault: vault.name,
+          kind: error.kind,
+          status: error.status,
+          error: message,
+        });
+        note(
+          observer?.vaultRefused?.({ vault: vault.name, status: error.status, detail: message }),
+        );
+        throw new DomainError(
+          'VAULT.UNAVAILABLE',
+          `The firewall of vault ${vault.name} cannot be changed: ${message}. Nothing was changed; retrying will not help until that is fixed.`,
+          { cause: error },
+        );
+      }
       if (error instanceof FirewallError) {
         const delay = error.retryAfterMs ?? (error.kind === 'conflict' ? 100 : 500);
         watch.backoffUntil = clock.now() + delay + Math.floor(Math.random() * 100);
-        watch.lastFailure = error.message;
+        watch.lastFailure = message;
         logger.warn('Firewall pass failed; will retry', {
           vault: vault.name,
           kind: error.kind,
-          message: error.message,
+          error: message,
         });
         return undefined;
       }

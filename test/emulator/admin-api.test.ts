@@ -148,6 +148,8 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
         faults: null,
         writeThrottle: { capacity: 5, refillPerSecond: 1 },
         hang: null,
+        lateApply: null,
+        refusals: [],
       };
       expect(patched.status).toBe(200);
       expect(patched.json()).toEqual(expected);

@@ -176,3 +176,123 @@ export function guidConstants(source: string): Map<string, string> {
   }
   return constants;
 }
+
+/** An object literal of a Bicep file: each property with the object literals inside its value. */
+export interface BicepObject {
+  properties: Map<string, { text: string; objects: BicepObject[] }>;
+}
+
+/**
+ * Parses the object literal whose `{` is at `start` (comments removed
+ * first). Values are kept as text; object literals inside a value (directly,
+ * in arrays, `for` bodies or ternaries, not inside function calls) are parsed
+ * too, so property names can be checked against a resource type.
+ */
+export function parseObjectAt(source: string, start: number): { object: BicepObject; end: number } {
+  let i = start;
+  const peek = () => source.charAt(i);
+  const skipSpace = (newlines: boolean) => {
+    while (i < source.length && (newlines ? /[\s,]/ : /[ \t]/).test(peek())) i += 1;
+  };
+  const skipString = () => {
+    if (source.startsWith("'''", i)) {
+      const end = source.indexOf("'''", i + 3);
+      i = end === -1 ? source.length : end + 3;
+      return;
+    }
+    i += 1; // opening quote
+    let depth = 0;
+    while (i < source.length) {
+      const char = peek();
+      if (char === '\\') i += 2;
+      else if (depth === 0 && char === "'") {
+        i += 1;
+        return;
+      } else if (char === '$' && source.charAt(i + 1) === '{') {
+        depth += 1;
+        i += 2;
+      } else if (depth > 0 && char === '}') {
+        depth -= 1;
+        i += 1;
+      } else i += 1;
+    }
+  };
+  /** Skips a parenthesised group, strings included. */
+  const skipParens = () => {
+    let depth = 0;
+    while (i < source.length) {
+      const char = peek();
+      if (char === "'") {
+        skipString();
+        continue;
+      }
+      if (char === '(') depth += 1;
+      if (char === ')') depth -= 1;
+      i += 1;
+      if (depth === 0) return;
+    }
+  };
+  /** Reads a value up to the end of its line (or the closing bracket), collecting object literals. */
+  const readValue = (closer: string): BicepObject[] => {
+    const objects: BicepObject[] = [];
+    while (i < source.length) {
+      const char = peek();
+      if (char === '\n' || char === closer) return objects;
+      if (char === "'") skipString();
+      else if (char === '(') skipParens();
+      else if (char === '{') objects.push(parseObject());
+      else if (char === '[') {
+        i += 1;
+        for (;;) {
+          skipSpace(true);
+          if (peek() === ']' || i >= source.length) break;
+          objects.push(...readValue(']'));
+        }
+        i += 1;
+      } else i += 1;
+    }
+    return objects;
+  };
+  const parseObject = (): BicepObject => {
+    const properties: BicepObject['properties'] = new Map();
+    i += 1; // '{'
+    for (;;) {
+      skipSpace(true);
+      if (peek() === '}' || i >= source.length) break;
+      const key = /^(?:'([^']*)'|([A-Za-z_]\w*))\s*:/.exec(source.slice(i));
+      if (!key) throw new Error(`expected a property at: ${source.slice(i, i + 40)}`);
+      i += key[0].length;
+      skipSpace(false);
+      const valueStart = i;
+      const objects = readValue('}');
+      properties.set(key[1] ?? key[2] ?? '', {
+        text: source.slice(valueStart, i).trim(),
+        objects,
+      });
+    }
+    i += 1; // '}'
+    return { properties };
+  };
+  return { object: parseObject(), end: i };
+}
+
+/** The body of each `resource` declaration of a type (the `{` after `=`, `if (...)` or `[for ...:`). */
+export function resourceBodies(
+  source: string,
+  typePrefix: string,
+): { symbol: string; type: string; existing: boolean; body: BicepObject }[] {
+  const text = withoutComments(source);
+  const found: { symbol: string; type: string; existing: boolean; body: BicepObject }[] = [];
+  for (const match of text.matchAll(/^\s*resource\s+(\w+)\s+'([^']+)'(\s+existing)?\s*=/gm)) {
+    const [, symbol = '', type = ''] = match;
+    if (!type.startsWith(typePrefix)) continue;
+    const open = text.indexOf('{', (match.index ?? 0) + match[0].length);
+    found.push({
+      symbol,
+      type,
+      existing: match[3] !== undefined,
+      body: parseObjectAt(text, open).object,
+    });
+  }
+  return found;
+}

@@ -5,6 +5,7 @@ import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
 import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { silentLogger } from '../../src/domain/logger';
 import type { ManagedVault } from '../../src/domain/vault';
+import type { LeaseStore, VaultState } from '../../src/ports/lease-store';
 import type { NetworkAcls, VaultFirewall } from '../../src/ports/vault-firewall';
 import { VaultCoordinator } from '../../src/writer/coordinator';
 import {
@@ -151,7 +152,7 @@ describe('Drift and ownership', () => {
 });
 
 describe('A stale writer', () => {
-  it('When a writer stalls past its lock and another takes over, then the stale one never writes', async () => {
+  it('When a writer is cut off from the store past its lock and another takes over, then the stale one never writes', async () => {
     const name = freshVault();
     const vault: ManagedVault = {
       name,
@@ -191,8 +192,19 @@ describe('A stale writer', () => {
       callTimeoutMs: 10_000,
       pollMs: 20,
     };
+    // The stale writer's store answers its lock acquisition, then nothing for
+    // 4 s (a partition): its heartbeat cannot renew the lock, which expires.
+    let staleStorePuts = 0;
+    const cutOff: LeaseStore = Object.assign(Object.create(store) as LeaseStore, {
+      putVaultState: async (name: string, state: VaultState) => {
+        staleStorePuts += 1;
+        if (staleStorePuts > 1) await new Promise((resolve) => setTimeout(resolve, 4000));
+        return store.putVaultState(name, state);
+      },
+    });
     const stale = new VaultCoordinator([vault], {
       ...options,
+      store: cutOff,
       firewall: stalling,
       instanceId: 'stale',
     });

@@ -220,6 +220,8 @@ describe('reading, listing and renewing', () => {
         brokerRules: 2,
         totalRules: 3,
         maxRules: 1000,
+        healthy: true,
+        lastPassAt: expect.any(String),
       },
     ]);
   });

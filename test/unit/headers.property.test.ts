@@ -52,6 +52,7 @@ function harness(auth: Authenticator = { authenticate: () => Promise.resolve(ADM
     audit: other,
     health: () => Promise.resolve(),
     sweep: unused,
+    shutdown: () => Promise.resolve(),
     logger: silentLogger,
   };
   const handler = functionDefinitions(() => services).find(

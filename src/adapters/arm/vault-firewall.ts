@@ -38,32 +38,44 @@ export function classifyArmError(error: unknown, signal?: AbortSignal): Firewall
   if (error instanceof RestError) {
     const status = error.statusCode;
     const code = error.code ?? '';
+    const label = `${status ?? ''} ${code}`.trim();
+    const options = { cause: error, status };
     if (status === 409)
-      return new FirewallError('conflict', `Conflict (${code || '409'})`, undefined, {
-        cause: error,
-      });
+      return new FirewallError('conflict', `Conflict (${code || '409'})`, undefined, options);
     if (status === 429)
       return new FirewallError(
         'throttled',
         'Resource Manager throttled the call',
         retryAfterMs(error),
-        { cause: error },
+        options,
       );
     if (status === 404)
-      return new FirewallError('not-found', 'The vault was not found', undefined, { cause: error });
+      return new FirewallError(
+        'not-found',
+        `Resource Manager does not know the vault (${label}): it was deleted, moved or renamed`,
+        undefined,
+        options,
+      );
+    if (status === 401 || status === 403)
+      return new FirewallError(
+        'rejected',
+        `Resource Manager refused the broker's identity (${label}): its role on the vault may have been removed`,
+        undefined,
+        options,
+      );
     if (status !== undefined && status >= 400 && status < 500 && status !== 408) {
       return new FirewallError(
         'rejected',
-        `Resource Manager refused the call (${status} ${code})`,
+        `Resource Manager refused the call (${label})`,
         undefined,
-        { cause: error },
+        options,
       );
     }
     return new FirewallError(
       'transient',
       `Resource Manager failed (${status ?? error.code ?? 'network'})`,
       retryAfterMs(error),
-      { cause: error },
+      options,
     );
   }
   return new FirewallError('transient', 'Resource Manager call failed', undefined, {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
 import type { TokenCredential } from '@azure/core-auth';
+import type { PipelinePolicy } from '@azure/core-rest-pipeline';
 import {
   odata,
   RestError,
@@ -64,6 +65,12 @@ type LeaseEntity = TableEntity<{
 
 export interface TableStoreOptions {
   tableName: string;
+  /**
+   * Most one Table Storage call may take, its retries included; then it fails
+   * as `STORE.UNAVAILABLE`. A store that accepts connections and answers
+   * nothing must not hang a caller (or the health probe) past its deadline.
+   */
+  callTimeoutMs?: number | undefined;
   connectionString?: string | undefined;
   tableServiceUri?: string | undefined;
   credential?: TokenCredential | undefined;
@@ -169,15 +176,53 @@ function chunks<T>(items: T[], size: number): T[][] {
   return result;
 }
 
+/** Default bound of one Table Storage call (retries included). */
+export const STORE_CALL_TIMEOUT_MS = 5000;
+/** The health probe answers sooner: a hung store is a 503 within a few seconds. */
+const HEALTH_PROBE_TIMEOUT_MS = 2500;
+
+/**
+ * A per-call deadline: the abort signal of every request the client sends
+ * (once per call, before the SDK's retries) also fires after `ms`.
+ */
+function callTimeoutPolicy(ms: number): PipelinePolicy {
+  return {
+    name: 'kvLeaseCallTimeout',
+    sendRequest: (request, next) => {
+      const deadline = AbortSignal.timeout(ms);
+      const given = request.abortSignal;
+      if (given instanceof AbortSignal) request.abortSignal = AbortSignal.any([given, deadline]);
+      else if (given === undefined) request.abortSignal = deadline;
+      else {
+        // A caller's signal-like object: follow it by hand.
+        const controller = new AbortController();
+        const abort = () => controller.abort();
+        if (given.aborted) abort();
+        given.addEventListener('abort', abort);
+        deadline.addEventListener('abort', abort);
+        request.abortSignal = controller.signal;
+      }
+      return next(request);
+    },
+  };
+}
+
 /**
  * A client for one table: from a connection string (azurite's plain-http
  * endpoint allowed), or from a table service URI and a credential. The lease
- * store and the audit trail both use it; few retries, so an outage becomes a
- * prompt 503 rather than a hung request.
+ * store and the audit trail both use it; few retries and a deadline on every
+ * call, so an outage or a hung store becomes a prompt 503 rather than a hung
+ * request.
  */
 export function createTableClient(options: TableStoreOptions): TableClient {
   const clientOptions = {
     retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
+    additionalPolicies: [
+      {
+        policy: callTimeoutPolicy(options.callTimeoutMs ?? STORE_CALL_TIMEOUT_MS),
+        position: 'perCall' as const,
+      },
+    ],
   };
   if (options.connectionString) {
     return TableClient.fromConnectionString(options.connectionString, options.tableName, {
@@ -238,15 +283,20 @@ export class TableLeaseStore implements LeaseStore {
   async ensureReady(): Promise<void> {
     await this.table();
     // Health must reflect the store now, not at start: one cheap point read.
-    await guard(() => this.readEntity<TableEntity>('~health', 'ping'));
+    await guard(() =>
+      this.readEntity<TableEntity>('~health', 'ping', AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS)),
+    );
   }
 
   private async readEntity<T extends object>(
     partitionKey: string,
     rowKey: string,
+    abortSignal?: AbortSignal,
   ): Promise<(TableEntity<T> & { etag: string }) | undefined> {
     try {
-      return (await this.client.getEntity<T>(partitionKey, rowKey)) as TableEntity<T> & {
+      return (await this.client.getEntity<T>(partitionKey, rowKey, {
+        abortSignal,
+      })) as TableEntity<T> & {
         etag: string;
       };
     } catch (error) {
@@ -586,6 +636,9 @@ export class TableLeaseStore implements LeaseStore {
         owned: JSON.parse(typeof entity.owned === 'string' ? entity.owned : '[]') as string[],
         totalRules: Number(entity.totalRules ?? -1),
         lastPassAt: Number(entity.lastPassAt ?? 0),
+        unsettledUntil: Number(entity.unsettledUntil ?? 0),
+        lastError: typeof entity.lastError === 'string' ? entity.lastError : '',
+        lastErrorAt: Number(entity.lastErrorAt ?? 0),
         etag: entity.etag,
       };
     });
@@ -603,6 +656,9 @@ export class TableLeaseStore implements LeaseStore {
         owned: JSON.stringify(state.owned),
         totalRules: state.totalRules,
         lastPassAt: state.lastPassAt,
+        unsettledUntil: state.unsettledUntil,
+        lastError: state.lastError.slice(0, 1024),
+        lastErrorAt: state.lastErrorAt,
       };
       try {
         const response =

@@ -1,0 +1,172 @@
+import type { Clock } from '../domain/clock';
+import type { LeaseStore, VaultState } from '../ports/lease-store';
+
+/** The writer lock was taken by someone else (or given up): the pass must stop writing. */
+export class LostLock extends Error {
+  constructor() {
+    super('The writer lock of the vault was lost');
+    this.name = 'LostLock';
+  }
+}
+
+export interface HeldLockOptions {
+  store: LeaseStore;
+  vault: string;
+  /** The vault row as written by the conditional write that took the lock. */
+  state: VaultState;
+  clock: Clock;
+  ttlMs: number;
+  heartbeatMs: number;
+  /** Calls are abandoned this long before the lock would expire. */
+  marginMs: number;
+}
+
+/**
+ * A vault's writer lock while one pass holds it.
+ *
+ * - Every change of the vault row goes through `update`, conditional on the
+ *   row's version and serialised with the heartbeat, so the pass and its
+ *   heartbeat never race each other; each one renews the lock.
+ * - A heartbeat renews the lock every `heartbeatMs`, so a short lifetime
+ *   (a dead writer blocks its vault briefly) does not cut a slow pass short.
+ * - Firewall calls run through `call`: they are aborted when the lock is lost
+ *   or `marginMs` before it would expire without a renewal (a hung store), so
+ *   no call of this writer is still running once another writer may take over.
+ */
+export class HeldLock {
+  private current: VaultState;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly controller = new AbortController();
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private expiry: ReturnType<typeof setTimeout> | undefined;
+  private beating = false;
+  private done = false;
+  /** Another writer holds the row now. */
+  lost = false;
+  /** The lock would expire before a renewal could land: calls were aborted. */
+  expiring = false;
+
+  constructor(private readonly options: HeldLockOptions) {
+    this.current = options.state;
+    this.scheduleExpiry();
+    this.heartbeat = setInterval(() => {
+      if (this.beating || this.done) return;
+      this.beating = true;
+      // A failed renewal is not fatal by itself: the expiry timer stops the pass in time.
+      this.update({})
+        .catch(() => undefined)
+        .finally(() => {
+          this.beating = false;
+        });
+    }, options.heartbeatMs);
+  }
+
+  /** The vault row as this writer last wrote it. */
+  get state(): VaultState {
+    return this.current;
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(work, work);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private scheduleExpiry(): void {
+    if (this.expiry !== undefined) clearTimeout(this.expiry);
+    const left = this.current.lockUntil - this.options.clock.now() - this.options.marginMs;
+    this.expiry = setTimeout(
+      () => {
+        this.expiring = true;
+        this.controller.abort();
+      },
+      Math.max(0, left),
+    );
+  }
+
+  /** Conditional write of the row with `patch`, renewing the lock; throws LostLock. */
+  update(patch: Partial<VaultState>): Promise<VaultState> {
+    return this.enqueue(async () => {
+      if (this.done || this.controller.signal.aborted) throw new LostLock();
+      const next = await this.options.store.putVaultState(this.options.vault, {
+        ...this.current,
+        ...patch,
+        lockUntil: this.options.clock.now() + this.options.ttlMs,
+      });
+      if (!next) {
+        this.lost = true;
+        this.stop();
+        this.controller.abort();
+        throw new LostLock();
+      }
+      this.current = next;
+      if (!this.done) this.scheduleExpiry();
+      return next;
+    });
+  }
+
+  /** The pass completed: write `patch` and free the lock in one conditional write. */
+  finish(patch: Partial<VaultState>): Promise<VaultState | undefined> {
+    return this.enqueue(async () => {
+      if (this.done || this.controller.signal.aborted) return undefined;
+      this.stop();
+      const next = await this.options.store.putVaultState(this.options.vault, {
+        ...this.current,
+        ...patch,
+        lockHolder: '',
+        lockUntil: 0,
+      });
+      if (next) this.current = next;
+      else this.lost = true;
+      return next;
+    });
+  }
+
+  /**
+   * Give the lock up (a failed pass, or shutdown): abort running calls, then
+   * free the row if this writer still holds it. Never throws.
+   */
+  release(patch: Partial<VaultState> = {}): Promise<void> {
+    const wasDone = this.done;
+    this.stop();
+    this.controller.abort();
+    return this.enqueue(async () => {
+      if (wasDone || this.lost) return;
+      await this.options.store
+        .putVaultState(this.options.vault, {
+          ...this.current,
+          ...patch,
+          lockHolder: '',
+          lockUntil: 0,
+        })
+        .catch(() => undefined);
+    });
+  }
+
+  /**
+   * Run a call with an abort signal that fires after `timeoutMs`, when the
+   * lock is lost, or before it would expire unrenewed.
+   */
+  async call<T>(timeoutMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const local = new AbortController();
+    const abort = () => local.abort();
+    const timer = setTimeout(abort, timeoutMs);
+    if (this.controller.signal.aborted) local.abort();
+    else this.controller.signal.addEventListener('abort', abort, { once: true });
+    try {
+      return await work(local.signal);
+    } finally {
+      clearTimeout(timer);
+      this.controller.signal.removeEventListener('abort', abort);
+    }
+  }
+
+  /** Stop the heartbeat and the expiry timer (the pass is over). */
+  stop(): void {
+    this.done = true;
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    if (this.expiry !== undefined) clearTimeout(this.expiry);
+    this.heartbeat = undefined;
+    this.expiry = undefined;
+  }
+}
