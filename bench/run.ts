@@ -7,6 +7,7 @@ import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/pr
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
 import { clientsScenario } from './scenarios/clients';
+import { consoleFirstRender } from './scenarios/console';
 import { documentedVsLease } from './scenarios/documented-method';
 import { failover, permanentRefusal } from './scenarios/faults';
 import { singleGrant } from './scenarios/single-grant';
@@ -116,6 +117,7 @@ async function main(): Promise<number> {
     await scenario('6-failover', () => failover(ctx));
     await scenario('7-permanent-refusal', () => permanentRefusal(ctx));
     await scenario('8-clients', () => clientsScenario(ctx));
+    await scenario('9-console', () => consoleFirstRender(ctx));
   } catch (error) {
     failure = error;
     log(

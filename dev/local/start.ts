@@ -97,6 +97,9 @@ async function main(): Promise<void> {
     log(
       `kv-lease listening on ${broker.ready.url}/api (AUTH_MODE=${config.AUTH_MODE}, sweep "${config.SWEEP_SCHEDULE}")`,
     );
+    log(
+      `operator console: ${broker.ready.url}/api/console${config.AUTH_MODE === 'disabled' ? ' (no sign-in: AUTH_MODE=disabled)' : ''}`,
+    );
     for (const line of started) log(`started: ${line}`);
     log(`vaults: ${config.BROKER_VAULTS.map((v) => v.name).join(', ')}`);
     log('grant a lease (the X-Forwarded-For header plays the Azure front end):');

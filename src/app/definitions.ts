@@ -3,6 +3,8 @@ import type { HttpHandler, HttpMethod, InvocationContext, Timer } from '@azure/f
 import { httpHandler } from '../api/handle';
 import { routes } from '../api/routes';
 import type { Services } from '../api/services';
+import { createConsoleHandlers } from '../console/handler';
+import { processConsoleSettings } from '../console/settings';
 
 /**
  * The one table of function definitions. The Functions host entry point
@@ -29,6 +31,7 @@ export interface TimerDefinition {
 export type FunctionDefinition = HttpDefinition | TimerDefinition;
 
 export function functionDefinitions(services: () => Services): FunctionDefinition[] {
+  const page = createConsoleHandlers({ settings: processConsoleSettings });
   return [
     ...routes.map((route): HttpDefinition => ({
       kind: 'http',
@@ -37,6 +40,15 @@ export function functionDefinitions(services: () => Services): FunctionDefinitio
       route: route.route,
       handler: httpHandler(route, services),
     })),
+    // The operator console (src/console): the page, its bundle and its sign-in settings.
+    { kind: 'http', name: 'console', methods: ['GET'], route: 'console', handler: page.page },
+    {
+      kind: 'http',
+      name: 'consoleFile',
+      methods: ['GET'],
+      route: 'console/{file}',
+      handler: page.asset,
+    },
     {
       kind: 'timer',
       name: 'sweep',

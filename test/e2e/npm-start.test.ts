@@ -150,6 +150,9 @@ describe('npm start with everything configured', () => {
     try {
       expect(output).toContain(`listening on http://127.0.0.1:${port}/api (AUTH_MODE=disabled`);
       expect(output).not.toMatch(/started:/);
+      expect(output).toContain(
+        `operator console: http://127.0.0.1:${port}/api/console (no sign-in: AUTH_MODE=disabled)`,
+      );
       expect(output).toContain('vaults: kv-configured');
       const granted = await fetch(`http://127.0.0.1:${port}/api/leases`, {
         method: 'POST',

@@ -1,0 +1,123 @@
+import { sameOriginPath } from './format';
+
+/**
+ * The broker's API as the page uses it, with the operator's token when there is one.
+ *
+ * NOTE: the resource types restate the public contract (/api/openapi.json) rather than
+ * import the server's: the bundle must not pull server modules (Node types, zod) in.
+ */
+
+export interface Lease {
+  id: string;
+  vault: string;
+  ip: string;
+  status: 'active' | 'released' | 'expired';
+  principal: string;
+  reason?: string | null;
+  createdAt: string;
+  expiresAt: string;
+  endedAt?: string | null;
+}
+
+export interface Vault {
+  name: string;
+  resourceId: string;
+  activeLeases: number;
+  brokerRules: number;
+  totalRules: number;
+  maxRules: number;
+  /** Added by the writer pass work; the page renders them when present. */
+  healthy?: boolean | null;
+  lastError?: string | null;
+  lastPassAt?: string | null;
+}
+
+export interface AuditItem {
+  at: string;
+  action: string;
+  principal: string;
+  // Absent or null where it does not apply.
+  appId?: string | null;
+  vault?: string | null;
+  ip?: string | null;
+  leaseId?: string | null;
+  outcome: string;
+  detail?: string | null;
+  invocationId?: string | null;
+}
+
+export interface Page<T> {
+  value: T[];
+  nextLink?: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export type TokenSource = () => Promise<string | undefined>;
+
+export class Api {
+  constructor(private readonly token: TokenSource) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const token = await this.token();
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(sameOriginPath(path, location.origin), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // A front end's HTML error page, say: the status says enough.
+      if (response.ok) throw new ApiError(response.status, 'the answer is not JSON');
+    }
+    if (!response.ok) {
+      const problem = parsed as { title?: string; detail?: string } | undefined;
+      throw new ApiError(
+        response.status,
+        `${response.status} ${problem?.title ?? response.statusText}${problem?.detail ? `: ${problem.detail}` : ''}`,
+      );
+    }
+    return parsed as T;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  /** Every page of a list, following `nextLink` (on this origin only), up to `limit` items. */
+  async all<T>(path: string, limit = 20_000): Promise<T[]> {
+    const items: T[] = [];
+    let next: string | undefined = path;
+    while (next !== undefined && items.length < limit) {
+      const page: Page<T> = await this.get<Page<T>>(next);
+      items.push(...page.value);
+      next = page.nextLink;
+    }
+    return items;
+  }
+}
+
+export function query(path: string, params: Record<string, string | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== '') search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `${path}?${text}` : path;
+}
