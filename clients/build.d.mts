@@ -1,0 +1,9 @@
+export interface BundleTarget {
+  entry: string;
+  out: string;
+  launchers: Record<string, string>;
+}
+export const BUNDLES: { action: BundleTarget; task: BundleTarget };
+/** path -> text of every file of the client's dist/. */
+export function bundle(target: BundleTarget): Promise<Map<string, string>>;
+export function writeBundles(kind: 'action' | 'task' | 'all'): Promise<void>;
