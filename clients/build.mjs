@@ -29,7 +29,7 @@ export const BUNDLES = {
   },
 };
 
-function posix(path) {
+export function posix(path) {
   return path.split('\\').join('/');
 }
 

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { packageExtension, stage } from '../../clients/azure-pipelines/package.mjs';
 import { STATE } from '../../clients/pipeline/lease-step';
 import { startTaskStep } from '../../dev/ci/runners';
 import { publicIp } from '../support/harness';
@@ -20,10 +19,12 @@ import { readZip } from './zip';
  */
 
 const world = ciWorld('kv-ado');
+// The packaging script is an ES module (run by node directly); tests load it with import().
+const packaging = () => import('../../clients/azure-pipelines/package.mjs');
 let taskDir: string;
 
 beforeAll(async () => {
-  taskDir = await stage(mkdtempSync(join(tmpdir(), 'kv-lease-task-')));
+  taskDir = await (await packaging()).stage(mkdtempSync(join(tmpdir(), 'kv-lease-task-')));
 }, 60_000);
 
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
@@ -124,7 +125,7 @@ describe('Azure Pipelines task (staged extension, agent protocol, real broker)',
 describe('Azure Pipelines extension package', () => {
   it('When npm run package:ado builds the .vsix offline, then it holds the manifest, task.json and the bundle the handlers name', async () => {
     const output = join(mkdtempSync(join(tmpdir(), 'kv-lease-vsix-out-')), 'kv-lease.vsix');
-    await packageExtension(output);
+    await (await packaging()).packageExtension(output);
     const files = readZip(readFileSync(output));
     const task = JSON.parse(files.get('task/task.json')?.toString('utf8') ?? '{}');
     expect(task.id).toBe(
