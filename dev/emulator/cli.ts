@@ -22,6 +22,8 @@ const USAGE = `Usage: node dist/dev/emulator/cli.js [options]
   --read-latency <ms>    delay of every GET (default 0)
   --write-latency <ms>   delay of every PATCH/PUT; overlapping writes on a vault get 409 (default 0)
   --no-conflict          let overlapping writes through instead of answering 409
+  --propagation-delay <ms>  how long a firewall write takes to reach the data plane (default 0)
+  --client-address <ip>  the address every vault's data plane sees for a caller (default: the TCP peer)
   --token <token>        require "Authorization: Bearer <token>" (default: any bearer token)
   --seed <n>             seed of the fault randomness
   --verbose              log every request to stderr
@@ -53,6 +55,8 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
       'read-latency': { type: 'string' },
       'write-latency': { type: 'string' },
       'no-conflict': { type: 'boolean' },
+      'propagation-delay': { type: 'string' },
+      'client-address': { type: 'string' },
       token: { type: 'string' },
       seed: { type: 'string' },
       verbose: { type: 'boolean' },
@@ -87,6 +91,12 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
     readLatencyMs: integer('read-latency', values['read-latency'], 0),
     writeLatencyMs: integer('write-latency', values['write-latency'], 0),
     conflictOnOverlap: values['no-conflict'] !== true,
+    dataPlane: {
+      propagationDelayMs: integer('propagation-delay', values['propagation-delay'], 0),
+      ...(values['client-address'] === undefined
+        ? {}
+        : { clientAddress: values['client-address'] }),
+    },
   };
   if (values['cert-dir'] !== undefined) {
     options.certDir = values['cert-dir'];

@@ -17,6 +17,7 @@ import { ArmError, badRequest, codeForStatus } from './arm-error';
 import { certificateFor, isWildcard } from './certificate';
 import { mulberry32, TokenBucket } from './chance';
 import { DEFAULT_CONFIG, mergeConfig, vaultSpecSchema } from './config';
+import { DATA_PLANE_PREFIX, EmulatedDataPlane } from './data-plane';
 import { AZURE_DEFAULT_ACLS, copyAcls } from './network-acls';
 import type {
   ArmMethod,
@@ -41,6 +42,7 @@ import {
   withNetworkAcls,
 } from './vault-store';
 
+export type { DataPlaneConfig, DataPlanePatch, DataPlaneStats } from './data-plane';
 export type {
   ArmMethod,
   Bypass,
@@ -228,7 +230,11 @@ type AdminHandler = (url: URL, body: Buffer) => { status: number; body: unknown 
 
 class KeyVaultArmEmulator {
   private config: EmulatorConfig;
-  private readonly store = new VaultStore();
+  /** The vaults' data plane at their `vaultUri`, following each stored version late. */
+  readonly dataPlane = new EmulatedDataPlane();
+  private readonly store = new VaultStore((record, created) =>
+    this.dataPlane.recordVersion(record, created),
+  );
   private counters = zeroCounters();
   private perVault = new Map<string, VaultStats>();
   /** Writes per vault key between arrival and answer, doomed ones included. */
@@ -249,7 +255,10 @@ class KeyVaultArmEmulator {
     this.adminRoutes = {
       health: { GET: () => ({ status: 200, body: { status: 'ok' } }) },
       vaults: {
-        GET: () => ({ status: 200, body: { value: this.store.list().map(renderVault) } }),
+        GET: () => ({
+          status: 200,
+          body: { value: this.store.list().map((record) => this.render(record)) },
+        }),
         POST: (_url, body) => {
           const spec = vaultSpecSchema.safeParse(parseJson(body));
           if (!spec.success) {
@@ -267,7 +276,7 @@ class KeyVaultArmEmulator {
             throw badRequest('The query parameter id (the vault resource id) is required.');
           }
           this.setNetworkAcls(id, parseJson(body) as Partial<NetworkAcls>);
-          return { status: 200, body: renderVault(this.store.require(id)) };
+          return { status: 200, body: this.render(this.store.require(id)) };
         },
       },
       config: {
@@ -278,6 +287,13 @@ class KeyVaultArmEmulator {
         },
       },
       stats: { GET: () => ({ status: 200, body: this.stats() }) },
+      'data-plane': {
+        GET: () => ({
+          status: 200,
+          body: { config: this.dataPlane.snapshot(), stats: this.dataPlane.stats() },
+        }),
+        PATCH: (_url, body) => ({ status: 200, body: this.configureDataPlane(parseJson(body)) }),
+      },
       'stats/reset': {
         POST: () => {
           this.resetStats();
@@ -285,6 +301,19 @@ class KeyVaultArmEmulator {
         },
       },
     };
+  }
+
+  /** Throws a 400 ArmError naming every bad field, changing nothing. */
+  configureDataPlane(patch: unknown): ReturnType<EmulatedDataPlane['snapshot']> {
+    try {
+      return this.dataPlane.configure(patch);
+    } catch (error) {
+      throw badRequest(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  private render(record: Parameters<typeof renderVault>[0]): Record<string, unknown> {
+    return renderVault(record, this.dataPlane.vaultUri(record.name));
   }
 
   shutDown(): void {
@@ -339,6 +368,17 @@ class KeyVaultArmEmulator {
       const body = await readBody(req);
       if (url.pathname.startsWith(ADMIN_PREFIX)) {
         this.handleAdmin(exchange, url, body);
+      } else if (url.pathname.startsWith(DATA_PLANE_PREFIX)) {
+        const answer = this.dataPlane.answer(
+          {
+            method: req.method ?? 'GET',
+            url,
+            authorization: req.headers.authorization,
+            peer: req.socket.remoteAddress,
+          },
+          (name) => this.store.byName(name),
+        );
+        exchange.send(answer.status, answer.body, answer.headers);
       } else {
         await this.handleArm(exchange, url, body);
       }
@@ -462,7 +502,7 @@ class KeyVaultArmEmulator {
     if (!record) {
       throw notFound(route);
     }
-    exchange.send(200, renderVault(record));
+    exchange.send(200, this.render(record));
   }
 
   /**
@@ -545,7 +585,7 @@ class KeyVaultArmEmulator {
       }
       exchange.send(
         200,
-        renderVault(next),
+        this.render(next),
         remaining === undefined
           ? {}
           : { 'x-ms-ratelimit-remaining-subscription-writes': String(remaining) },
@@ -645,6 +685,9 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
   const config = mergeConfig(DEFAULT_CONFIG, pickConfig(options));
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
   const emulator = new KeyVaultArmEmulator(config, seed, options.requiredToken, options.log);
+  if (options.dataPlane !== undefined) {
+    emulator.configureDataPlane(options.dataPlane);
+  }
   for (const spec of options.vaults ?? []) {
     emulator.createVault(spec);
   }
@@ -662,6 +705,7 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
   });
   const address = await listen(server, options.port ?? 0, host);
   const urlHost = isWildcard(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  emulator.dataPlane.setBaseUrl(`https://${urlHost}:${address.port}`);
 
   let closing: Promise<void> | undefined;
   const running: RunningEmulator = {
@@ -673,6 +717,9 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
     configure: (patch) => emulator.configure(patch),
     stats: () => emulator.stats(),
     resetStats: () => emulator.resetStats(),
+    vaultUri: (name) => emulator.dataPlane.vaultUri(name),
+    configureDataPlane: (patch) => emulator.configureDataPlane(patch),
+    dataPlaneStats: () => emulator.dataPlane.stats(),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         emulator.shutDown();

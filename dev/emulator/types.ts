@@ -1,3 +1,5 @@
+import type { DataPlaneConfig, DataPlanePatch, DataPlaneStats } from './data-plane';
+
 /**
  * Public types of the Key Vault ARM emulator. They live apart from `server.ts` so the
  * helper modules can share them without importing the server; `server.ts` re-exports them.
@@ -105,6 +107,8 @@ export interface StartOptions extends Partial<EmulatorConfig> {
   seed?: number;
   /** Receives one human-readable line per ARM request; silent when unset. */
   log?: (line: string) => void;
+  /** The emulated data plane: propagation delay and the client address vaults see. */
+  dataPlane?: DataPlanePatch;
 }
 
 export interface RunningEmulator {
@@ -126,5 +130,10 @@ export interface RunningEmulator {
   configure(patch: Partial<EmulatorConfig>): void;
   stats(): EmulatorStats;
   resetStats(): void;
+  /** `https://127.0.0.1:<port>/data-plane/<name>/`, as the ARM GET returns it. */
+  vaultUri(name: string): string;
+  /** Merges a data-plane patch (validated; throws changing nothing) and returns the result. */
+  configureDataPlane(patch: DataPlanePatch): DataPlaneConfig;
+  dataPlaneStats(): DataPlaneStats;
   close(): Promise<void>;
 }

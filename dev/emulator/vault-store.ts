@@ -298,10 +298,13 @@ function touched(record: VaultRecord, now: Date, by: Modifier): VaultRecord {
 }
 
 /** The vault as `GET` returns it, in the shape of the official 2026-02-01 example. */
-export function renderVault(record: VaultRecord): Record<string, unknown> {
+export function renderVault(
+  record: VaultRecord,
+  vaultUri = `https://${record.name.toLowerCase()}.vault.azure.net`,
+): Record<string, unknown> {
   const properties: Record<string, unknown> = {
     ...structuredClone(record.properties),
-    vaultUri: `https://${record.name.toLowerCase()}.vault.azure.net`,
+    vaultUri,
     provisioningState: 'Succeeded',
   };
   if (record.networkAcls) {
@@ -329,15 +332,27 @@ export function renderVault(record: VaultRecord): Record<string, unknown> {
 export class VaultStore {
   private readonly vaults = new Map<string, VaultRecord>();
 
+  /** `onVersion` sees every version stored (the emulated data plane follows the firewall). */
+  constructor(private readonly onVersion?: (record: VaultRecord, created: boolean) => void) {}
+
   add(record: VaultRecord): void {
     if (this.vaults.has(record.key)) {
       throw new ArmError(409, 'Conflict', `The vault ${record.id} already exists.`);
     }
     this.vaults.set(record.key, record);
+    this.onVersion?.(record, true);
   }
 
   replace(record: VaultRecord): void {
+    const created = !this.vaults.has(record.key);
     this.vaults.set(record.key, record);
+    this.onVersion?.(record, created);
+  }
+
+  /** A vault by name in any casing (names are unique in Azure; the first one here). */
+  byName(name: string): VaultRecord | undefined {
+    const lower = name.toLowerCase();
+    return [...this.vaults.values()].find((record) => record.name.toLowerCase() === lower);
   }
 
   get(key: string): VaultRecord | undefined {

@@ -31,8 +31,8 @@ type ServicesProvider = () => Services;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The contract's lease resource. */
-export function leaseResource(lease: Lease): Record<string, unknown> {
+/** The contract's lease resource (`vaultUri` is an additive field, when known). */
+export function leaseResource(lease: Lease, vaultUri?: string): Record<string, unknown> {
   return {
     id: lease.id,
     vault: lease.vault,
@@ -43,7 +43,20 @@ export function leaseResource(lease: Lease): Record<string, unknown> {
     createdAt: iso(lease.createdAt),
     expiresAt: iso(lease.expiresAt),
     ...(lease.endedAt === undefined ? {} : { endedAt: iso(lease.endedAt) }),
+    ...(vaultUri === undefined ? {} : { vaultUri }),
   };
+}
+
+/** Lease resources with their vault's data-plane URI (one lookup per vault, cached below). */
+async function leaseResources(
+  services: Services,
+  leases: Lease[],
+): Promise<Record<string, unknown>[]> {
+  const names = [...new Set(leases.map((lease) => lease.vault))];
+  const uris = new Map(
+    await Promise.all(names.map(async (name) => [name, await services.vaultUri?.(name)] as const)),
+  );
+  return leases.map((lease) => leaseResource(lease, uris.get(lease.vault)));
 }
 
 function json(
@@ -253,7 +266,8 @@ export function createHandlers(services: ServicesProvider) {
             `expires ${iso(result.lease.expiresAt)}`,
           );
         const location = `/api/leases/${result.lease.id}`;
-        return json(result.created ? 201 : 200, leaseResource(result.lease), {
+        const [resource] = await leaseResources(services(), [result.lease]);
+        return json(result.created ? 201 : 200, resource, {
           Location: location,
         });
       },
@@ -273,7 +287,7 @@ export function createHandlers(services: ServicesProvider) {
           top: query.$top,
           skipToken: query.$skiptoken,
         });
-        return page(request, result.leases.map(leaseResource), result.skipToken);
+        return page(request, await leaseResources(services(), result.leases), result.skipToken);
       },
       { attempt: 'list-leases' },
     ),
@@ -285,7 +299,8 @@ export function createHandlers(services: ServicesProvider) {
         requireAnyRole(principal, ['Lease.Request', 'Lease.Read'], 'Reading a lease');
         noQuery(request);
         const id = leaseIdParam(request, audit);
-        return json(200, leaseResource(await services().leases.get(principal, id)));
+        const lease = await services().leases.get(principal, id);
+        return json(200, (await leaseResources(services(), [lease]))[0]);
       },
       { attempt: 'get-lease' },
     ),
@@ -300,7 +315,7 @@ export function createHandlers(services: ServicesProvider) {
         const body = parseWith(RenewBody, await readJsonBody(request, true), 'request body');
         const lease = await services().leases.renew(principal, id, body.ttlSeconds);
         await record(context, 'renew', principal, lease, `expires ${iso(lease.expiresAt)}`);
-        return json(200, leaseResource(lease));
+        return json(200, (await leaseResources(services(), [lease]))[0]);
       },
       { attempt: 'renew', action: 'renew' },
     ),
@@ -317,7 +332,7 @@ export function createHandlers(services: ServicesProvider) {
           const due = `was due to expire ${iso(lease.expiresAt)}`;
           await record(context, 'release', principal, lease, `released, ${due}`);
         }
-        return json(200, leaseResource(lease));
+        return json(200, (await leaseResources(services(), [lease]))[0]);
       },
       { attempt: 'release', action: 'release' },
     ),

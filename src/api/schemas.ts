@@ -73,6 +73,12 @@ export const AuditQuery = z.strictObject({
 
 const Timestamp = z.iso.datetime().meta({ example: '2026-11-25T10:00:00.000Z' });
 
+const VaultUri = z.string().meta({
+  description:
+    "The vault's data-plane URI (properties.vaultUri), where a client waits for the rule to take effect",
+  example: 'https://kv-demo.vault.azure.net/',
+});
+
 export const LeaseResource = z
   .object({
     id: z.string(),
@@ -84,6 +90,7 @@ export const LeaseResource = z
     createdAt: Timestamp,
     expiresAt: Timestamp,
     endedAt: Timestamp.optional(),
+    vaultUri: VaultUri.optional(),
   })
   .meta({ id: 'Lease' });
 
@@ -101,6 +108,7 @@ export const VaultList = z
         brokerRules: z.number().int(),
         totalRules: z.number().int(),
         maxRules: z.number().int(),
+        vaultUri: VaultUri.optional(),
       }),
     ),
   })

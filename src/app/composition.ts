@@ -177,6 +177,11 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     leases,
     logger,
     vaults: () => summariseVaults({ store, firewall, vaults, maxRules: MAX_RULES }),
+    vaultUri: async (name) => {
+      const vault = vaults.find((candidate) => candidate.name === name.toLowerCase());
+      // Optional on the lease resource: a vault that cannot be read now just goes without it.
+      return vault && firewall.vaultUri?.(vault, AbortSignal.timeout(5000)).catch(() => undefined);
+    },
     health: () => store.ensureReady(),
     sweep: (invocationId) => {
       const id = invocationId ?? currentInvocationId() ?? `sweep:${randomUUID()}`;

@@ -12,6 +12,8 @@ export interface Services {
   audit: AuditLog;
   leases: LeaseService;
   vaults(): Promise<VaultSummary[]>;
+  /** The data-plane URI of a managed vault (by name), when Resource Manager tells it. */
+  vaultUri?(vault: string): Promise<string | undefined>;
   /** Resolves when the lease store answers. */
   health(): Promise<void>;
   /**

@@ -33,6 +33,12 @@ export class FirewallError extends Error {
  */
 export interface VaultFirewall {
   read(vault: ManagedVault, signal?: AbortSignal): Promise<NetworkAcls>;
+  /**
+   * The vault's data-plane URI (`properties.vaultUri` of its GET), for clients that wait for the
+   * data plane. It never changes for a vault, so an implementation may cache it; undefined when
+   * it cannot be read.
+   */
+  vaultUri?(vault: ManagedVault, signal?: AbortSignal): Promise<string | undefined>;
   /** PATCH `networkAcls` = `base` with `ipRules` replaced; returns what the vault now holds. */
   writeIpRules(
     vault: ManagedVault,

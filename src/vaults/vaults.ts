@@ -11,6 +11,7 @@ export interface VaultSummary {
   brokerRules: number;
   totalRules: number;
   maxRules: number;
+  vaultUri?: string;
 }
 
 /**
@@ -33,6 +34,10 @@ export async function summariseVaults(deps: {
     const current = acls
       ? new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value))
       : undefined;
+    // Known from the read just made (or an earlier one): no extra call.
+    const vaultUri = acls
+      ? await deps.firewall.vaultUri?.(vault).catch(() => undefined)
+      : undefined;
     return {
       name: vault.name,
       resourceId: vault.resourceId,
@@ -42,6 +47,7 @@ export async function summariseVaults(deps: {
         : state.owned.length,
       totalRules: acls ? acls.ipRules.length : Math.max(0, state.totalRules),
       maxRules: deps.maxRules,
+      ...(vaultUri ? { vaultUri } : {}),
     };
   });
 }

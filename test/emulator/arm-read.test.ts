@@ -48,7 +48,7 @@ describe('Key Vault ARM emulator: reading vaults and the front door', () => {
       properties: {
         sku: { family: 'A', name: 'standard' },
         tenantId: '00000000-0000-0000-0000-000000000000',
-        vaultUri: `https://${name}.vault.azure.net`,
+        vaultUri: emulator.vaultUri(name),
         publicNetworkAccess: 'Enabled',
         provisioningState: 'Succeeded',
         networkAcls: {

@@ -220,6 +220,7 @@ describe('reading, listing and renewing', () => {
         brokerRules: 2,
         totalRules: 3,
         maxRules: 1000,
+        vaultUri: emulator.vaultUri(vault),
       },
     ]);
   });

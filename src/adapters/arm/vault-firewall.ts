@@ -86,6 +86,8 @@ function toAcls(set: NetworkRuleSet | undefined): NetworkAcls {
 /** The firewall through `@azure/arm-keyvault`: a GET, then a PATCH of the complete networkAcls. */
 export class ArmVaultFirewall implements VaultFirewall {
   private readonly clients = new Map<string, KeyVaultManagementClient>();
+  /** `properties.vaultUri` by vault resource id: fixed for a vault's life, so kept once seen. */
+  private readonly vaultUris = new Map<string, string>();
 
   constructor(private readonly options: ArmFirewallOptions) {}
 
@@ -118,10 +120,18 @@ export class ArmVaultFirewall implements VaultFirewall {
           abortSignal: signal,
         },
       );
+      if (result.properties.vaultUri)
+        this.vaultUris.set(vault.resourceId, result.properties.vaultUri);
       return toAcls(result.properties.networkAcls);
     } catch (error) {
       throw classifyArmError(error, signal);
     }
+  }
+
+  /** From the last GET of the vault (every writer pass makes one), else one GET now. */
+  async vaultUri(vault: ManagedVault, signal?: AbortSignal): Promise<string | undefined> {
+    if (!this.vaultUris.has(vault.resourceId)) await this.read(vault, signal);
+    return this.vaultUris.get(vault.resourceId);
   }
 
   async writeIpRules(

@@ -1,0 +1,19 @@
+/** The `kv-lease` executable: wires the process (argv, env, stdio, signals) to `run`. */
+import { run } from './main';
+
+const controller = new AbortController();
+// Ctrl-C or a pipeline's cancel: stop waiting, release what this run holds, exit 130.
+const interrupt = (): void => controller.abort(new Error('interrupted'));
+process.once('SIGINT', interrupt);
+process.once('SIGTERM', interrupt);
+
+void run(process.argv.slice(2), {
+  env: process.env,
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  interactive: process.stderr.isTTY === true,
+  signal: controller.signal,
+}).then((code) => {
+  // Exit once stdout is flushed; idle keep-alive sockets must not hold the process open.
+  process.stdout.write('', () => process.exit(code));
+});

@@ -1,0 +1,446 @@
+/**
+ * `kv-lease`: the operator and pipeline CLI of the kv-lease broker, on the client library.
+ * Results go to stdout (tables, or JSON with --json); progress and errors go to stderr, errors
+ * as one line that says what to do, with a documented exit code (see EXIT_CODES_HELP).
+ */
+import { Command, CommanderError, Option } from 'commander';
+
+import {
+  BrokerClient,
+  type CallOptions,
+  DEFAULT_BROKER_SCOPE,
+  DEFAULT_DATA_PLANE_TIMEOUT_MS,
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_VAULT_TOKEN_ENV,
+  exitCodeFor,
+  type Lease,
+  type LeaseStatusFilter,
+  parseDuration,
+  parseSince,
+  ProblemError,
+  tokenProvider,
+  UsageError,
+  vaultScopeFor,
+  waitForDataPlane,
+} from '../../lib';
+import { auditTable, leaseBlock, leaseTable, relative, vaultTable } from './output';
+
+declare const KV_LEASE_VERSION: string | undefined;
+export const VERSION = typeof KV_LEASE_VERSION === 'string' ? KV_LEASE_VERSION : '0.0.0-dev';
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  ok
+  1  unexpected error
+  2  usage / bad input (unknown option, bad TTL or duration, no broker URL)
+  3  no credential, or the token was refused (401)
+  4  refused by the broker (400, 403, 409 limit or capacity) or by the vault
+  5  not found (unknown vault or lease)
+  6  unavailable (503/502/429 after retries, broker unreachable)
+  7  timeout (deadline passed, or the vault's data plane never let the address in)
+  8  wrong address (the vault sees another client address than the leased one)
+  130 interrupted (Ctrl-C)
+
+Environment:
+  KV_LEASE_BROKER        broker URL (instead of --broker)
+  KV_LEASE_SCOPE         token scope of the broker (instead of --scope)
+  KV_LEASE_TOKEN         bearer token for the broker (else DefaultAzureCredential)
+  KV_LEASE_VAULT_TOKEN   bearer token for the vault's data plane (else DefaultAzureCredential)
+  KV_LEASE_AUTH=none     send no token (a broker with AUTH_MODE=disabled), like --no-auth
+`;
+
+const STATUSES: readonly LeaseStatusFilter[] = ['active', 'released', 'expired', 'all'];
+
+export interface Io {
+  env: NodeJS.ProcessEnv;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Whether stderr is a terminal: progress then rewrites one line. */
+  interactive: boolean;
+  signal: AbortSignal;
+}
+
+interface GlobalOptions {
+  broker?: string;
+  scope?: string;
+  json?: boolean;
+  auth: boolean;
+  timeout?: string;
+}
+
+interface Context {
+  client: BrokerClient;
+  json: boolean;
+  call: CallOptions;
+  auth: boolean;
+}
+
+function contextFrom(command: Command, io: Io): Context {
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  const broker = globals.broker ?? io.env['KV_LEASE_BROKER'];
+  if (!broker) {
+    throw new UsageError(
+      'no broker URL: pass --broker https://<function-app>.azurewebsites.net or set KV_LEASE_BROKER',
+    );
+  }
+  const auth = globals.auth && io.env['KV_LEASE_AUTH']?.toLowerCase() !== 'none';
+  const scope = globals.scope ?? io.env['KV_LEASE_SCOPE'] ?? DEFAULT_BROKER_SCOPE;
+  const deadlineMs =
+    globals.timeout === undefined
+      ? DEFAULT_DEADLINE_MS
+      : positive(parseDuration(globals.timeout, '--timeout'), '--timeout') * 1000;
+  const client = new BrokerClient({
+    baseUrl: broker,
+    token: auth ? tokenProvider({ scope, env: io.env }) : undefined,
+    userAgent: `kv-lease-cli/${VERSION}`,
+    onRetry: (info) =>
+      io.stderr(
+        `kv-lease: ${info.status ?? 'network error'} (${info.reason.split('\n')[0]}); ` +
+          `retrying in ${(info.delayMs / 1000).toFixed(1)} s\n`,
+      ),
+  });
+  return {
+    client,
+    json: globals.json === true,
+    call: { deadlineMs, signal: io.signal },
+    auth,
+  };
+}
+
+function positive(seconds: number, what: string): number {
+  if (seconds <= 0) throw new UsageError(`${what} must be more than 0 seconds`);
+  return seconds;
+}
+
+function print(io: Io, context: Context, value: unknown, human: () => string): void {
+  io.stdout(`${context.json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+/** Progress of the data-plane wait on stderr: one rewritten line on a terminal, else every 5 s. */
+function progressReporter(io: Io, lease: Lease) {
+  let lastLineAt = 0;
+  let wrote = false;
+  return {
+    report: (p: { attempt: number; elapsedMs: number; clientAddress?: string; last?: string }) => {
+      const line =
+        `kv-lease: waiting for ${lease.vault} to admit ${lease.ip}: ${(p.elapsedMs / 1000).toFixed(1)} s, ` +
+        `probe ${p.attempt}: ${p.last ?? ''}${p.clientAddress ? `, vault sees ${p.clientAddress}` : ''}`;
+      if (io.interactive) {
+        io.stderr(`\r\x1b[K${line}`);
+        wrote = true;
+      } else if (p.attempt === 1 || p.elapsedMs - lastLineAt >= 5000) {
+        io.stderr(`${line}\n`);
+        lastLineAt = p.elapsedMs;
+      }
+    },
+    done: () => {
+      if (wrote) io.stderr('\n');
+    },
+  };
+}
+
+async function waitForLease(
+  io: Io,
+  lease: Lease,
+  options: { waitTimeout?: string; vaultUri?: string },
+): Promise<void> {
+  const timeoutMs =
+    options.waitTimeout === undefined
+      ? DEFAULT_DATA_PLANE_TIMEOUT_MS
+      : positive(parseDuration(options.waitTimeout, '--wait-timeout'), '--wait-timeout') * 1000;
+  let vaultUri = options.vaultUri ?? lease.vaultUri;
+  if (!vaultUri) {
+    vaultUri = `https://${lease.vault}.vault.azure.net/`;
+    io.stderr(
+      `kv-lease: the broker did not name the vault URI; probing ${vaultUri} (--vault-uri to change)\n`,
+    );
+  }
+  const progress = progressReporter(io, lease);
+  try {
+    const result = await waitForDataPlane({
+      vaultUri,
+      leasedIp: lease.ip,
+      token: tokenProvider({
+        scope: vaultScopeFor(vaultUri),
+        envVar: DEFAULT_VAULT_TOKEN_ENV,
+        env: io.env,
+      }),
+      timeoutMs,
+      signal: io.signal,
+      onProgress: progress.report,
+    });
+    progress.done();
+    io.stderr(
+      `kv-lease: ${lease.vault} admits ${lease.ip} after ${(result.elapsedMs / 1000).toFixed(1)} s ` +
+        `(${result.attempts} probe${result.attempts === 1 ? '' : 's'})\n`,
+    );
+  } catch (error) {
+    progress.done();
+    throw error;
+  }
+}
+
+function ttlOption(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : positive(parseDuration(text, '--ttl'), '--ttl');
+}
+
+export function buildProgram(io: Io): Command {
+  const program = new Command('kv-lease');
+  program
+    .description('Time-limited leases on Azure Key Vault firewall rules (the kv-lease broker).')
+    .version(VERSION, '-V, --version')
+    .option(
+      '--broker <url>',
+      'broker URL, e.g. https://func-x.azurewebsites.net (env KV_LEASE_BROKER)',
+    )
+    .option(
+      '--scope <scope>',
+      `token scope of the broker's app (env KV_LEASE_SCOPE, default ${DEFAULT_BROKER_SCOPE})`,
+    )
+    .option('--json', 'print JSON instead of tables (for scripts)')
+    .option(
+      '--no-auth',
+      'send no token (a local broker with AUTH_MODE=disabled; env KV_LEASE_AUTH=none)',
+    )
+    .option('--timeout <duration>', 'limit of each broker call, retries included (default 120s)')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout(text),
+      writeErr: (text) => io.stderr(text),
+      // Errors are printed once, by run(), as one line.
+      outputError: () => undefined,
+    });
+
+  program
+    .command('grant')
+    .description("lease this machine's IP (or --ip) on a vault; --wait until the vault lets it in")
+    .requiredOption('--vault <name>', 'vault name, as `kv-lease vaults` lists it')
+    .option('--ttl <duration>', "lease duration: seconds or 20m, 1h (default: the broker's)")
+    .option('--ip <address>', 'lease this IPv4 address or CIDR instead (needs Lease.Admin)')
+    .option('--reason <text>', 'free text kept with the lease, e.g. the pipeline run URL')
+    .option('--idempotency-key <key>', 'repeat-safe key (default: a new one per run)')
+    .option('--wait', "wait until the vault's data plane admits the address")
+    .option('--wait-timeout <duration>', 'limit of --wait (default 180s)')
+    .option('--vault-uri <uri>', 'data-plane URI to probe (default: the one the broker returns)')
+    .option('--keep-on-failure', 'keep the lease when --wait fails (default: release it)')
+    .action(
+      async (
+        options: {
+          vault: string;
+          ttl?: string;
+          ip?: string;
+          reason?: string;
+          idempotencyKey?: string;
+          wait?: boolean;
+          waitTimeout?: string;
+          vaultUri?: string;
+          keepOnFailure?: boolean;
+        },
+        command: Command,
+      ) => {
+        const context = contextFrom(command, io);
+        const ttlSeconds = ttlOption(options.ttl);
+        const lease = await context.client.grant(
+          {
+            vault: options.vault,
+            ttlSeconds,
+            ip: options.ip,
+            reason: options.reason,
+            idempotencyKey: options.idempotencyKey,
+          },
+          context.call,
+        );
+        if (options.wait) {
+          io.stderr(
+            `kv-lease: granted ${lease.id} for ${lease.ip} on ${lease.vault} (expires ${relative(lease.expiresAt)})\n`,
+          );
+          try {
+            await waitForLease(io, lease, options);
+          } catch (error) {
+            if (!options.keepOnFailure) {
+              // The lease is of no use to this run: give the rule back now rather than at expiry.
+              await context.client
+                .release(lease.id, { deadlineMs: 10_000 })
+                .then(() => io.stderr(`kv-lease: released ${lease.id}\n`))
+                .catch(() =>
+                  io.stderr(
+                    `kv-lease: could not release ${lease.id}; it expires ${relative(lease.expiresAt)}\n`,
+                  ),
+                );
+            }
+            throw error;
+          }
+        }
+        print(io, context, lease, () => leaseBlock(lease));
+      },
+    );
+
+  program
+    .command('renew <id>')
+    .description('extend a lease (expires = now + ttl)')
+    .option('--ttl <duration>', "new duration from now: seconds or 20m, 1h (default: the broker's)")
+    .action(async (id: string, options: { ttl?: string }, command: Command) => {
+      const context = contextFrom(command, io);
+      const lease = await context.client.renew(id, ttlOption(options.ttl), context.call);
+      print(io, context, lease, () => leaseBlock(lease));
+    });
+
+  program
+    .command('release <id>')
+    .description('end a lease now: the rule leaves the vault before the answer')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const context = contextFrom(command, io);
+      const lease = await context.client.release(id, context.call);
+      print(io, context, lease, () => leaseBlock(lease));
+    });
+
+  program
+    .command('wait <id>')
+    .description("wait until the vault's data plane admits a lease's address")
+    .option('--wait-timeout <duration>', 'limit (default 180s)')
+    .option('--vault-uri <uri>', 'data-plane URI to probe (default: the one the broker returns)')
+    .action(
+      async (
+        id: string,
+        options: { waitTimeout?: string; vaultUri?: string },
+        command: Command,
+      ) => {
+        const context = contextFrom(command, io);
+        const lease = await context.client.get(id, context.call);
+        if (lease.status !== 'active') {
+          throw new ProblemError({
+            status: 409,
+            title: 'Lease not active',
+            detail: `lease ${lease.id} is ${lease.status}: grant a new one`,
+          });
+        }
+        await waitForLease(io, lease, options);
+        print(io, context, lease, () => leaseBlock(lease));
+      },
+    );
+
+  const leases = program.command('leases').description('list and show leases');
+  leases
+    .command('list')
+    .description('leases, newest first (your own, or all with Lease.Read)')
+    .option('--vault <name>', 'only this vault')
+    .addOption(
+      new Option('--status <status>', 'active, released, expired or all').default('active'),
+    )
+    .action(async (options: { vault?: string; status: string }, command: Command) => {
+      const context = contextFrom(command, io);
+      if (!STATUSES.includes(options.status as LeaseStatusFilter)) {
+        throw new UsageError(`--status '${options.status}' is not one of ${STATUSES.join(', ')}`);
+      }
+      const found = await context.client.listLeases(
+        { vault: options.vault, status: options.status as LeaseStatusFilter },
+        context.call,
+      );
+      print(io, context, found, () =>
+        found.length === 0
+          ? `no ${options.status === 'all' ? '' : `${options.status} `}leases`
+          : leaseTable(found),
+      );
+    });
+  leases
+    .command('show <id>')
+    .description('one lease')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const context = contextFrom(command, io);
+      const lease = await context.client.get(id, context.call);
+      print(io, context, lease, () => leaseBlock(lease));
+    });
+
+  program
+    .command('vaults')
+    .description('the managed vaults: active leases and rules against the 1000-rule limit')
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextFrom(command, io);
+      const vaults = await context.client.vaults(context.call);
+      print(io, context, vaults, () => vaultTable(vaults));
+    });
+
+  program
+    .command('audit')
+    .description('the audit trail, newest first')
+    .option('--vault <name>', 'only this vault')
+    .option('--principal <oid>', 'only this caller')
+    .option('--since <when>', 'a duration back from now (1h, 30m, 2d) or an ISO date', '24h')
+    .option('--limit <n>', 'at most this many entries')
+    .action(
+      async (
+        options: { vault?: string; principal?: string; since: string; limit?: string },
+        command: Command,
+      ) => {
+        const context = contextFrom(command, io);
+        const since = parseSince(options.since);
+        let limit: number | undefined;
+        if (options.limit !== undefined) {
+          if (!/^\d+$/.test(options.limit) || Number(options.limit) === 0) {
+            throw new UsageError(`--limit '${options.limit}' is not a positive whole number`);
+          }
+          limit = Number(options.limit);
+        }
+        const entries = (
+          await context.client.audit(
+            { vault: options.vault, principal: options.principal, since },
+            context.call,
+          )
+        ).slice(0, limit);
+        print(io, context, entries, () =>
+          entries.length === 0 ? `no audit entries since ${since}` : auditTable(entries),
+        );
+      },
+    );
+
+  return program;
+}
+
+/** A hint after the broker's own words, where it helps to know what to run next. */
+function hintFor(error: unknown): string {
+  if (!(error instanceof ProblemError)) return '';
+  switch (error.kind) {
+    case 'vault-not-found':
+      return ' (run `kv-lease vaults` to see the vaults this broker manages)';
+    case 'lease-not-found':
+      return ' (run `kv-lease leases list --status all` to see your leases)';
+    case 'unauthenticated':
+      return ' (check --scope, the App ID URI of the broker, and KV_LEASE_TOKEN)';
+    default:
+      return error.status === 401
+        ? ' (check --scope and KV_LEASE_TOKEN, or use --no-auth for a local broker)'
+        : '';
+  }
+}
+
+/** Runs the CLI; resolves to the exit code. Never throws, never prints a stack trace. */
+export async function run(argv: string[], io: Io): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help'
+      ) {
+        // A command group without its subcommand shows its help as an error (exit code 1).
+        return error.exitCode === 0 ? 0 : 2;
+      }
+      io.stderr(`kv-lease: ${error.message.replace(/^error: /, '')} (see kv-lease --help)\n`);
+      return 2;
+    }
+    if (io.signal.aborted) {
+      io.stderr('kv-lease: interrupted\n');
+      return 130;
+    }
+    const code = exitCodeFor(error);
+    const message = error instanceof Error ? error.message : String(error);
+    io.stderr(`kv-lease: ${code === 1 ? 'unexpected error: ' : ''}${message}${hintFor(error)}\n`);
+    return code;
+  }
+}

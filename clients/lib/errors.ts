@@ -1,0 +1,139 @@
+/**
+ * The errors of the kv-lease client, and the CLI exit code each one maps to. Every message is
+ * one line (field errors excepted: one line each) and says what to do; none carries a token.
+ */
+
+/** A field error of a problem+json answer (`errors[]`). */
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** An RFC 9457 problem+json answer of the broker, or an error answer turned into one. */
+export class ProblemError extends Error {
+  readonly status: number;
+  readonly type: string;
+  readonly title: string;
+  readonly detail?: string;
+  readonly errors?: FieldError[];
+  /** From `Retry-After`, when the broker sent one. */
+  readonly retryAfterSeconds?: number;
+
+  constructor(problem: {
+    status: number;
+    type?: string;
+    title: string;
+    detail?: string | undefined;
+    errors?: FieldError[] | undefined;
+    retryAfterSeconds?: number | undefined;
+  }) {
+    const head = problem.detail ? `${problem.title}: ${problem.detail}` : problem.title;
+    const fields = (problem.errors ?? []).map((error) => `\n  ${error.path}: ${error.message}`);
+    super(`${head}${fields.join('')}`);
+    this.name = 'ProblemError';
+    this.status = problem.status;
+    this.type = problem.type ?? 'about:blank';
+    this.title = problem.title;
+    if (problem.detail !== undefined) this.detail = problem.detail;
+    if (problem.errors !== undefined) this.errors = problem.errors;
+    if (problem.retryAfterSeconds !== undefined) this.retryAfterSeconds = problem.retryAfterSeconds;
+  }
+
+  /** The last segment of the problem type: `lease-not-found`, `vault-update-timeout`, ... */
+  get kind(): string {
+    return this.type.split(':').pop() ?? this.type;
+  }
+}
+
+/** The deadline passed (a broker call, or the data plane that never let the address in). */
+export class DeadlineError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** The vault sees the client at another address than the one leased: waiting will not help. */
+export class WrongAddressError extends Error {
+  constructor(
+    readonly clientAddress: string,
+    readonly leasedIp: string,
+  ) {
+    super(
+      `the vault sees this client as ${clientAddress}, but the lease is for ${leasedIp}: ` +
+        `the lease was for the wrong address (traffic to the vault leaves through another IP); ` +
+        `lease ${clientAddress} instead (kv-lease grant --ip ${clientAddress}, needs Lease.Admin) ` +
+        `or reach the vault the way the broker sees you`,
+    );
+    this.name = 'WrongAddressError';
+  }
+}
+
+/** Bad input to the client or the CLI: a missing broker URL, a malformed TTL or duration. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** No token could be had, or a token was refused by the vault's data plane. */
+export class CredentialError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CredentialError';
+  }
+}
+
+/** The broker could not be reached (connection refused, DNS, TLS) within the deadline. */
+export class UnreachableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UnreachableError';
+  }
+}
+
+/** A vault refusal that no firewall rule can fix (public network access disabled, ...). */
+export class VaultRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VaultRefusedError';
+  }
+}
+
+/** The documented CLI exit codes. */
+export const EXIT = {
+  ok: 0,
+  unexpected: 1,
+  usage: 2,
+  unauthenticated: 3,
+  refused: 4,
+  notFound: 5,
+  unavailable: 6,
+  timeout: 7,
+  wrongAddress: 8,
+} as const;
+
+/**
+ * 0 ok · 1 unexpected · 2 usage / bad input · 3 no credential / 401 · 4 refused (400, 403, 409,
+ * 413, 415) · 5 not found (404) · 6 unavailable (429/5xx after retries, unreachable) · 7 timeout ·
+ * 8 wrong address.
+ */
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return EXIT.usage;
+  if (error instanceof CredentialError) return EXIT.unauthenticated;
+  if (error instanceof WrongAddressError) return EXIT.wrongAddress;
+  if (error instanceof DeadlineError) return EXIT.timeout;
+  if (error instanceof UnreachableError) return EXIT.unavailable;
+  if (error instanceof VaultRefusedError) return EXIT.refused;
+  if (error instanceof ProblemError) {
+    const status = error.status;
+    if (status === 401) return EXIT.unauthenticated;
+    if (status === 404) return EXIT.notFound;
+    if (status === 429 || status === 502 || status === 503 || status === 504)
+      return EXIT.unavailable;
+    if (status >= 400 && status < 500) return EXIT.refused;
+    return EXIT.unexpected;
+  }
+  return EXIT.unexpected;
+}

@@ -1,0 +1,47 @@
+/**
+ * The kv-lease client library: the broker's HTTP API with retries within a deadline, tokens from
+ * the environment or DefaultAzureCredential, and the wait for a vault's data plane. The CLI, the
+ * GitHub action and the Azure Pipelines task are built on it.
+ */
+export {
+  type AuditEntry,
+  BrokerClient,
+  type BrokerClientOptions,
+  type CallOptions,
+  DEFAULT_DEADLINE_MS,
+  type GrantRequest,
+  type Lease,
+  type LeaseStatusFilter,
+  normaliseBaseUrl,
+  type TokenProvider,
+  type VaultSummary,
+} from './client';
+export {
+  addressInLease,
+  clientAddressOf,
+  type DataPlaneProgress,
+  DEFAULT_DATA_PLANE_TIMEOUT_MS,
+  waitForDataPlane,
+  type WaitForDataPlaneOptions,
+} from './data-plane';
+export { parseDuration, parseSince } from './duration';
+export {
+  CredentialError,
+  DeadlineError,
+  EXIT,
+  exitCodeFor,
+  type FieldError,
+  ProblemError,
+  UnreachableError,
+  UsageError,
+  VaultRefusedError,
+  WrongAddressError,
+} from './errors';
+export { backoffMs, RETRYABLE_STATUSES, retryAfterMs, type RetryInfo } from './retry';
+export {
+  DEFAULT_BROKER_SCOPE,
+  DEFAULT_TOKEN_ENV,
+  DEFAULT_VAULT_TOKEN_ENV,
+  tokenProvider,
+  vaultScopeFor,
+} from './token';
