@@ -69,6 +69,21 @@ describe('Azure Pipelines task (staged extension, agent protocol, real broker)',
     expect(lease.body.status).toBe('released');
   });
 
+  it('When the data plane of the vault takes 1.5 s to apply the rule, then the execution handler waits for it and succeeds', async () => {
+    const ip = publicIp(205);
+    world.emulator.configureDataPlane({ propagationDelayMs: 1500, clientAddress: ip });
+    try {
+      const granted = await execution(ip, { wait: 'true', waitTimeoutSeconds: '30' }).done;
+      expect(granted.result, granted.stdout).toBe('Succeeded');
+      expect(granted.stdout).toMatch(/lets this address in after \d+\.\d s/);
+      const released = await postJob(granted.taskVariables);
+      expect(released.result).toBe('Succeeded');
+    } finally {
+      world.emulator.configureDataPlane({ propagationDelayMs: 0, clientAddress: null });
+    }
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
+
   it('When the job is cancelled (SIGINT) while the grant request is in flight, then the post-job handler releases what the broker granted', async () => {
     const ip = publicIp(202);
     world.emulator.configure({ writeLatencyMs: 1500 });

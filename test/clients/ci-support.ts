@@ -41,6 +41,7 @@ export function ciWorld(vault: string): CiWorld {
   world.env = (extra = {}) => ({
     ...process.env,
     KV_LEASE_TOKEN: 'local-dev-token',
+    KV_LEASE_VAULT_TOKEN: 'local-data-plane-token',
     NODE_EXTRA_CA_CERTS: world.emulator.caPath,
     ...extra,
   });

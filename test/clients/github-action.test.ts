@@ -70,21 +70,41 @@ describe('GitHub action (bundle, runner protocol, real broker)', () => {
     expect(lease.body.status).toBe('released');
   });
 
-  it('When the main step fails after the grant (the data plane never opens), then the job fails and the post step still releases', async () => {
-    const ip = publicIp(102);
-    // A vault URI where nothing answers: the readiness wait times out.
-    const granted = await main(ip, {
-      wait: 'true',
-      'wait-timeout-seconds': '2',
-      'vault-uri': 'https://127.0.0.1:9/',
-      'vault-token': 'data-plane-token',
-    });
-    expect(granted.exitCode).toBe(1);
-    expect(granted.commands.find((c) => c.command === 'error')?.message).toMatch(/^kv-lease: /);
-    expect(world.rules()).toContain(`${ip}/32`);
+  it('When the data plane of the vault takes 1.5 s to apply the rule, then the main step waits for it, not a fixed time, and outputs the vault URI', async () => {
+    const ip = publicIp(107);
+    world.emulator.configureDataPlane({ propagationDelayMs: 1500, clientAddress: ip });
+    try {
+      const granted = await main(ip, { wait: 'true', 'wait-timeout-seconds': '30' });
+      expect(granted.exitCode, granted.stdout).toBe(0);
+      expect(granted.outputs['vault-uri']).toBe(world.emulator.vaultUri(world.vault));
+      const waited = /lets this address in after (\d+\.\d) s/.exec(granted.stdout);
+      expect(Number(waited?.[1])).toBeGreaterThanOrEqual(1);
+      expect(Number(waited?.[1])).toBeLessThan(30);
+      const released = await post(granted.state);
+      expect(released.exitCode).toBe(0);
+    } finally {
+      world.emulator.configureDataPlane({ propagationDelayMs: 0, clientAddress: null });
+    }
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
 
-    const released = await post(granted.state);
-    expect(released.exitCode).toBe(0);
+  it('When the vault sees another address than the leased one, then the main step fails naming both, and the post step still releases', async () => {
+    const ip = publicIp(102);
+    world.emulator.configureDataPlane({ clientAddress: '198.51.100.7' });
+    try {
+      const granted = await main(ip, { wait: 'true', 'wait-timeout-seconds': '30' });
+      expect(granted.exitCode).toBe(1);
+      const error = granted.commands.find((c) => c.command === 'error')?.message ?? '';
+      expect(error).toMatch(/^kv-lease: /);
+      expect(error).toContain('198.51.100.7');
+      expect(error).toContain(ip);
+      expect(world.rules()).toContain(`${ip}/32`);
+
+      const released = await post(granted.state);
+      expect(released.exitCode).toBe(0);
+    } finally {
+      world.emulator.configureDataPlane({ clientAddress: null });
+    }
     expect(world.rules()).not.toContain(`${ip}/32`);
   });
 
