@@ -7,6 +7,7 @@ import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/pr
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
 import { documentedVsLease } from './scenarios/documented-method';
+import { postStepRelease } from './scenarios/post-step';
 import { singleGrant } from './scenarios/single-grant';
 import { sweepTenThousand } from './scenarios/sweep';
 
@@ -92,6 +93,7 @@ async function main(): Promise<number> {
     const burst = await scenario('2-burst', () => bursts(ctx));
     const sweep = await scenario('3-sweep', () => sweepTenThousand(ctx));
     await scenario('4-documented-method', () => documentedVsLease(ctx));
+    await scenario('6-post-step-release', () => postStepRelease(ctx));
 
     const peaks = [
       ...burst.brokerPeakRssMb.map((mb, index) => ({
