@@ -6,6 +6,7 @@ import { startEmulator } from '../dev/emulator/server';
 import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/processes';
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
+import { clientsScenario } from './scenarios/clients';
 import { documentedVsLease } from './scenarios/documented-method';
 import { postStepRelease } from './scenarios/post-step';
 import { singleGrant } from './scenarios/single-grant';
@@ -93,7 +94,6 @@ async function main(): Promise<number> {
     const burst = await scenario('2-burst', () => bursts(ctx));
     const sweep = await scenario('3-sweep', () => sweepTenThousand(ctx));
     await scenario('4-documented-method', () => documentedVsLease(ctx));
-    await scenario('6-post-step-release', () => postStepRelease(ctx));
 
     const peaks = [
       ...burst.brokerPeakRssMb.map((mb, index) => ({
@@ -113,6 +113,8 @@ async function main(): Promise<number> {
       });
     }
     details['5-peak-rss'] = { peaks, targetMb: RSS_TARGET_MB };
+    await scenario('6-clients', () => clientsScenario(ctx));
+    await scenario('7-post-step-release', () => postStepRelease(ctx));
   } catch (error) {
     failure = error;
     log(

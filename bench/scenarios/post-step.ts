@@ -19,7 +19,7 @@ import {
 } from '../harness';
 
 /**
- * Scenario 6: a post-step release. The GitHub action's post step and the
+ * Scenario 7: a post-step release. The GitHub action's post step and the
  * Azure Pipelines task's post-job handler, run from their shipped bundles as
  * the runner / agent runs them, after a main step that granted: the time from
  * the post process's start (the end of the job's last step) until the rule
@@ -27,7 +27,7 @@ import {
  * not the runner's own scheduling.
  */
 
-const SCENARIO = '6 post-step release';
+const SCENARIO = '7 post-step release';
 const SAMPLES = 5;
 const VAULT = 'kv-post-step';
 const TARGET_MS = 2000;
@@ -53,7 +53,7 @@ export async function postStepRelease(ctx: BenchContext): Promise<ScenarioResult
     table: uniqueTable('post'),
   });
   if (!broker) throw new Error('no broker started');
-  const frontEnd = await startFrontEnd({ upstream: broker.url, clientAddress: publicIp(6, 0) });
+  const frontEnd = await startFrontEnd({ upstream: broker.url, clientAddress: publicIp(7, 0) });
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     KV_LEASE_TOKEN: 'bench-token',
@@ -103,7 +103,7 @@ export async function postStepRelease(ctx: BenchContext): Promise<ScenarioResult
     for (const [name, once] of Object.entries(clients)) {
       const ms: number[] = [];
       for (let sample = 0; sample < SAMPLES; sample += 1) {
-        const ip = publicIp(6, n++);
+        const ip = publicIp(7, n++);
         frontEnd.clientAddress = ip;
         ms.push(round(await once(ip)));
       }

@@ -439,8 +439,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return 130;
     }
     const code = exitCodeFor(error);
-    const message = error instanceof Error ? error.message : String(error);
-    io.stderr(`kv-lease: ${code === 1 ? 'unexpected error: ' : ''}${message}${hintFor(error)}\n`);
+    // The message's first line, then the hint; field errors follow, one indented line each.
+    const [head = '', ...fields] = (error instanceof Error ? error.message : String(error)).split(
+      '\n',
+    );
+    const prefix = code === 1 ? 'unexpected error: ' : '';
+    const rest = fields.map((field) => `${field}\n`).join('');
+    io.stderr(`kv-lease: ${prefix}${head}${hintFor(error)}\n${rest}`);
     return code;
   }
 }
