@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+
+import { leaseTable, relative, table } from '../../clients/cli/src/output';
+import {
+  addressInLease,
+  backoffMs,
+  clientAddressOf,
+  CredentialError,
+  DeadlineError,
+  exitCodeFor,
+  normaliseBaseUrl,
+  parseDuration,
+  parseSince,
+  ProblemError,
+  retryAfterMs,
+  UnreachableError,
+  UsageError,
+  VaultRefusedError,
+  vaultScopeFor,
+  WrongAddressError,
+} from '../../clients/lib';
+
+describe('client library: pure rules', () => {
+  it('When a duration is given as seconds or units, then it is read as seconds', () => {
+    expect(parseDuration('1200', '--ttl')).toBe(1200);
+    expect(parseDuration('90s', '--ttl')).toBe(90);
+    expect(parseDuration('20m', '--ttl')).toBe(1200);
+    expect(parseDuration('1h30m', '--ttl')).toBe(5400);
+    expect(parseDuration('2D', '--ttl')).toBe(172_800);
+  });
+
+  it.each(['', '20 minutes', '1.5h', '-5', 'm', '10x', '1h 30m'])(
+    "When a duration is '%s', then it is a usage error naming the option",
+    (text) => {
+      expect(() => parseDuration(text, '--ttl')).toThrow(UsageError);
+      expect(() => parseDuration(text, '--ttl')).toThrow(/--ttl/);
+    },
+  );
+
+  it('When --since is a duration or an ISO date, then it becomes an ISO instant', () => {
+    const now = Date.parse('2026-12-01T10:00:00.000Z');
+    expect(parseSince('1h', now)).toBe('2026-12-01T09:00:00.000Z');
+    expect(parseSince('2026-11-25', now)).toBe('2026-11-25T00:00:00.000Z');
+    expect(parseSince('2026-11-25T10:00:00Z', now)).toBe('2026-11-25T10:00:00.000Z');
+    expect(parseSince('2026-11-25T10:00', now)).toBe('2026-11-25T10:00:00.000Z');
+    expect(parseSince('2026-11-25T10:00:00+02:00', now)).toBe('2026-11-25T08:00:00.000Z');
+    expect(() => parseSince('yesterday', now)).toThrow(UsageError);
+  });
+
+  it('When Retry-After is seconds or an HTTP date, then it is read as a delay; otherwise ignored', () => {
+    const now = Date.parse('2026-12-01T10:00:00.000Z');
+    expect(retryAfterMs('5', now)).toBe(5000);
+    expect(retryAfterMs('0', now)).toBe(0);
+    expect(retryAfterMs('Tue, 01 Dec 2026 10:00:30 GMT', now)).toBe(30_000);
+    expect(retryAfterMs('Tue, 01 Dec 2026 09:00:00 GMT', now)).toBe(0);
+    expect(retryAfterMs('soon', now)).toBeUndefined();
+    expect(retryAfterMs(null, now)).toBeUndefined();
+  });
+
+  it('When backing off, then each pause is between half and all of a doubling ceiling, capped', () => {
+    expect(backoffMs(1, 500, 10_000, () => 0)).toBe(250);
+    expect(backoffMs(1, 500, 10_000, () => 1)).toBe(500);
+    expect(backoffMs(3, 500, 10_000, () => 1)).toBe(2000);
+    expect(backoffMs(20, 500, 10_000, () => 1)).toBe(10_000);
+  });
+
+  it('When the vault names a client address, then it is compared with the leased address or CIDR', () => {
+    const message =
+      'Client address is not authorized and caller is not a trusted service.\r\nClient address: 20.30.40.50\r\nCaller: appid=x';
+    expect(clientAddressOf(message)).toBe('20.30.40.50');
+    expect(clientAddressOf('Forbidden')).toBeUndefined();
+    expect(addressInLease('52.10.20.30', '52.10.20.30/32')).toBe(true);
+    expect(addressInLease('52.10.20.30', '52.10.20.30')).toBe(true);
+    expect(addressInLease('52.10.20.99', '52.10.20.0/24')).toBe(true);
+    expect(addressInLease('52.10.21.1', '52.10.20.0/24')).toBe(false);
+    expect(addressInLease('::ffff:52.10.20.30', '52.10.20.30/32')).toBe(true);
+    expect(addressInLease('2001:db8::1', '52.10.20.30/32')).toBe(false);
+  });
+
+  it('When a broker URL is given with or without /api, then calls go to <url>/api', () => {
+    expect(normaliseBaseUrl('https://func-x.azurewebsites.net', true).toString()).toBe(
+      'https://func-x.azurewebsites.net/api',
+    );
+    expect(normaliseBaseUrl('https://func-x.azurewebsites.net/api/', true).toString()).toBe(
+      'https://func-x.azurewebsites.net/api',
+    );
+    expect(normaliseBaseUrl('https://apim.example.com/kv-lease?x=1', true).toString()).toBe(
+      'https://apim.example.com/kv-lease/api',
+    );
+    expect(normaliseBaseUrl('http://127.0.0.1:7071', true).toString()).toBe(
+      'http://127.0.0.1:7071/api',
+    );
+    expect(() => normaliseBaseUrl('http://broker.example.com', true)).toThrow(/plain http/);
+    expect(() => normaliseBaseUrl('func-x', true)).toThrow(UsageError);
+    expect(() => normaliseBaseUrl('ftp://x', false)).toThrow(UsageError);
+  });
+
+  it('When the vault lives in another cloud, then the data-plane scope follows its DNS suffix', () => {
+    expect(vaultScopeFor('https://kv-prod.vault.azure.net/')).toBe(
+      'https://vault.azure.net/.default',
+    );
+    expect(vaultScopeFor('https://kv-cn.vault.azure.cn/')).toBe('https://vault.azure.cn/.default');
+    expect(vaultScopeFor('https://kv-gov.vault.usgovcloudapi.net/')).toBe(
+      'https://vault.usgovcloudapi.net/.default',
+    );
+    expect(vaultScopeFor('https://127.0.0.1:8443/data-plane/kv/')).toBe(
+      'https://vault.azure.net/.default',
+    );
+  });
+
+  it('When errors are mapped to exit codes, then each kind gets its documented code', () => {
+    const problem = (status: number) => new ProblemError({ status, title: 't' });
+    expect(exitCodeFor(new UsageError('x'))).toBe(2);
+    expect(exitCodeFor(new CredentialError('x'))).toBe(3);
+    expect(exitCodeFor(problem(401))).toBe(3);
+    expect(exitCodeFor(problem(400))).toBe(4);
+    expect(exitCodeFor(problem(403))).toBe(4);
+    expect(exitCodeFor(problem(409))).toBe(4);
+    expect(exitCodeFor(new VaultRefusedError('x'))).toBe(4);
+    expect(exitCodeFor(problem(404))).toBe(5);
+    expect(exitCodeFor(problem(503))).toBe(6);
+    expect(exitCodeFor(problem(502))).toBe(6);
+    expect(exitCodeFor(problem(429))).toBe(6);
+    expect(exitCodeFor(new UnreachableError('x'))).toBe(6);
+    expect(exitCodeFor(new DeadlineError('x'))).toBe(7);
+    expect(exitCodeFor(new WrongAddressError('1.2.3.4', '5.6.7.8/32'))).toBe(8);
+    expect(exitCodeFor(problem(500))).toBe(1);
+    expect(exitCodeFor(new Error('x'))).toBe(1);
+  });
+
+  it('When a problem has field errors, then the message is title: detail and one line per field', () => {
+    const error = new ProblemError({
+      status: 400,
+      type: 'urn:kv-lease:problem:invalid-request',
+      title: 'Invalid request',
+      detail: 'The request body is invalid',
+      errors: [
+        { path: 'ttlSeconds', message: 'must be a whole number of seconds' },
+        { path: 'vault', message: 'is required' },
+      ],
+    });
+
+    expect(error.message).toBe(
+      'Invalid request: The request body is invalid\n  ttlSeconds: must be a whole number of seconds\n  vault: is required',
+    );
+    expect(error.kind).toBe('invalid-request');
+  });
+});
+
+describe('kv-lease CLI: output', () => {
+  it('When a table is printed, then columns line up and no line ends in blanks', () => {
+    const text = table(
+      ['A', 'LONGER'],
+      [
+        ['x', ''],
+        ['yyy', 'z'],
+      ],
+    );
+    expect(text).toBe('A    LONGER\nx\nyyy  z');
+  });
+
+  it('When times are shown for people, then they are relative to now', () => {
+    const now = Date.parse('2026-12-01T10:00:00.000Z');
+    expect(relative('2026-12-01T10:20:00.000Z', now)).toBe('in 20m');
+    expect(relative('2026-12-01T09:59:30.000Z', now)).toBe('30s ago');
+    expect(relative('2026-12-01T07:00:00.000Z', now)).toBe('3h ago');
+    expect(relative('not a date', now)).toBe('not a date');
+  });
+
+  it('When an ended lease is listed, then its row says when it ended', () => {
+    const now = Date.parse('2026-12-01T10:00:00.000Z');
+    const text = leaseTable(
+      [
+        {
+          id: 'kv-a.0123456789abcdefghijklmn',
+          vault: 'kv-a',
+          ip: '52.1.2.3/32',
+          status: 'released',
+          principal: 'p',
+          createdAt: '2026-12-01T09:00:00.000Z',
+          expiresAt: '2026-12-01T09:20:00.000Z',
+          endedAt: '2026-12-01T09:10:00.000Z',
+        },
+      ],
+      now,
+    );
+    expect(text.split('\n')[1]).toMatch(/released\s+ended 50m ago\s+p$/);
+  });
+});
