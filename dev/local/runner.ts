@@ -66,6 +66,23 @@ function compile(definition: HttpDefinition, prefix: string): Route {
 }
 
 /** Substitute `%SETTING%` placeholders the way the Functions host does. */
+
+/** The route's `{name}` values, percent-decoded; `undefined` when the encoding is malformed. */
+function pathParams(
+  names: string[],
+  match: RegExpExecArray | null | undefined,
+): Record<string, string> | undefined {
+  const params: Record<string, string> = {};
+  try {
+    names.forEach((name, index) => {
+      params[name] = decodeURIComponent(match?.[index + 1] ?? '');
+    });
+  } catch {
+    return undefined; // URIError: a lone or malformed %xx
+  }
+  return params;
+}
+
 export function resolveSchedule(schedule: string, env: NodeJS.ProcessEnv): string {
   return schedule.replace(/%(\w+)%/g, (_match, name: string) => {
     const value = env[name];
@@ -177,10 +194,18 @@ export async function startRunner(options: {
           );
           return;
         }
-        const params: Record<string, string> = {};
-        hit.route.names.forEach((name, index) => {
-          params[name] = decodeURIComponent(hit.match?.[index + 1] ?? '');
-        });
+        const params = pathParams(hit.route.names, hit.match);
+        if (!params) {
+          await send(
+            response,
+            problemResponse(
+              new DomainError('REQUEST.INVALID', 'The path is not valid percent-encoding', {
+                errors: [{ path: '(path)', message: 'is not valid percent-encoding' }],
+              }),
+            ),
+          );
+          return;
+        }
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(request.headers)) {
           if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;

@@ -23,7 +23,9 @@ export const LeaseId = z
   .regex(/^[a-z][a-z0-9-]{1,22}[a-z0-9]\.[a-z0-9]{24}$/, 'is not a lease id')
   .meta({ description: 'Opaque, URL-safe lease id' });
 
-const TtlSeconds = z.number().int('must be a whole number of seconds').positive().meta({
+// NOTE: only the type is checked here; whole-number and range checks are the
+// TTL policy's (src/policy/terms.ts), so every bad TTL is one problem type.
+const TtlSeconds = z.number().meta({
   description:
     'Lease duration; LEASE_DEFAULT_TTL_SECONDS when omitted, within [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS]',
 });

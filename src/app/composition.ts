@@ -6,23 +6,25 @@ import { ArmVaultFirewall } from '../adapters/arm/vault-firewall';
 import { createEntraAuthenticator } from '../adapters/entra/authenticator';
 import { TableAuditLog } from '../adapters/tables/audit-log';
 import { createTableClient, TableLeaseStore } from '../adapters/tables/lease-store';
+import type { Services } from '../api/services';
+import { readAuditUseCase } from '../audit/read';
+import { auditTrail } from '../audit/trail';
 import { type Clock, systemClock } from '../domain/clock';
 import type { Logger } from '../domain/logger';
 import { type Authenticator, disabledAuthenticator } from '../domain/principal';
+import { MAX_RULES_PER_VAULT } from '../domain/vault';
 import { LeaseService } from '../leases/leases';
+import { leaseUseCases } from '../leases/use-cases';
+import { currentInvocationId, runInInvocation } from '../observability/invocation';
+import { jsonLogger } from '../observability/json-logger';
+import { redactingLogger } from '../observability/redact';
 import type { LeaseStore } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import { sweep } from '../sweep/sweep';
-import { summariseVaults } from '../vaults/vaults';
+import { vaultUriLookup, withVaultUris } from '../vaults/vault-uri';
+import { summariseVaults, vaultsUseCase } from '../vaults/vaults';
 import { VaultCoordinator } from '../writer/coordinator';
-import { type Config, loadConfig, runsInAzure } from './config';
-import { currentInvocationId, runInInvocation } from './invocation';
-import { jsonLogger } from './logging';
-import { redactingLogger } from './redact';
-import type { Services } from './services';
-
-/** Key Vault's documented limit of IPv4 rules per vault. */
-export const MAX_RULES = 1000;
+import { type Config, leaseTerms, loadConfig, runsInAzure } from './config';
 
 /** A fixed bearer token for an emulator (`AZURE_ARM_TOKEN`); never for Azure. */
 function staticCredential(token: string): TokenCredential {
@@ -92,56 +94,20 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
         : azureCredential(),
     });
   const vaults = config.BROKER_VAULTS;
-  const brokerActor = 'kv-lease';
+  const events = auditTrail(audit, clock);
+  const terms = leaseTerms(config);
   const coordinator = new VaultCoordinator(vaults, {
     store,
     firewall,
     clock,
     logger,
-    maxRules: MAX_RULES,
-    // A grant gives up after LEASE_APPLY_TIMEOUT_SECONDS; a writer never activates it after that.
-    pendingTimeoutMs: config.LEASE_APPLY_TIMEOUT_SECONDS * 1000 + 2000,
+    maxRules: MAX_RULES_PER_VAULT,
+    // A grant gives up after its apply timeout; a writer never activates it after that.
+    pendingTimeoutMs: terms.applyTimeoutMs + 2000,
+    // What the writer did goes to the audit trail as events; the trail words them.
     observer: {
-      leaseExpired: (lease) =>
-        audit.append({
-          at: clock.now(),
-          action: 'expire',
-          principal: lease.principal,
-          appId: lease.appId,
-          vault: lease.vault,
-          ip: lease.ip,
-          leaseId: lease.id,
-          outcome: 'success',
-          detail: `expired, ended by ${brokerActor}`,
-          invocationId: currentInvocationId(),
-        }),
-      leaseRefused: (lease, why) =>
-        audit.append({
-          at: clock.now(),
-          action: 'refused',
-          principal: lease.principal,
-          appId: lease.appId,
-          vault: lease.vault,
-          ip: lease.ip,
-          leaseId: lease.id,
-          outcome: 'refused',
-          detail: `grant: VAULT.AT_CAPACITY: the writer refused the pending lease (${why}: ${MAX_RULES} rules)`,
-          invocationId: currentInvocationId(),
-        }),
-      firewallWritten: (event) =>
-        audit.append({
-          at: clock.now(),
-          action: 'firewall-write',
-          principal: brokerActor,
-          vault: event.vault,
-          outcome: event.outcome,
-          detail:
-            `added [${event.added.join(', ')}] removed [${event.removed.join(', ')}]${event.detail ? `: ${event.detail}` : ''}`.slice(
-              0,
-              4096,
-            ),
-          invocationId: currentInvocationId(),
-        }),
+      leaseExpired: (lease) => events.emit({ type: 'lease-expired', lease }),
+      firewallWritten: (written) => events.emit({ type: 'firewall-written', ...written }),
     },
   });
   const auth =
@@ -159,36 +125,27 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     coordinator,
     clock,
     vaults,
-    policy: {
-      ...config,
-      // NOTE: the cap is per caller identity. With AUTH_MODE=disabled every caller is
-      // the one local-dev principal, so a cap would be a global one: it does not apply.
-      LEASE_MAX_ACTIVE_PER_PRINCIPAL:
-        config.AUTH_MODE === 'disabled'
-          ? Number.POSITIVE_INFINITY
-          : config.LEASE_MAX_ACTIVE_PER_PRINCIPAL,
-    },
+    terms,
+    events,
     firewall,
-    maxRules: MAX_RULES,
+    maxRules: MAX_RULES_PER_VAULT,
   });
   return {
     auth,
-    audit,
-    leases,
+    events,
+    // Leases are answered with their vault's data-plane URI (additive, for waiting clients).
+    leases: withVaultUris(leaseUseCases(leases), vaultUriLookup(vaults, firewall)),
+    vaults: vaultsUseCase(() =>
+      summariseVaults({ store, firewall, vaults, maxRules: MAX_RULES_PER_VAULT }),
+    ),
+    audit: readAuditUseCase(audit),
     logger,
-    vaults: () => summariseVaults({ store, firewall, vaults, maxRules: MAX_RULES }),
-    vaultUri: async (name) => {
-      const vault = vaults.find((candidate) => candidate.name === name.toLowerCase());
-      // Optional on the lease resource: a vault that cannot be read now just goes without it.
-      return vault && firewall.vaultUri?.(vault, AbortSignal.timeout(5000)).catch(() => undefined);
-    },
     health: () => store.ensureReady(),
     sweep: (invocationId) => {
       const id = invocationId ?? currentInvocationId() ?? `sweep:${randomUUID()}`;
       if (invocationId === undefined) logger.info('Sweep started', { invocationId: id });
       return runInInvocation(id, () => sweep({ coordinator, clock, logger, vaults }));
     },
-    clock,
   };
 }
 

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
-import { VAULT_NAME } from '../domain/lease';
+import { type ManagedVault, VAULT_NAME } from '../domain/vault';
 import { PolicyRulesSchema, ruleLabel } from '../policy/lease-policy';
+import type { LeaseTerms } from '../policy/terms';
 
 /**
  * Every setting of the broker, parsed once at start. A bad configuration fails
@@ -11,15 +12,7 @@ import { PolicyRulesSchema, ruleLabel } from '../policy/lease-policy';
  */
 
 const VAULT_ID =
-  /^\/subscriptions\/([0-9a-fA-F-]{36})\/resourceGroups\/([-\w._()]{1,90})\/providers\/Microsoft\.KeyVault\/vaults\/([a-zA-Z0-9-]{3,24})$/i;
-
-export interface ManagedVault {
-  /** Lower-case vault name: the API's handle for the vault. */
-  name: string;
-  resourceId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-}
+  /^\/subscriptions\/([0-9a-fA-F-]{36})\/resourceGroups\/([-\w._()]{1,90})\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i;
 
 function parseVaultId(id: string, ctx: z.RefinementCtx): ManagedVault | undefined {
   const match = VAULT_ID.exec(id.trim());
@@ -253,4 +246,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   return result.data;
+}
+
+/**
+ * The settings as the lease use cases see them, in domain names. The
+ * per-caller cap does not apply with AUTH_MODE=disabled: every caller is the
+ * one local-dev principal, so a cap would be a global one.
+ */
+export function leaseTerms(config: Config): LeaseTerms {
+  return {
+    ttl: {
+      minSeconds: config.LEASE_MIN_TTL_SECONDS,
+      maxSeconds: config.LEASE_MAX_TTL_SECONDS,
+      defaultSeconds: config.LEASE_DEFAULT_TTL_SECONDS,
+    },
+    minPrefix: config.LEASE_MIN_PREFIX,
+    applyTimeoutMs: config.LEASE_APPLY_TIMEOUT_SECONDS * 1000,
+    maxActivePerPrincipal:
+      config.AUTH_MODE === 'disabled'
+        ? Number.POSITIVE_INFINITY
+        : config.LEASE_MAX_ACTIVE_PER_PRINCIPAL,
+    rules: config.LEASE_POLICY,
+  };
 }

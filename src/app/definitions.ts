@@ -1,7 +1,8 @@
 import type { HttpHandler, HttpMethod, InvocationContext, Timer } from '@azure/functions';
 
-import { createHandlers } from '../api/handlers';
-import type { Services } from './services';
+import { httpHandler } from '../api/handle';
+import { routes } from '../api/routes';
+import type { Services } from '../api/services';
 
 /**
  * The one table of function definitions. The Functions host entry point
@@ -28,29 +29,14 @@ export interface TimerDefinition {
 export type FunctionDefinition = HttpDefinition | TimerDefinition;
 
 export function functionDefinitions(services: () => Services): FunctionDefinition[] {
-  const h = createHandlers(services);
-  const http = (
-    name: string,
-    methods: HttpMethod[],
-    route: string,
-    handler: HttpHandler,
-  ): HttpDefinition => ({
-    kind: 'http',
-    name,
-    methods,
-    route,
-    handler,
-  });
   return [
-    http('grantLease', ['POST'], 'leases', h.grantLease),
-    http('listLeases', ['GET'], 'leases', h.listLeases),
-    http('getLease', ['GET'], 'leases/{id}', h.getLease),
-    http('releaseLease', ['DELETE'], 'leases/{id}', h.releaseLease),
-    http('renewLease', ['POST'], 'leases/{id}/renew', h.renewLease),
-    http('listVaults', ['GET'], 'vaults', h.listVaults),
-    http('listAudit', ['GET'], 'audit', h.listAudit),
-    http('health', ['GET'], 'health', h.health),
-    http('openApi', ['GET'], 'openapi.json', h.openApi),
+    ...routes.map((route): HttpDefinition => ({
+      kind: 'http',
+      name: route.name,
+      methods: route.methods,
+      route: route.route,
+      handler: httpHandler(route, services),
+    })),
     {
       kind: 'timer',
       name: 'sweep',

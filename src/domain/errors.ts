@@ -25,6 +25,22 @@ export const ErrorCodes = [
 
 export type ErrorCode = (typeof ErrorCodes)[number];
 
+/**
+ * Codes that say the broker could not do it right now (the caller may retry),
+ * as opposed to a refusal of the request itself. Anything that is not a
+ * DomainError is a bug.
+ */
+const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'AUTH.UNAVAILABLE',
+  'VAULT.UPDATE_TIMEOUT',
+  'STORE.UNAVAILABLE',
+]);
+
+/** A request the broker refused (the caller's doing: a 4xx), not a fault of its own. */
+export function isRefusal(error: unknown): error is DomainError {
+  return error instanceof DomainError && !UNAVAILABLE.has(error.code);
+}
+
 export interface FieldError {
   path: string;
   message: string;

@@ -45,6 +45,10 @@ function looksLikeIpv6(text: string): boolean {
   return text.includes(':') && ipaddr.IPv6.isValid(text.split('/')[0] ?? '');
 }
 
+/** Whitespace and control characters: never part of an address. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u00a0\u2028\u2029]/;
+
 /**
  * Canonical form of a firewall rule value as Key Vault stores it, or
  * `undefined` when the value is not an IPv4 address or CIDR (such a value is
@@ -69,7 +73,13 @@ export function canonicalRule(value: string): string | undefined {
  * says why, and CIDRs with host bits set or wider than `minPrefix`.
  */
 export function parseLeaseIp(input: string, minPrefix: number): string {
-  const text = input.trim();
+  // NOTE: never trimmed: what is leased is exactly what was asked for.
+  if (CONTROL_OR_SPACE.test(input)) {
+    throw notAllowed(
+      `${JSON.stringify(input.slice(0, 64))} contains spaces or control characters: send the address or CIDR alone`,
+    );
+  }
+  const text = input;
   if (looksLikeIpv6(text) || (text.startsWith('[') && text.includes(':'))) {
     throw notAllowed(`${text} is an IPv6 address: Key Vault firewall rules accept IPv4 only`);
   }
@@ -112,7 +122,10 @@ export function parseLeaseIp(input: string, minPrefix: number): string {
  * address without port (IPv4-mapped IPv6 unwrapped), or `undefined` for garbage.
  */
 export function parseForwardedEntry(entry: string): string | undefined {
-  let text = entry.trim();
+  // Only the optional whitespace of an HTTP list (spaces, tabs) surrounds an
+  // entry; anything else that is not printable makes it garbage.
+  let text = entry.replace(/^[ \t]+|[ \t]+$/g, '');
+  if (CONTROL_OR_SPACE.test(text)) return undefined;
   if (text.length === 0 || text.length > 64) return undefined;
   const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
   if (bracketed) {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
+import { VAULT_NAME } from './vault';
+
 /**
  * `pending`: recorded, its rule not yet confirmed on the vault (never shown by
  * the API). `failed`: never applied (timeout or capacity); hidden from the API
@@ -35,7 +37,6 @@ export function isVisible(lease: Pick<Lease, 'status'>): boolean {
 }
 
 const ID_TAIL = /^[a-z0-9]{24}$/;
-export const VAULT_NAME = /^[a-z](?!.*--)[a-z0-9-]{1,22}[a-z0-9]$/;
 
 /**
  * Lease ids are `<vault>.<24 chars>` so that a lease is a point read: the id

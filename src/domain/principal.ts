@@ -17,15 +17,12 @@ export function hasRole(principal: Principal, role: Role): boolean {
   return principal.roles.has(role) || principal.roles.has('Lease.Admin');
 }
 
-export function requireRole(principal: Principal, role: Role, action: string): void {
-  if (!hasRole(principal, role)) {
-    throw new DomainError('AUTH.FORBIDDEN', `${action} needs the ${role} role`);
-  }
-}
-
+/** `AUTH.FORBIDDEN` unless the principal holds one of `roles`; `action` names the request. */
 export function requireAnyRole(principal: Principal, roles: Role[], action: string): void {
   if (!roles.some((role) => hasRole(principal, role))) {
-    throw new DomainError('AUTH.FORBIDDEN', `${action} needs one of the roles ${roles.join(', ')}`);
+    const needs =
+      roles.length === 1 ? `the ${roles[0]} role` : `one of the roles ${roles.join(', ')}`;
+    throw new DomainError('AUTH.FORBIDDEN', `${action} needs ${needs}`);
   }
 }
 

@@ -1,8 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
-import type { Config, ManagedVault } from '../app/config';
 import type { Clock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
+import type { Attempt, EventSink } from '../domain/events';
 import { canonicalRule, parseLeaseIp } from '../domain/ip';
 import {
   isLive,
@@ -12,8 +12,9 @@ import {
   type PublicLeaseStatus,
   vaultOfLeaseId,
 } from '../domain/lease';
-import { hasRole, type Principal, requireAnyRole, requireRole } from '../domain/principal';
-import { decide, type Holder, type PolicyDecision } from '../policy/lease-policy';
+import { hasRole, type Principal, requireAnyRole } from '../domain/principal';
+import { type ManagedVault, MAX_RULES_PER_VAULT } from '../domain/vault';
+import { type Allowance, allowance, type LeaseTerms, leaseTtlSeconds } from '../policy/terms';
 import type { LeaseStore, StoredLease } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import type { PassOutcome, VaultCoordinator } from '../writer/coordinator';
@@ -51,66 +52,22 @@ export interface ListResult {
   skipToken?: string | undefined;
 }
 
-export type LeasePolicy = Pick<
-  Config,
-  | 'LEASE_DEFAULT_TTL_SECONDS'
-  | 'LEASE_MIN_TTL_SECONDS'
-  | 'LEASE_MAX_TTL_SECONDS'
-  | 'LEASE_MIN_PREFIX'
-  | 'LEASE_APPLY_TIMEOUT_SECONDS'
-  | 'LEASE_MAX_ACTIVE_PER_PRINCIPAL'
-> &
-  Partial<Pick<Config, 'LEASE_POLICY'>>;
-
 export interface LeaseServiceDeps {
   store: LeaseStore;
   coordinator: VaultCoordinator;
   clock: Clock;
   vaults: ManagedVault[];
-  policy: LeasePolicy;
+  terms: LeaseTerms;
+  /** Where grants, renewals and releases are reported (the audit trail). */
+  events: EventSink;
   /**
    * Read (never written) by the capacity pre-check when the store does not
    * know a vault's rule count or believes it full. Without it the pre-check
    * trusts the store alone and the writer pass has the last word.
    */
   firewall?: VaultFirewall | undefined;
-  /** Key Vault's limit of IP rules per vault; default 1000. */
+  /** Key Vault's limit of IP rules per vault; default MAX_RULES_PER_VAULT. */
   maxRules?: number | undefined;
-}
-
-/**
- * A capacity refusal decided by the writer pass, which already put it in the
- * audit trail (with the lease id); the HTTP layer does not record it twice.
- */
-export class RefusedByWriter extends DomainError {}
-
-/** TTL bounds for one request: the global settings, narrowed by a policy cap. */
-export interface TtlBounds {
-  min: number;
-  max: number;
-  fallback: number;
-  /** Set when LEASE_POLICY lowered `max`: the rules that allow the most. */
-  cap?: { seconds: number; rules: string[]; vault: string } | undefined;
-}
-
-/**
- * The lease duration in seconds for a requested `ttlSeconds`: the default
- * (never above a policy cap) when none is asked for; any whole number within
- * [min, max] as is; anything else `LEASE.TTL_OUT_OF_RANGE`, naming the policy
- * rule when it, not the global bound, refused it.
- */
-export function resolveTtlSeconds(requested: number | undefined, bounds: TtlBounds): number {
-  const max = Math.min(bounds.max, bounds.cap?.seconds ?? bounds.max);
-  if (requested === undefined) return Math.max(bounds.min, Math.min(bounds.fallback, max));
-  if (Number.isInteger(requested) && requested >= bounds.min && requested <= max) return requested;
-  let message = `ttlSeconds must be between ${bounds.min} and ${max}`;
-  if (bounds.cap && Number.isInteger(requested) && requested > max && requested <= bounds.max) {
-    const rules = bounds.cap.rules.join(', ');
-    message += `: LEASE_POLICY (rule ${rules}) caps leases on ${bounds.cap.vault} for this caller at ${bounds.cap.seconds} seconds`;
-  }
-  throw new DomainError('LEASE.TTL_OUT_OF_RANGE', message, {
-    errors: [{ path: 'ttlSeconds', message }],
-  });
 }
 
 function stripEtag(lease: StoredLease | Lease): Lease {
@@ -135,7 +92,7 @@ export class LeaseService {
   constructor(private readonly deps: LeaseServiceDeps) {
     this.vaultNames = new Set(deps.vaults.map((vault) => vault.name));
     this.byName = new Map(deps.vaults.map((vault) => [vault.name, vault]));
-    this.maxRules = deps.maxRules ?? 1000;
+    this.maxRules = deps.maxRules ?? MAX_RULES_PER_VAULT;
   }
 
   private managedVault(name: string): string {
@@ -146,51 +103,13 @@ export class LeaseService {
     return vault;
   }
 
-  /** The global TTL bounds, narrowed by what LEASE_POLICY allows on `vault`. */
-  private ttlMs(
-    ttlSeconds: number | undefined,
-    vault?: string,
-    decision?: PolicyDecision & { allowed: true },
-  ): number {
-    const { policy } = this.deps;
-    const bounds: TtlBounds = {
-      min: policy.LEASE_MIN_TTL_SECONDS,
-      max: policy.LEASE_MAX_TTL_SECONDS,
-      fallback: policy.LEASE_DEFAULT_TTL_SECONDS,
-    };
-    if (vault !== undefined && decision && decision.maxTtlSeconds < bounds.max) {
-      bounds.cap = { seconds: decision.maxTtlSeconds, rules: decision.rules, vault };
-    }
-    return resolveTtlSeconds(ttlSeconds, bounds) * 1000;
-  }
-
-  /**
-   * What LEASE_POLICY lets `holder` do on `vault` (everything within the global
-   * bounds when there is no policy); `AUTH.FORBIDDEN` when no rule allows it.
-   */
-  private allowance(
-    vault: string,
-    holder: Holder,
-    refusal: string,
-  ): PolicyDecision & { allowed: true } {
-    const decision = decide(
-      this.deps.policy.LEASE_POLICY,
-      vault,
-      holder,
-      this.deps.policy.LEASE_MAX_TTL_SECONDS,
-    );
-    if (!decision.allowed) {
-      const who = holder.appId ? `${holder.id} (application ${holder.appId})` : holder.id;
-      throw new DomainError(
-        'AUTH.FORBIDDEN',
-        `${refusal}: LEASE_POLICY has no rule that lets ${who} lease the vault ${vault}`,
-      );
-    }
-    return decision;
+  /** The lease duration for a requested TTL, within the holder's allowance when known. */
+  private ttlMs(ttlSeconds: number | undefined, allowed?: Allowance): number {
+    return leaseTtlSeconds(this.deps.terms, ttlSeconds, allowed) * 1000;
   }
 
   private deadline(): number {
-    return this.deps.clock.now() + this.deps.policy.LEASE_APPLY_TIMEOUT_SECONDS * 1000;
+    return this.deps.clock.now() + this.deps.terms.applyTimeoutMs;
   }
 
   /**
@@ -198,15 +117,18 @@ export class LeaseService {
    * TTL, IP), then the per-principal cap and the vault's capacity from the
    * store, and only then the lease is written. A refused grant writes nothing.
    */
-  async grant(principal: Principal, request: GrantRequest): Promise<GrantResult> {
-    requireRole(principal, 'Lease.Request', 'Requesting a lease');
+  async grant(
+    principal: Principal,
+    request: GrantRequest,
+    attempt: Partial<Attempt> = {},
+  ): Promise<GrantResult> {
     const vault = this.managedVault(request.vault);
-    const decision = this.allowance(vault, principal, 'Requesting a lease');
-    const ttl = this.ttlMs(request.ttlSeconds, vault, decision);
+    const allowed = allowance(this.deps.terms, vault, principal, 'Requesting a lease');
+    const ttl = this.ttlMs(request.ttlSeconds, allowed);
     let ip: string;
     if (request.ip !== undefined) {
-      requireRole(principal, 'Lease.Admin', 'Naming an explicit ip');
-      ip = parseLeaseIp(request.ip, this.deps.policy.LEASE_MIN_PREFIX);
+      requireAnyRole(principal, ['Lease.Admin'], 'Naming an explicit ip');
+      ip = parseLeaseIp(request.ip, this.deps.terms.minPrefix);
     } else if (request.clientAddress !== undefined) {
       ip = parseLeaseIp(request.clientAddress, 32);
     } else {
@@ -234,7 +156,7 @@ export class LeaseService {
       const previous = await store.findIdempotentLease(vault, principal.id, request.idempotencyKey);
       if (previous && isLive(previous)) return this.repeat(previous);
     }
-    const cap = this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL;
+    const cap = this.deps.terms.maxActivePerPrincipal;
     const capped = Number.isFinite(cap);
     if (capped) {
       lease.slot = true;
@@ -252,8 +174,10 @@ export class LeaseService {
       if (capped) await store.releaseSlot(lease).catch(() => undefined);
       return this.repeat(recorded.lease);
     }
-    const applied = await this.waitApplied(recorded.lease);
-    return { lease: stripEtag(applied), created: true };
+    attempt.leaseId = recorded.lease.id;
+    const applied = stripEtag(await this.waitApplied(recorded.lease));
+    await this.deps.events.emit({ type: 'lease-granted', by: principal, lease: applied });
+    return { lease: applied, created: true };
   }
 
   /** An Idempotency-Key repeat: the same lease, once its rule is on the vault. */
@@ -305,7 +229,7 @@ export class LeaseService {
   }
 
   private refusedByWriter(lease: Lease): DomainError {
-    return new RefusedByWriter(
+    return new DomainError(
       'VAULT.AT_CAPACITY',
       `The vault ${lease.vault} holds the maximum of ${this.maxRules} IP rules; no rule can be added until one is removed`,
     );
@@ -337,7 +261,7 @@ export class LeaseService {
   }
 
   private limitReached(principal: Principal, active: number): DomainError {
-    const cap = this.deps.policy.LEASE_MAX_ACTIVE_PER_PRINCIPAL;
+    const cap = this.deps.terms.maxActivePerPrincipal;
     return new DomainError(
       'LEASE.LIMIT_REACHED',
       `${principal.id} holds ${active} active leases, the most one caller may hold (LEASE_MAX_ACTIVE_PER_PRINCIPAL = ${cap}); release one first`,
@@ -437,12 +361,11 @@ export class LeaseService {
   }
 
   async get(principal: Principal, id: string): Promise<Lease> {
-    requireAnyRole(principal, ['Lease.Request', 'Lease.Read'], 'Reading a lease');
     return stripEtag(await this.visibleLease(principal, id));
   }
 
+  /** A lease the caller may change: its own, or any as Lease.Admin. */
   private async ownedLease(principal: Principal, id: string): Promise<StoredLease> {
-    requireAnyRole(principal, ['Lease.Request', 'Lease.Admin'], 'Changing a lease');
     const lease = await this.visibleLease(principal, id);
     if (lease.principal !== principal.id && !hasRole(principal, 'Lease.Admin')) {
       if (hasRole(principal, 'Lease.Read')) {
@@ -457,16 +380,12 @@ export class LeaseService {
   }
 
   async renew(principal: Principal, id: string, ttlSeconds: number | undefined): Promise<Lease> {
-    requireAnyRole(principal, ['Lease.Request', 'Lease.Admin'], 'Changing a lease');
     // The global bounds need no I/O; the policy cap depends on the lease's holder.
     this.ttlMs(ttlSeconds);
     let lease = await this.ownedLease(principal, id);
-    const decision = this.allowance(
-      lease.vault,
-      { id: lease.principal, appId: lease.appId },
-      'Renewing this lease',
-    );
-    const ttl = this.ttlMs(ttlSeconds, lease.vault, decision);
+    const holder = { id: lease.principal, appId: lease.appId };
+    const allowed = allowance(this.deps.terms, lease.vault, holder, 'Renewing this lease');
+    const ttl = this.ttlMs(ttlSeconds, allowed);
     for (let attempt = 0; attempt < 5; attempt += 1) {
       if (lease.status !== 'active' || lease.expiresAt <= this.deps.clock.now()) {
         throw new DomainError(
@@ -477,7 +396,11 @@ export class LeaseService {
       const renewed = await this.deps.store.updateLiveLease(lease, {
         expiresAt: this.deps.clock.now() + ttl,
       });
-      if (renewed) return stripEtag(renewed);
+      if (renewed) {
+        const result = stripEtag(renewed);
+        await this.deps.events.emit({ type: 'lease-renewed', by: principal, lease: result });
+        return result;
+      }
       lease = await this.visibleLease(principal, id);
     }
     throw new DomainError('STORE.UNAVAILABLE', 'The lease kept changing; try again', {
@@ -485,16 +408,28 @@ export class LeaseService {
     });
   }
 
-  /** `changed` is false when the lease had already ended (answered unchanged). */
-  async release(principal: Principal, id: string): Promise<{ lease: Lease; changed: boolean }> {
+  /**
+   * Release: the lease ends in the store (recorded as released at once), and
+   * the answer waits until the rule is gone from the vault (unless another
+   * lease holds the IP). A lease that had already ended is answered
+   * unchanged, once its rule is surely gone too: a repeat of a release whose
+   * firewall write timed out must not answer 200 while the rule is still there.
+   */
+  async release(principal: Principal, id: string): Promise<Lease> {
     let lease = await this.ownedLease(principal, id);
     for (let attempt = 0; attempt < 5; attempt += 1) {
-      if (!isLive(lease)) return { lease: stripEtag(lease), changed: false };
+      if (!isLive(lease)) {
+        const state = await this.deps.store.getVaultState(lease.vault);
+        if (state.owned.includes(lease.ip))
+          await this.deps.coordinator.sync(lease.vault, this.deadline());
+        return stripEtag(lease);
+      }
       const ended = await this.deps.store.endLease(lease, 'released', this.deps.clock.now());
       if (ended) {
-        // The rule must be gone before the answer (unless another lease holds the IP).
+        const released = stripEtag(ended);
+        await this.deps.events.emit({ type: 'lease-released', by: principal, lease: released });
         await this.deps.coordinator.sync(lease.vault, this.deadline());
-        return { lease: stripEtag(ended), changed: true };
+        return released;
       }
       const fresh = await this.deps.store.getLease(id, lease.vault);
       if (!fresh) throw new DomainError('LEASE.NOT_FOUND', `No lease with id "${id}"`);
@@ -505,8 +440,8 @@ export class LeaseService {
     });
   }
 
+  /** A Lease.Request caller sees its own leases; Lease.Read sees all. */
   async list(principal: Principal, request: ListRequest): Promise<ListResult> {
-    requireAnyRole(principal, ['Lease.Request', 'Lease.Read'], 'Listing leases');
     const ownOnly = !hasRole(principal, 'Lease.Read');
     const vaults =
       request.vault === undefined
@@ -546,40 +481,13 @@ function encodeSkipToken(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-/**
- * The store's continuation token: base64 JSON of the next (opaque, encoded)
- * keys, as the Tables SDK issues it. Checked for that shape so that a forged
- * token is a 400 rather than an SDK parse error; it cannot widen a listing,
- * whose filter pins the vault and, for Lease.Request callers, the principal.
- */
-const OPAQUE_KEY = /^[\w!*+/=.:-]{1,1024}$/;
-
-function isStoreContinuation(continuation: string): boolean {
-  if (continuation.length > 2048) return false;
-  try {
-    const keys = JSON.parse(Buffer.from(continuation, 'base64').toString('utf8')) as unknown;
-    if (typeof keys !== 'object' || keys === null || Array.isArray(keys)) return false;
-    const { nextPartitionKey, nextRowKey, ...rest } = keys as Record<string, unknown>;
-    return (
-      Object.keys(rest).length === 0 &&
-      typeof nextPartitionKey === 'string' &&
-      OPAQUE_KEY.test(nextPartitionKey) &&
-      (nextRowKey === undefined || (typeof nextRowKey === 'string' && OPAQUE_KEY.test(nextRowKey)))
-    );
-  } catch {
-    return false;
-  }
-}
-
 function decodeSkipToken(token: string | undefined, vaults: string[]): Cursor {
   if (token === undefined) return { index: 0 };
   try {
     const cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Cursor;
     if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < vaults.length) {
-      if (
-        cursor.continuation === undefined ||
-        (typeof cursor.continuation === 'string' && isStoreContinuation(cursor.continuation))
-      )
+      // The store checks its own continuation's shape (a forged one is a 400 too).
+      if (cursor.continuation === undefined || typeof cursor.continuation === 'string')
         return { index: cursor.index, continuation: cursor.continuation };
     }
   } catch {

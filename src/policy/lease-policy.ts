@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
 import type { Principal } from '../domain/principal';
+import { isVaultName } from '../domain/vault';
 
 /**
  * `LEASE_POLICY`: who may lease which vault, and for how long.
@@ -24,7 +25,6 @@ import type { Principal } from '../domain/principal';
  */
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const VAULT_OR_ANY = /^(\*|[a-z](?!.*--)[a-z0-9-]{1,22}[a-z0-9])$/i;
 
 const principalIds = (what: string) =>
   z
@@ -49,7 +49,10 @@ export const PolicyRuleSchema = z
         z
           .string()
           .trim()
-          .regex(VAULT_OR_ANY, 'must be a vault name from BROKER_VAULTS or "*"')
+          .refine(
+            (value) => value === '*' || isVaultName(value),
+            'must be a vault name from BROKER_VAULTS or "*"',
+          )
           .transform((value) => value.toLowerCase()),
       )
       .min(1, 'must name at least one vault (or "*")')

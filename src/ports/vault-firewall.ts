@@ -1,4 +1,4 @@
-import type { ManagedVault } from '../app/config';
+import type { ManagedVault } from '../domain/vault';
 
 /** `properties.networkAcls` of a vault, as Resource Manager returns it. */
 export interface NetworkAcls {

@@ -1,7 +1,7 @@
-import type { ManagedVault } from '../app/config';
 import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import type { Logger } from '../domain/logger';
+import type { ManagedVault } from '../domain/vault';
 import type { VaultCoordinator } from '../writer/coordinator';
 
 export interface SweepResult {

@@ -1,6 +1,7 @@
-import type { ManagedVault } from '../app/config';
 import { mapWithLimit } from '../domain/concurrency';
 import { canonicalRule } from '../domain/ip';
+import type { UseCase } from '../domain/use-case';
+import type { ManagedVault } from '../domain/vault';
 import type { LeaseStore } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 
@@ -50,4 +51,16 @@ export async function summariseVaults(deps: {
       ...(vaultUri ? { vaultUri } : {}),
     };
   });
+}
+
+/** The vault overview: Lease.Read. */
+export function vaultsUseCase(
+  summarise: () => Promise<VaultSummary[]>,
+): UseCase<void, VaultSummary[]> {
+  return {
+    name: 'list-vaults',
+    roles: ['Lease.Read'],
+    purpose: 'Listing vaults',
+    run: () => summarise(),
+  };
 }

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 
-import type { ManagedVault } from '../app/config';
 import type { Clock } from '../domain/clock';
 import { DomainError, ensureError } from '../domain/errors';
 import type { Lease } from '../domain/lease';
 import type { Logger } from '../domain/logger';
 import { planRules } from '../domain/rule-plan';
+import type { ManagedVault } from '../domain/vault';
 import type { LeaseStore, StoredLease, VaultState } from '../ports/lease-store';
 import { FirewallError, type VaultFirewall } from '../ports/vault-firewall';
 

@@ -5,7 +5,10 @@ import type { AddressInfo } from 'node:net';
 import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { createEntraAuthenticator, type EntraOptions } from '../../src/adapters/entra/authenticator';
+import {
+  createEntraAuthenticator,
+  type EntraOptions,
+} from '../../src/adapters/entra/authenticator';
 import { DomainError } from '../../src/domain/errors';
 import { hasRole, type Principal } from '../../src/domain/principal';
 

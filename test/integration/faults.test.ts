@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../../dev/emulator/types';
 import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
 import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
-import type { ManagedVault } from '../../src/app/config';
 import { silentLogger } from '../../src/domain/logger';
+import type { ManagedVault } from '../../src/domain/vault';
 import type { NetworkAcls, VaultFirewall } from '../../src/ports/vault-firewall';
 import { VaultCoordinator } from '../../src/writer/coordinator';
 import {

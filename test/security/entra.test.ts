@@ -482,7 +482,9 @@ describe('The role matrix of the contract', () => {
     });
     expect(released.body).toMatchObject({ status: 'released', principal: other.oid });
     expect(rulesOf(emulator, ROLE_VAULT)).not.toContain(held.ip);
-    const entry = (await broker.auditTrail()).find((e) => e.invocationId === released.invocationId);
+    const entry = (await broker.auditTrail()).find(
+      (e) => e.invocationId === released.invocationId && e.action === 'release',
+    );
     expect(entry).toMatchObject({
       action: 'release',
       principal: people.admin.oid,

@@ -352,9 +352,9 @@ const corpus: Case[] = [
     'ttl beyond safe integers',
     `{"vault":"${VAULT}","ttlSeconds":1e21}`,
     400,
-    'invalid-request',
+    'ttl-out-of-range',
   ),
-  grant('ttl negative zero', `{"vault":"${VAULT}","ttlSeconds":-0}`, 400, 'invalid-request'),
+  grant('ttl negative zero', `{"vault":"${VAULT}","ttlSeconds":-0}`, 400, 'ttl-out-of-range'),
   grant('ttl a boolean', { vault: VAULT, ttlSeconds: true }, 400, 'invalid-request'),
   grant('ttl a day', { vault: VAULT, ttlSeconds: 86_400 }, 400, 'ttl-out-of-range'),
   grant(

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
-import { redact, redactingLogger } from '../../src/app/redact';
 import type { Logger } from '../../src/domain/logger';
+import { redact, redactingLogger } from '../../src/observability/redact';
 import { lockedVault, publicIp, testEmulator } from '../support/harness';
 import {
   b64url,

@@ -7,8 +7,8 @@ import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 
 import type { RunningEmulator } from '../../dev/emulator/types';
 import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
+import type { Services } from '../../src/api/services';
 import type { Config } from '../../src/app/config';
-import type { Services } from '../../src/app/services';
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
 import type { Authenticator } from '../../src/domain/principal';
@@ -204,7 +204,7 @@ export function secureBroker(options: {
           capture.push({ source: 'logger', level: 'error', text: line(message, properties) }),
       }
     : silentLogger;
-  const { config, services, store, call } = testBroker({
+  const { config, services, store, audit, call } = testBroker({
     emulator: options.emulator,
     vaults: options.vaults,
     env: { AUTH_MODE: 'entra', ...options.env },
@@ -220,7 +220,7 @@ export function secureBroker(options: {
     const entries: AuditEntry[] = [];
     let continuation: string | undefined;
     do {
-      const page = await services.audit.query({ top: 1000, continuation });
+      const page = await audit.query({ top: 1000, continuation });
       entries.push(...page.entries);
       continuation = page.continuation;
     } while (continuation);

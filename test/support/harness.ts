@@ -14,11 +14,12 @@ import { inject } from 'vitest';
 import { startEmulator } from '../../dev/emulator/server';
 import type { RunningEmulator, StartOptions, VaultSpec } from '../../dev/emulator/types';
 import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
-import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
+import { TableAuditLog } from '../../src/adapters/tables/audit-log';
+import { createTableClient, TableLeaseStore } from '../../src/adapters/tables/lease-store';
+import type { Services } from '../../src/api/services';
 import { createServices } from '../../src/app/composition';
 import { type Config, loadConfig } from '../../src/app/config';
 import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
-import type { Services } from '../../src/app/services';
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
 import type { Authenticator } from '../../src/domain/principal';
@@ -86,6 +87,8 @@ export interface TestBroker {
   config: Config;
   services: Services;
   store: TableLeaseStore;
+  /** The broker's audit table, read directly. */
+  audit: TableAuditLog;
   call(method: string, path: string, init?: CallInit): Promise<CallResult>;
 }
 
@@ -120,6 +123,13 @@ export function testBroker(options: {
     tableName: config.LEASE_TABLE_NAME,
     connectionString: config.LEASE_STORAGE_CONNECTION_STRING,
   });
+  const audit = new TableAuditLog(
+    createTableClient({
+      tableName: `${config.LEASE_TABLE_NAME}audit`,
+      connectionString: config.LEASE_STORAGE_CONNECTION_STRING,
+    }),
+    silentLogger,
+  );
   const firewall = new ArmVaultFirewall({
     endpoint: options.emulator.url,
     credential: {
@@ -193,7 +203,7 @@ export function testBroker(options: {
       invocationId,
     };
   };
-  return { config, services, store, call };
+  return { config, services, store, audit, call };
 }
 
 /** Each test gets its own locked vault (`<prefix>-1`, `-2`, ...), so tests never share firewall state. */

@@ -3,12 +3,12 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createEntraAuthenticator } from '../../src/adapters/entra/authenticator';
-import { createHandlers } from '../../src/api/handlers';
-import type { Services } from '../../src/app/services';
-import { systemClock } from '../../src/domain/clock';
+import type { Services } from '../../src/api/services';
+import { functionDefinitions, type HttpDefinition } from '../../src/app/definitions';
 import { silentLogger } from '../../src/domain/logger';
 import type { Authenticator, Principal, Role } from '../../src/domain/principal';
-import type { GrantRequest, LeaseService } from '../../src/leases/leases';
+import type { UseCase } from '../../src/domain/use-case';
+import type { GrantRequest, GrantResult } from '../../src/leases/leases';
 import { identity, startTenant, type Tenant } from '../security/support';
 
 /**
@@ -21,34 +21,43 @@ const ADMIN: Principal = { id: 'admin', roles: new Set<Role>(['Lease.Admin']) };
 
 function harness(auth: Authenticator = { authenticate: () => Promise.resolve(ADMIN) }) {
   const reached: GrantRequest[] = [];
-  const services = {
+  const unused = () => Promise.reject(new Error('not used'));
+  const grantUseCase: UseCase<GrantRequest, GrantResult> = {
+    name: 'grant',
+    roles: ['Lease.Request'],
+    purpose: 'Requesting a lease',
+    run: (_principal, request) => {
+      reached.push(request);
+      const now = Date.parse('2026-11-25T10:00:00.000Z');
+      return Promise.resolve({
+        created: true,
+        lease: {
+          id: `kv-prop.${'a'.repeat(24)}`,
+          vault: 'kv-prop',
+          ip: `${request.clientAddress ?? request.ip}/32`,
+          status: 'active',
+          principal: 'admin',
+          createdAt: now,
+          expiresAt: now + 600_000,
+        },
+      });
+    },
+  };
+  const other = { name: 'other', roles: [], purpose: 'Other', run: unused };
+  const services: Services = {
     auth,
-    audit: { append: () => Promise.resolve(), query: () => Promise.resolve({ entries: [] }) },
-    leases: {
-      grant: (_principal: Principal, request: GrantRequest) => {
-        reached.push(request);
-        const now = Date.parse('2026-11-25T10:00:00.000Z');
-        return Promise.resolve({
-          created: true,
-          lease: {
-            id: `kv-prop.${'a'.repeat(24)}`,
-            vault: 'kv-prop',
-            ip: `${request.clientAddress ?? request.ip}/32`,
-            status: 'active',
-            principal: 'admin',
-            createdAt: now,
-            expiresAt: now + 600_000,
-          },
-        });
-      },
-    } as unknown as LeaseService,
-    vaults: () => Promise.resolve([]),
+    events: { emit: () => Promise.resolve() },
+    leases: { grant: grantUseCase, list: other, get: other, renew: other, release: other },
+    vaults: other,
+    audit: other,
     health: () => Promise.resolve(),
-    sweep: () => Promise.reject(new Error('not used')),
+    sweep: unused,
     logger: silentLogger,
-    clock: systemClock,
-  } satisfies Services;
-  const handlers = createHandlers(() => services);
+  };
+  const handler = functionDefinitions(() => services).find(
+    (definition): definition is HttpDefinition => definition.name === 'grantLease',
+  )!.handler;
+  const handlers = { grantLease: handler };
   const grant = async (headers: Record<string, string>, body: object = { vault: 'kv-prop' }) => {
     const response = (await handlers.grantLease(
       new HttpRequest({

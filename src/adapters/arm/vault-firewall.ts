@@ -2,7 +2,7 @@ import { KeyVaultManagementClient, type NetworkRuleSet } from '@azure/arm-keyvau
 import type { TokenCredential } from '@azure/core-auth';
 import { RestError } from '@azure/core-rest-pipeline';
 
-import type { ManagedVault } from '../../app/config';
+import type { ManagedVault } from '../../domain/vault';
 import { FirewallError, type NetworkAcls, type VaultFirewall } from '../../ports/vault-firewall';
 
 export interface ArmFirewallOptions {
@@ -18,6 +18,7 @@ export interface ArmFirewallOptions {
 }
 
 const ARM_SCOPE = 'https://management.azure.com/.default';
+const VAULT_URI_RETRY_MS = 30_000;
 
 function retryAfterMs(error: RestError): number | undefined {
   const header = error.response?.headers.get('retry-after');
@@ -88,6 +89,7 @@ export class ArmVaultFirewall implements VaultFirewall {
   private readonly clients = new Map<string, KeyVaultManagementClient>();
   /** `properties.vaultUri` by vault resource id: fixed for a vault's life, so kept once seen. */
   private readonly vaultUris = new Map<string, string>();
+  private readonly vaultUriFailedAt = new Map<string, number>();
 
   constructor(private readonly options: ArmFirewallOptions) {}
 
@@ -130,7 +132,19 @@ export class ArmVaultFirewall implements VaultFirewall {
 
   /** From the last GET of the vault (every writer pass makes one), else one GET now. */
   async vaultUri(vault: ManagedVault, signal?: AbortSignal): Promise<string | undefined> {
-    if (!this.vaultUris.has(vault.resourceId)) await this.read(vault, signal);
+    const known = this.vaultUris.get(vault.resourceId);
+    if (known) return known;
+    // NOTE: while Resource Manager fails, answers go without vaultUri rather than each waiting
+    // for another failing GET: one try per vault every 30 s.
+    if (Date.now() - (this.vaultUriFailedAt.get(vault.resourceId) ?? 0) < VAULT_URI_RETRY_MS) {
+      return undefined;
+    }
+    try {
+      await this.read(vault, signal);
+    } catch (error) {
+      this.vaultUriFailedAt.set(vault.resourceId, Date.now());
+      throw error;
+    }
     return this.vaultUris.get(vault.resourceId);
   }
 

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 
 import { odata, TableClient } from '@azure/data-tables';
 
-import { DomainError } from '../../domain/errors';
 import type { Logger } from '../../domain/logger';
 import type { AuditEntry, AuditLog, AuditQueryOptions } from '../../ports/audit-log';
+import { checkContinuation } from './continuation';
+import { isTableNotFound } from './table-errors';
 
 /**
  * Keys sort newest first: PartitionKey is the reversed UTC day, RowKey the
@@ -18,43 +19,10 @@ function reversedDay(ms: number): string {
   return String(99_999_999 - day).padStart(8, '0');
 }
 
+type AuditRow = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
 function reversedMs(ms: number): string {
   return String(MAX_MS - ms).padStart(13, '0');
-}
-
-/**
- * A `$skiptoken` must have the shape of a continuation the Tables SDK issues
- * (base64 JSON of the next, opaque keys); anything else is the caller's
- * error, answered 400 before it reaches the SDK's parser. A forged but
- * well-formed token can only move within what the query's filter allows.
- */
-const OPAQUE_KEY = /^[\w!*+/=.:-]{1,1024}$/;
-
-function checkContinuation(token: string): string {
-  let valid = false;
-  try {
-    if (token.length <= 2048) {
-      const keys = JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as unknown;
-      if (typeof keys === 'object' && keys !== null && !Array.isArray(keys)) {
-        const { nextPartitionKey, nextRowKey, ...rest } = keys as Record<string, unknown>;
-        valid =
-          Object.keys(rest).length === 0 &&
-          typeof nextPartitionKey === 'string' &&
-          OPAQUE_KEY.test(nextPartitionKey) &&
-          (nextRowKey === undefined ||
-            (typeof nextRowKey === 'string' && OPAQUE_KEY.test(nextRowKey)));
-      }
-    }
-  } catch {
-    valid = false;
-  }
-  if (!valid) {
-    const message = 'is not a token this API issued';
-    throw new DomainError('REQUEST.INVALID', `$skiptoken ${message}`, {
-      errors: [{ path: '$skiptoken', message }],
-    });
-  }
-  return token;
 }
 
 /**
@@ -100,31 +68,13 @@ export class TableAuditLog implements AuditLog {
   private async flush(): Promise<void> {
     const batch = this.queue.splice(0);
     this.flushing = undefined;
-    const rows = batch.map(({ entry }) => ({
+    const rows = batch.map(({ entry }): AuditRow => ({
       partitionKey: reversedDay(entry.at),
       rowKey: `${reversedMs(entry.at)}_${randomBytes(6).toString('hex')}`,
       ...Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined)),
     }));
     try {
-      await this.ensureTable();
-      const byDay = new Map<string, typeof rows>();
-      for (const row of rows)
-        byDay.set(row.partitionKey, [...(byDay.get(row.partitionKey) ?? []), row]);
-      const chunks = [...byDay.values()].flatMap((day) =>
-        Array.from({ length: Math.ceil(day.length / 100) }, (_, n) =>
-          day.slice(n * 100, n * 100 + 100),
-        ),
-      );
-      await Promise.all(
-        chunks.map(async (chunk) => {
-          if (chunk.length === 1) return this.writeOne(chunk[0] as (typeof rows)[number]);
-          try {
-            await this.client.submitTransaction(chunk.map((row) => ['create', row]));
-          } catch {
-            await Promise.all(chunk.map((row) => this.writeOne(row)));
-          }
-        }),
-      );
+      await this.withTable(() => this.write(rows));
     } catch (error) {
       this.lost(rows, error);
     } finally {
@@ -132,12 +82,50 @@ export class TableAuditLog implements AuditLog {
     }
   }
 
-  private async writeOne(
-    row: Record<string, unknown> & { partitionKey: string; rowKey: string },
-  ): Promise<void> {
+  /**
+   * Runs `work` once the table exists. A store that came back empty (a
+   * restarted emulator, a recreated account) has lost the table: create it
+   * again and retry once, as the lease store does.
+   */
+  private async withTable<T>(work: () => Promise<T>): Promise<T> {
+    await this.ensureTable();
+    try {
+      return await work();
+    } catch (error) {
+      if (!isTableNotFound(error)) throw error;
+      this.ready = undefined;
+      await this.ensureTable();
+      return work();
+    }
+  }
+
+  private async write(rows: AuditRow[]): Promise<void> {
+    const byDay = new Map<string, typeof rows>();
+    for (const row of rows)
+      byDay.set(row.partitionKey, [...(byDay.get(row.partitionKey) ?? []), row]);
+    const chunks = [...byDay.values()].flatMap((day) =>
+      Array.from({ length: Math.ceil(day.length / 100) }, (_, n) =>
+        day.slice(n * 100, n * 100 + 100),
+      ),
+    );
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        if (chunk.length === 1) return this.writeOne(chunk[0] as AuditRow);
+        try {
+          await this.client.submitTransaction(chunk.map((row) => ['create', row]));
+        } catch (error) {
+          if (isTableNotFound(error)) throw error;
+          await Promise.all(chunk.map((row) => this.writeOne(row)));
+        }
+      }),
+    );
+  }
+
+  private async writeOne(row: AuditRow): Promise<void> {
     try {
       await this.client.createEntity(row);
     } catch (error) {
+      if (isTableNotFound(error)) throw error;
       this.lost([row], error);
     }
   }
@@ -161,7 +149,13 @@ export class TableAuditLog implements AuditLog {
   ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
     const continuation =
       options.continuation === undefined ? undefined : checkContinuation(options.continuation);
-    await this.ensureTable();
+    return this.withTable(() => this.page(options, continuation));
+  }
+
+  private async page(
+    options: AuditQueryOptions,
+    continuation: string | undefined,
+  ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
     const filters: string[] = [];
     if (options.since !== undefined) {
       filters.push(

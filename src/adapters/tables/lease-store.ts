@@ -20,6 +20,8 @@ import {
   type StoredLease,
   type VaultState,
 } from '../../ports/lease-store';
+import { checkContinuation } from './continuation';
+import { isTableNotFound } from './table-errors';
 
 /**
  * Table layout, one partition per vault (PartitionKey = vault name):
@@ -83,22 +85,27 @@ function unavailable(error: unknown): DomainError {
   );
 }
 
+/**
+ * Whether a failure is the store's (unreachable, timed out, 5xx): a RestError
+ * of the SDK's transport or of the service, or an abort. Anything else thrown
+ * while talking to the store (a TypeError, bad JSON in a row) is a bug and
+ * stays what it is: a 500, never a retryable 503.
+ */
+function isStoreFault(error: unknown): boolean {
+  if (error instanceof RestError) {
+    const status = error.statusCode;
+    return status === undefined || status >= 500 || status === 408;
+  }
+  return error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
+}
+
 async function guard<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    const status = statusOf(error);
-    if (status === undefined || status >= 500 || status === 408) throw unavailable(error);
+    if (isStoreFault(error)) throw unavailable(error);
     throw error;
   }
-}
-
-function isTableNotFound(error: unknown): boolean {
-  return (
-    error instanceof RestError &&
-    error.statusCode === 404 &&
-    /TableNotFound/.test(`${error.code ?? ''} ${error.message}`)
-  );
 }
 
 function isConflict(error: unknown): boolean {
@@ -366,6 +373,9 @@ export class TableLeaseStore implements LeaseStore {
   }
 
   async listLeases(query: ListQuery): Promise<LeasePage> {
+    // A forged continuation is the caller's error, answered before any store call.
+    const continuationToken =
+      query.continuation === undefined ? undefined : checkContinuation(query.continuation);
     return this.run(async () => {
       const statuses = query.status === 'all' ? ['active', 'released', 'expired'] : [query.status];
       // Live rows sort before history; idempotency rows in between carry no
@@ -382,7 +392,7 @@ export class TableLeaseStore implements LeaseStore {
       if (query.principal !== undefined) filter += ` and ${odata`principal eq ${query.principal}`}`;
       const pages = this.client
         .listEntities<LeaseEntity>({ queryOptions: { filter } })
-        .byPage({ maxPageSize: query.top, continuationToken: query.continuation });
+        .byPage({ maxPageSize: query.top, continuationToken });
       const first = await pages.next();
       if (first.done) return { items: [] };
       const page = first.value;

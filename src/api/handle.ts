@@ -1,0 +1,110 @@
+import type {
+  HttpHandler,
+  HttpRequest,
+  HttpResponseInit,
+  InvocationContext,
+} from '@azure/functions';
+
+import { isDomainError } from '../domain/errors';
+import type { Attempt } from '../domain/events';
+import { perform, type UseCase } from '../domain/use-case';
+import { runInInvocation } from '../observability/invocation';
+import { redact } from '../observability/redact';
+import { problemResponse } from './problem';
+import type { Services } from './services';
+
+/**
+ * One HTTP endpoint in the route table: where it lives, the use case it runs
+ * (whose declaration says which roles may call it), how the request becomes
+ * the use case's input (zod schemas), and how the result becomes the answer.
+ */
+export interface UseCaseRoute<Input, Output> {
+  name: string;
+  methods: ('GET' | 'POST' | 'DELETE')[];
+  /** Route below the `api` prefix of host.json. */
+  route: string;
+  useCase: (services: Services) => UseCase<Input, Output>;
+  /** Validates the request; notes validated values (vault, ip, lease id) on `attempt`. */
+  input: (request: HttpRequest, attempt: Attempt) => Promise<Input> | Input;
+  respond: (output: Output, request: HttpRequest) => HttpResponseInit;
+}
+
+/** An endpoint that is not a use case: no caller, no audit (health, the OpenAPI document). */
+export interface PlainRoute {
+  name: string;
+  methods: ('GET' | 'POST' | 'DELETE')[];
+  route: string;
+  answer: (services: Services) => Promise<HttpResponseInit>;
+}
+
+// The table holds routes of many input and output types.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Route = UseCaseRoute<any, any> | PlainRoute;
+
+/** Keeps a route's input and output types checked against each other in the table. */
+export function useCaseRoute<Input, Output>(
+  route: UseCaseRoute<Input, Output>,
+): UseCaseRoute<Input, Output> {
+  return route;
+}
+
+/**
+ * The one error and log policy of the API. A domain error is the problem
+ * type of its code; anything else is a bug: a bare 500 that carries nothing
+ * of the error, logged with its cause and the invocation id (text through
+ * `redact`, so no token reaches a log).
+ */
+function failure(
+  error: unknown,
+  context: InvocationContext,
+  services: (() => Services) | undefined,
+): HttpResponseInit {
+  const response = problemResponse(error);
+  if (!isDomainError(error)) {
+    const message = redact(
+      error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',
+    );
+    const cause =
+      error instanceof Error && error.cause instanceof Error
+        ? redact(`${error.cause.name}: ${error.cause.message}`)
+        : undefined;
+    context.error(`Unhandled error in ${context.functionName}: ${message}`);
+    let logger;
+    try {
+      logger = services?.().logger;
+    } catch {
+      logger = undefined; // the services could not be built: the context log has it
+    }
+    logger?.error('Unhandled error', {
+      invocationId: context.invocationId,
+      function: context.functionName,
+      message,
+      ...(cause === undefined ? {} : { cause }),
+      ...(error instanceof Error && error.stack ? { stack: redact(error.stack) } : {}),
+    });
+  }
+  return response;
+}
+
+/** The Functions handler of a route, run in its invocation's scope. */
+export function httpHandler(route: Route, services: () => Services): HttpHandler {
+  return (request, context) =>
+    runInInvocation(context.invocationId, async () => {
+      try {
+        if ('answer' in route) return await route.answer(services());
+        const built = services();
+        const useCase: UseCase<unknown, unknown> = route.useCase(built);
+        const output = await perform(
+          useCase,
+          {
+            authenticate: () => built.auth.authenticate(request.headers),
+            input: (attempt): unknown => route.input(request, attempt),
+          },
+          built.events,
+        );
+        return route.respond(output, request);
+      } catch (error) {
+        return failure(error, context, services);
+      }
+    });
+}
