@@ -8,7 +8,7 @@ import { STATE } from '../../clients/pipeline/lease-step';
 import { startTaskStep } from '../../dev/ci/runners';
 import { publicIp } from '../support/harness';
 import { http } from '../support/processes';
-import { ciWorld, until } from './ci-support';
+import { ciWorld, interruptedMidGrant } from './ci-support';
 import { readZip } from './zip';
 
 /**
@@ -86,27 +86,14 @@ describe('Azure Pipelines task (staged extension, agent protocol, real broker)',
 
   it('When the job is cancelled (SIGINT) while the grant request is in flight, then the post-job handler releases what the broker granted', async () => {
     const ip = publicIp(202);
-    world.emulator.configure({ writeLatencyMs: 1500 });
-    const writesBefore = world.emulator.stats().patches + world.emulator.stats().puts;
-    try {
-      const step = execution(ip);
-      await until(
-        () => world.emulator.stats().patches + world.emulator.stats().puts > writesBefore,
-        15_000,
-        'the broker writing the vault',
-      );
-      step.child.kill('SIGINT');
-      const interrupted = await step.done;
-      expect(interrupted.result).not.toBe('Succeeded');
-      expect(interrupted.outputs.leaseId).toBeUndefined();
-      expect(interrupted.taskVariables[STATE.phase]).toBe('granting');
+    const interrupted = await interruptedMidGrant(world, () => execution(ip));
+    expect(interrupted.result).not.toBe('Succeeded');
+    expect(interrupted.outputs.leaseId).toBeUndefined();
+    expect(interrupted.taskVariables[STATE.phase]).toBe('granting');
 
-      const released = await postJob(interrupted.taskVariables);
-      expect(released.result, released.stdout).toBe('Succeeded');
-      expect(released.stdout).toMatch(/lease \S+ is released/);
-    } finally {
-      world.emulator.configure({ writeLatencyMs: 50 });
-    }
+    const released = await postJob(interrupted.taskVariables);
+    expect(released.result, released.stdout).toBe('Succeeded');
+    expect(released.stdout).toMatch(/lease \S+ is released/);
     expect(world.rules()).not.toContain(`${ip}/32`);
     expect((await world.activeLeases()).filter((lease) => lease.ip === `${ip}/32`)).toEqual([]);
   });

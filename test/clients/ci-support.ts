@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process';
+
 import { afterAll, beforeAll } from 'vitest';
 
 import { type FrontEnd, startFrontEnd } from '../../dev/ci/front-end';
@@ -59,5 +61,27 @@ export async function until(check: () => boolean, timeoutMs: number, what: strin
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * Starts a step whose grant makes the broker write the vault slowly (1.5 s
+ * per write), sends it SIGINT once the broker is writing (the grant request
+ * is in flight), and resolves with how the step ended.
+ */
+export async function interruptedMidGrant<T>(
+  world: CiWorld,
+  start: () => { child: ChildProcess; done: Promise<T> },
+): Promise<T> {
+  world.emulator.configure({ writeLatencyMs: 1500 });
+  const writes = () => world.emulator.stats().patches + world.emulator.stats().puts;
+  const before = writes();
+  try {
+    const step = start();
+    await until(() => writes() > before, 15_000, 'the broker writing the vault');
+    step.child.kill('SIGINT');
+    return await step.done;
+  } finally {
+    world.emulator.configure({ writeLatencyMs: 50 });
   }
 }

@@ -6,7 +6,7 @@ import { STATE } from '../../clients/pipeline/lease-step';
 import { startActionStep } from '../../dev/ci/runners';
 import { publicIp } from '../support/harness';
 import { http } from '../support/processes';
-import { ciWorld, until } from './ci-support';
+import { ciWorld, interruptedMidGrant } from './ci-support';
 
 /**
  * The committed bundle of the GitHub action, run as the runner runs it (its
@@ -111,35 +111,18 @@ describe('GitHub action (bundle, runner protocol, real broker)', () => {
   it('When the job is cancelled (SIGINT) while the grant request is in flight, then the post step finds the lease by its Idempotency-Key and no active lease is left', async () => {
     const ip = publicIp(103);
     world.frontEnd.clientAddress = ip;
-    world.emulator.configure({ writeLatencyMs: 1500 });
-    const writesBefore = world.emulator.stats().patches + world.emulator.stats().puts;
-    try {
-      const step = startActionStep({
-        actionDir: ACTION,
-        entry: 'main',
-        inputs: inputs(),
-        env: world.env(),
-      });
-      // The broker is writing the rule: the request is in flight.
-      await until(
-        () => world.emulator.stats().patches + world.emulator.stats().puts > writesBefore,
-        15_000,
-        'the broker writing the vault',
-      );
-      step.child.kill('SIGINT');
-      const interrupted = await step.done;
-      expect(interrupted.exitCode).not.toBe(0);
-      expect(interrupted.outputs['lease-id']).toBeUndefined();
-      expect(interrupted.state[STATE.phase]).toBe('granting');
-      expect(interrupted.state[STATE.key]).toMatch(/\S/);
+    const interrupted = await interruptedMidGrant(world, () =>
+      startActionStep({ actionDir: ACTION, entry: 'main', inputs: inputs(), env: world.env() }),
+    );
+    expect(interrupted.exitCode).not.toBe(0);
+    expect(interrupted.outputs['lease-id']).toBeUndefined();
+    expect(interrupted.state[STATE.phase]).toBe('granting');
+    expect(interrupted.state[STATE.key]).toMatch(/\S/);
 
-      const released = await post(interrupted.state);
-      expect(released.exitCode, released.stdout).toBe(0);
-      expect(released.stdout).toContain('Idempotency-Key');
-      expect(released.stdout).toMatch(/lease \S+ is released/);
-    } finally {
-      world.emulator.configure({ writeLatencyMs: 50 });
-    }
+    const released = await post(interrupted.state);
+    expect(released.exitCode, released.stdout).toBe(0);
+    expect(released.stdout).toContain('Idempotency-Key');
+    expect(released.stdout).toMatch(/lease \S+ is released/);
     expect(world.rules()).not.toContain(`${ip}/32`);
     expect((await world.activeLeases()).filter((lease) => lease.ip === `${ip}/32`)).toEqual([]);
     // The repeat found the interrupted grant's lease: one lease for the address, not two.

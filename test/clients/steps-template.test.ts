@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 import { asArray, asRecord, asString, readYamlAsStrings } from '../infra/helpers';
 import { publicIp } from '../support/harness';
-import { ciWorld, until } from './ci-support';
+import { ciWorld, interruptedMidGrant } from './ci-support';
 
 /**
  * The CLI steps template's commands against the real broker. No pwsh runs
@@ -138,38 +138,27 @@ describe('Azure Pipelines steps template: its kv-lease commands against the real
   it('When the grant is cancelled in flight, then the release step repeats it by the same Idempotency-Key and releases that lease', async () => {
     const ip = publicIp(302);
     world.frontEnd.clientAddress = ip;
-    world.emulator.configure({ writeLatencyMs: 1500 });
-    const writesBefore = world.emulator.stats().patches + world.emulator.stats().puts;
-    try {
-      const env = stepEnv(grantStep, parameters(), variables('job-302'));
-      const grant = kvLease(commandLine(grantStep, 'grant', env), env);
-      await until(
-        () => world.emulator.stats().patches + world.emulator.stats().puts > writesBefore,
-        15_000,
-        'the broker writing the vault',
-      );
-      grant.child.kill('SIGINT');
-      expect((await grant.done).code).not.toBe(0);
+    const env = stepEnv(grantStep, parameters(), variables('job-302'));
+    const grant = await interruptedMidGrant(world, () =>
+      kvLease(commandLine(grantStep, 'grant', env), env),
+    );
+    expect(grant.code).not.toBe(0);
 
-      // KV_LEASE_ID was never set: the agent leaves its macro as text.
-      const releaseEnv = stepEnv(releaseStep, parameters(), {
-        ...variables('job-302'),
-        KV_LEASE_ID_STARTED: 'true',
-      });
-      expect(releaseEnv.KV_LEASE_RELEASE_ID).toBe('$(KV_LEASE_ID)');
-      expect(releaseEnv.KV_LEASE_IDEMPOTENCY_KEY).toBe(env.KV_LEASE_IDEMPOTENCY_KEY);
-      const repeated = await kvLease(commandLine(releaseStep, 'grant', releaseEnv), releaseEnv)
-        .done;
-      expect(repeated.code, repeated.stderr).toBe(0);
-      const lease = JSON.parse(repeated.stdout);
-      const released = await kvLease(
-        commandLine(releaseStep, 'release', releaseEnv, lease.id),
-        releaseEnv,
-      ).done;
-      expect(released.code, released.stderr).toBe(0);
-    } finally {
-      world.emulator.configure({ writeLatencyMs: 50 });
-    }
+    // KV_LEASE_ID was never set: the agent leaves its macro as text.
+    const releaseEnv = stepEnv(releaseStep, parameters(), {
+      ...variables('job-302'),
+      KV_LEASE_ID_STARTED: 'true',
+    });
+    expect(releaseEnv.KV_LEASE_RELEASE_ID).toBe('$(KV_LEASE_ID)');
+    expect(releaseEnv.KV_LEASE_IDEMPOTENCY_KEY).toBe(env.KV_LEASE_IDEMPOTENCY_KEY);
+    const repeated = await kvLease(commandLine(releaseStep, 'grant', releaseEnv), releaseEnv).done;
+    expect(repeated.code, repeated.stderr).toBe(0);
+    const lease = JSON.parse(repeated.stdout);
+    const released = await kvLease(
+      commandLine(releaseStep, 'release', releaseEnv, lease.id),
+      releaseEnv,
+    ).done;
+    expect(released.code, released.stderr).toBe(0);
     expect(world.rules()).not.toContain(`${ip}/32`);
     expect((await world.activeLeases()).filter((lease) => lease.ip === `${ip}/32`)).toEqual([]);
   });
