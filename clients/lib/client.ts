@@ -28,17 +28,18 @@ export interface VaultSummary {
   vaultUri?: string;
 }
 
+/** An audit item; fields that do not apply are null (or absent, from older brokers). */
 export interface AuditEntry {
   at: string;
   action: string;
   principal: string;
-  appId?: string;
-  vault?: string;
-  ip?: string;
-  leaseId?: string;
+  appId?: string | null;
+  vault?: string | null;
+  ip?: string | null;
+  leaseId?: string | null;
   outcome: string;
-  detail?: string;
-  invocationId?: string;
+  detail?: string | null;
+  invocationId?: string | null;
 }
 
 /** Resolves to a bearer token (without the `Bearer ` prefix). */

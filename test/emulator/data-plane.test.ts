@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { type RunningEmulator, startEmulator } from '../../dev/emulator/server';
+import { startReadyLine } from '../../dev/local/processes';
 import { armClient, BEARER, createTestVault, rawRequest } from './helpers';
 
 /** GET {vaultUri}secrets as the kv-lease probe sends it. */
@@ -155,6 +158,30 @@ describe('Key Vault emulator: the data plane at each vault URI', () => {
       expect((response.json() as any).error.message).toContain('Client address: 127.0.0.1');
     } finally {
       await plain.close();
+    }
+  });
+
+  it('When the emulator CLI gets --propagation-delay and --client-address, then its data plane is configured with them', async () => {
+    // The compiled CLI (npm run build, pretest), as npm start and the benchmark run it.
+    const script = join(resolve(__dirname, '..', '..'), 'dist', 'dev', 'emulator', 'cli.js');
+    const { child, ready } = await startReadyLine<{ ready: true; url: string; caPath: string }>(
+      'emulator',
+      script,
+      ['--propagation-delay', '1500', '--client-address', '52.1.2.3'],
+      process.env,
+    );
+    try {
+      const config = await rawRequest(
+        { url: ready.url, caPem: readFileSync(ready.caPath, 'utf8') },
+        'GET',
+        '/_emulator/data-plane',
+      );
+      expect((config.json() as any).config).toMatchObject({
+        propagationDelayMs: 1500,
+        clientAddress: '52.1.2.3',
+      });
+    } finally {
+      await child.stop();
     }
   });
 });

@@ -6,6 +6,11 @@ const controller = new AbortController();
 const interrupt = (): void => controller.abort(new Error('interrupted'));
 process.once('SIGINT', interrupt);
 process.once('SIGTERM', interrupt);
+// `kv-lease leases list | head -1`: a reader that has gone is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
 
 void run(process.argv.slice(2), {
   env: process.env,
