@@ -11,6 +11,7 @@ export default tseslint.config(
       'clients/*/dist/**',
       'clients/*/*/dist/**',
       'vitest.config.mts',
+      'vitest.unit.config.mts',
       'node_modules/**',
       '.azurite/**',
       '.emulator/**',

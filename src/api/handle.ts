@@ -8,6 +8,7 @@ import type {
 import { isDomainError } from '../domain/errors';
 import type { Attempt } from '../domain/events';
 import { perform, type UseCase } from '../domain/use-case';
+import { errorFields } from '../observability/error-fields';
 import { runInInvocation } from '../observability/invocation';
 import { redact } from '../observability/redact';
 import { problemResponse } from './problem';
@@ -61,14 +62,8 @@ function failure(
 ): HttpResponseInit {
   const response = problemResponse(error);
   if (!isDomainError(error)) {
-    const message = redact(
-      error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',
-    );
-    const cause =
-      error instanceof Error && error.cause instanceof Error
-        ? redact(`${error.cause.name}: ${error.cause.message}`)
-        : undefined;
-    context.error(`Unhandled error in ${context.functionName}: ${message}`);
+    const fields = errorFields(error);
+    context.error(`Unhandled error in ${context.functionName}: ${fields.error}`);
     let logger;
     try {
       logger = services?.().logger;
@@ -78,9 +73,16 @@ function failure(
     logger?.error('Unhandled error', {
       invocationId: context.invocationId,
       function: context.functionName,
-      message,
-      ...(cause === undefined ? {} : { cause }),
+      ...fields,
       ...(error instanceof Error && error.stack ? { stack: redact(error.stack) } : {}),
+    });
+  } else if (response.status !== undefined && response.status >= 500) {
+    // A fault of the broker's own (store, vault, key set): logged with its cause.
+    services?.().logger.warn('Request failed', {
+      invocationId: context.invocationId,
+      function: context.functionName,
+      code: error.code,
+      ...errorFields(error),
     });
   }
   return response;

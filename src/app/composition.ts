@@ -18,6 +18,7 @@ import { leaseUseCases } from '../leases/use-cases';
 import { currentInvocationId, runInInvocation } from '../observability/invocation';
 import { jsonLogger } from '../observability/json-logger';
 import { redactingLogger } from '../observability/redact';
+import type { AuditLog } from '../ports/audit-log';
 import type { LeaseStore } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import { sweep } from '../sweep/sweep';
@@ -61,6 +62,7 @@ export interface Overrides {
   logger?: Logger;
   store?: LeaseStore;
   firewall?: VaultFirewall;
+  audit?: AuditLog;
   auth?: Authenticator;
 }
 
@@ -78,13 +80,17 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
       tableServiceUri: config.LEASE_STORAGE__tableServiceUri,
       credential: connectionString ? undefined : azureCredential(),
     });
-  const auditClient = createTableClient({
-    tableName: `${config.LEASE_TABLE_NAME}audit`,
-    connectionString,
-    tableServiceUri: config.LEASE_STORAGE__tableServiceUri,
-    credential: connectionString ? undefined : azureCredential(),
-  });
-  const audit = new TableAuditLog(auditClient, logger);
+  const audit =
+    overrides.audit ??
+    new TableAuditLog(
+      createTableClient({
+        tableName: `${config.LEASE_TABLE_NAME}audit`,
+        connectionString,
+        tableServiceUri: config.LEASE_STORAGE__tableServiceUri,
+        credential: connectionString ? undefined : azureCredential(),
+      }),
+      logger,
+    );
   const firewall =
     overrides.firewall ??
     new ArmVaultFirewall({

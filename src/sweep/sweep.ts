@@ -2,6 +2,7 @@ import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import type { Logger } from '../domain/logger';
 import type { ManagedVault } from '../domain/vault';
+import { errorFields } from '../observability/error-fields';
 import type { VaultCoordinator } from '../writer/coordinator';
 
 export interface SweepResult {
@@ -43,7 +44,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
       failed.push({ vault: vault.name, error: message });
       deps.logger.warn('Sweep could not reconcile a vault; the next run retries', {
         vault: vault.name,
-        error: message,
+        ...errorFields(error),
       });
     }
   });

@@ -34,26 +34,23 @@ export class InMemoryVaultFirewall implements VaultFirewall {
     return acls;
   }
 
-  read(vault: ManagedVault): Promise<NetworkAcls> {
-    try {
-      return Promise.resolve(structuredClone(this.find(vault)));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  // async: an unknown vault rejects, as the ARM adapter's call does.
+  async read(vault: ManagedVault): Promise<NetworkAcls> {
+    return structuredClone(this.find(vault));
   }
 
-  writeIpRules(vault: ManagedVault, base: NetworkAcls, ipRules: string[]): Promise<NetworkAcls> {
-    try {
-      this.find(vault);
-      const next: NetworkAcls = {
-        ...structuredClone(base),
-        ipRules: ipRules.map((value) => ({ value: canonicalRule(value) ?? value })),
-      };
-      this.acls.set(vault.resourceId.toLowerCase(), next);
-      this.writes += 1;
-      return Promise.resolve(structuredClone(next));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  async writeIpRules(
+    vault: ManagedVault,
+    base: NetworkAcls,
+    ipRules: string[],
+  ): Promise<NetworkAcls> {
+    this.find(vault);
+    const next: NetworkAcls = {
+      ...structuredClone(base),
+      ipRules: ipRules.map((value) => ({ value: canonicalRule(value) ?? value })),
+    };
+    this.acls.set(vault.resourceId.toLowerCase(), next);
+    this.writes += 1;
+    return structuredClone(next);
   }
 }

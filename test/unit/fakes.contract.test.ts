@@ -1,5 +1,7 @@
+import { auditLogContract } from '../contracts/audit-log.contract';
 import { leaseStoreContract } from '../contracts/lease-store.contract';
 import { LOCKED, vaultFirewallContract } from '../contracts/vault-firewall.contract';
+import { InMemoryAuditLog } from '../fakes/audit-log';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 import { InMemoryVaultFirewall } from '../fakes/vault-firewall';
 
@@ -11,3 +13,5 @@ vaultFirewallContract('InMemoryVaultFirewall', (vault) => {
   firewall.addVault(vault, LOCKED);
   return firewall;
 });
+
+auditLogContract('InMemoryAuditLog', () => new InMemoryAuditLog());

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { odata, TableClient } from '@azure/data-tables';
 
 import type { Logger } from '../../domain/logger';
+import { errorFields } from '../../observability/error-fields';
 import type { AuditEntry, AuditLog, AuditQueryOptions } from '../../ports/audit-log';
 import { checkContinuation } from './continuation';
 import { isTableNotFound } from './table-errors';
@@ -139,7 +140,7 @@ export class TableAuditLog implements AuditLog {
       this.logger.error('Audit entry could not be written', {
         action: row.action,
         leaseId: row.leaseId,
-        error: error instanceof Error ? error.message : 'unknown',
+        ...errorFields(error),
       });
     }
   }
