@@ -10,6 +10,7 @@ import { clientsScenario } from './scenarios/clients';
 import { consoleFirstRender } from './scenarios/console';
 import { documentedVsLease } from './scenarios/documented-method';
 import { failover, permanentRefusal } from './scenarios/faults';
+import { postStepRelease } from './scenarios/post-step';
 import { singleGrant } from './scenarios/single-grant';
 import { sweepTenThousand } from './scenarios/sweep';
 
@@ -118,6 +119,7 @@ async function main(): Promise<number> {
     await scenario('7-permanent-refusal', () => permanentRefusal(ctx));
     await scenario('8-clients', () => clientsScenario(ctx));
     await scenario('9-console', () => consoleFirstRender(ctx));
+    await scenario('10-post-step-release', () => postStepRelease(ctx));
   } catch (error) {
     failure = error;
     log(

@@ -1,35 +1,35 @@
-// Bundles the kv-lease CLI into self-contained files (commander, the client library and
-// @azure/identity inlined, no dependencies to install) so that `npx` or a tarball install starts
-// fast. Run by `npm run build:clients` (and so by `npm run build`).
+// Bundles the clients with esbuild, every dependency inlined:
+// - cli: the kv-lease CLI, self-contained (commander, the client library
+//   and @azure/identity inlined) so that `npx` or a tarball install starts
+//   fast and needs no dependencies (npm run build:clients, and so npm run
+//   build). @azure/identity is most of the code but only needed when no
+//   token comes from the environment, so it is a second file, required on
+//   first use: `kv-lease --version` then parses 60 KB instead of 500 KB;
+// - action: the GitHub action's committed dist/ (npm run build:action; a
+//   test checks the committed files are fresh);
+// - task: the Azure Pipelines task (built into the extension by
+//   npm run package:ado).
+// Each CI client is one bundle (its `run` module) plus one tiny launcher per
+// entry point the runner or agent calls. Paths go through node:path, so this
+// runs on a Windows checkout too.
 //
-// NOTE: @azure/identity is most of the code but only needed when no token comes from the
-// environment, so it is a second file, required on first use: `kv-lease --version` then parses
-// 60 KB instead of 500 KB (about 200 ms less on a busy 2-core machine).
-import { chmodSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import process from 'node:process';
+//   node clients/build.mjs [cli|action|task|all]
+/* global console, process */
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-import esbuild from 'esbuild';
+import { build } from 'esbuild';
 
-const root = join(import.meta.dirname, '..');
-const cli = join(import.meta.dirname, 'cli');
-const { version } = JSON.parse(readFileSync(join(cli, 'package.json'), 'utf8'));
-const outdir = join(cli, 'dist');
+const CLIENTS = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(CLIENTS);
+
 const IDENTITY_FILE = 'kv-lease-identity.js';
 
-const common = {
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minify: true,
-  legalComments: 'linked',
-  logLevel: 'warning',
-};
-
 /**
- * `import('@azure/identity')` loads a shim bundled in (so it stays lazy, and CommonJS interop is
- * esbuild's) whose `require('./kv-lease-identity.js')` is left to run beside the bin.
+ * `import('@azure/identity')` loads a shim bundled in (so it stays lazy, and
+ * CommonJS interop is esbuild's) whose `require('./kv-lease-identity.js')` is
+ * left to run beside the bin.
  */
 const identityApart = {
   name: 'identity-apart',
@@ -49,24 +49,117 @@ const identityApart = {
   },
 };
 
-try {
-  await Promise.all([
-    esbuild.build({
-      ...common,
-      entryPoints: [join(cli, 'src', 'bin.ts')],
-      outfile: join(outdir, 'kv-lease.js'),
+const cliVersion = () =>
+  JSON.parse(readFileSync(join(CLIENTS, 'cli', 'package.json'), 'utf8')).version;
+
+/**
+ * Per client: the module bundled, its bundle, launchers (file -> exported
+ * function), and what else esbuild needs.
+ */
+export const BUNDLES = {
+  cli: {
+    entry: join(CLIENTS, 'cli', 'src', 'bin.ts'),
+    out: join(CLIENTS, 'cli', 'dist', 'kv-lease.js'),
+    launchers: {},
+    executable: true,
+    options: () => ({
       banner: { js: '#!/usr/bin/env node' },
-      define: { KV_LEASE_VERSION: JSON.stringify(version) },
+      define: { KV_LEASE_VERSION: JSON.stringify(cliVersion()) },
       plugins: [identityApart],
     }),
-    esbuild.build({
+    companions: [
+      {
+        stdin: { contents: "module.exports = require('@azure/identity');", resolveDir: ROOT },
+        out: join(CLIENTS, 'cli', 'dist', IDENTITY_FILE),
+      },
+    ],
+  },
+  action: {
+    entry: join(CLIENTS, 'github-action', 'src', 'run.ts'),
+    out: join(CLIENTS, 'github-action', 'dist', 'run.cjs'),
+    launchers: { 'main.cjs': 'main', 'post.cjs': 'post' },
+  },
+  task: {
+    entry: join(CLIENTS, 'azure-pipelines', 'task', 'src', 'run.ts'),
+    out: join(CLIENTS, 'azure-pipelines', 'task', 'dist', 'run.js'),
+    launchers: { 'execution.js': 'execution', 'post.js': 'post' },
+  },
+};
+
+export function posix(path) {
+  return path.split('\\').join('/');
+}
+
+/**
+ * The files of one client, in memory: path -> text. Deterministic for the
+ * same sources and esbuild version (no timestamps, no absolute paths), which
+ * lets a test compare the committed dist/ with a fresh build.
+ */
+export async function bundle(target) {
+  const common = {
+    bundle: true,
+    platform: 'node',
+    // The GitHub runner runs node24; the agent's Node20_1 handler Node 20.
+    target: 'node20',
+    format: 'cjs',
+    minify: true,
+    // The licences of what is inlined, in <bundle>.LEGAL.txt next to it.
+    legalComments: 'linked',
+    charset: 'utf8',
+    write: false,
+    absWorkingDir: ROOT,
+    logLevel: 'silent',
+  };
+  const builds = [
+    build({
       ...common,
-      stdin: { contents: "module.exports = require('@azure/identity');", resolveDir: root },
-      outfile: join(outdir, IDENTITY_FILE),
+      entryPoints: [target.entry],
+      outfile: target.out,
+      banner: {
+        js: `// Generated by clients/build.mjs from ${posix(relative(ROOT, target.entry))}: do not edit.`,
+      },
+      ...(target.options?.() ?? {}),
     }),
-  ]);
-  chmodSync(join(outdir, 'kv-lease.js'), 0o755);
-} catch {
-  // esbuild has printed what went wrong.
-  process.exit(1);
+    ...(target.companions ?? []).map(({ stdin, out }) => build({ ...common, stdin, outfile: out })),
+  ];
+  const files = new Map();
+  for (const result of await Promise.all(builds)) {
+    for (const file of result.outputFiles) files.set(file.path, file.text);
+  }
+  if (!files.has(target.out)) throw new Error(`esbuild wrote nothing for ${target.entry}`);
+  for (const [name, exported] of Object.entries(target.launchers)) {
+    files.set(
+      join(dirname(target.out), name),
+      `// Generated by clients/build.mjs: do not edit.\n` +
+        `require('./${basename(target.out)}').${exported}();\n`,
+    );
+  }
+  return files;
+}
+
+export async function writeBundles(kind) {
+  const wanted = kind === 'all' ? Object.keys(BUNDLES) : [kind];
+  const written = [];
+  for (const name of wanted) {
+    const target = BUNDLES[name];
+    if (!target) throw new Error(`unknown client '${name}': use action, task or all`);
+    for (const [path, text] of await bundle(target)) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+      if (target.executable && path === target.out) chmodSync(path, 0o755);
+      written.push(path);
+      console.log(`${posix(relative(ROOT, path))}  ${(text.length / 1024).toFixed(0)} KiB`);
+    }
+  }
+  return written;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  try {
+    await writeBundles(process.argv[2] ?? 'all');
+  } catch (error) {
+    // esbuild's message says what went wrong; no stack trace.
+    console.error(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  }
 }

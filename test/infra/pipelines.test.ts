@@ -1,196 +1,128 @@
-import { execFileSync } from 'node:child_process';
-
 import { describe, expect, it } from 'vitest';
 
-import {
-  asArray,
-  asRecord,
-  asString,
-  isRecord,
-  readText,
-  readYaml,
-  readYamlAsStrings,
-} from './helpers';
+import { asArray, asRecord, asString, readText, readYaml, readYamlAsStrings } from './helpers';
 
-/** What a pipeline author relies on when copying the templates, beyond their schemas. */
+/**
+ * What a pipeline author relies on in the CI clients' metadata, beyond their
+ * schemas (test/infra/schemas.test.ts). Their behaviour is tested against the
+ * real broker in test/clients/.
+ */
 
-const TEMPLATE = 'pipelines/azure-pipelines/kv-lease-steps.yml';
-const template = asRecord(readYamlAsStrings(TEMPLATE), 'template');
-const templateSteps = asArray(template.steps, 'steps');
-const acquireStep = asRecord(templateSteps[0], 'acquire step');
-const releaseStep = asRecord(templateSteps[templateSteps.length - 1], 'release step');
-const inlineScript = (step: Record<string, unknown>) =>
-  asString(asRecord(step.inputs, 'inputs').inlineScript, 'inlineScript');
+const ACTION = 'clients/github-action/action.yml';
+const TASK = 'clients/azure-pipelines/task/task.json';
+const TEMPLATE = 'clients/azure-pipelines/templates/kv-lease-steps.yml';
 
-const actions = ['pipelines/github/action.yml', 'pipelines/github/release/action.yml'].map(
-  (path) => {
-    const action = asRecord(readYaml(path), path);
-    const steps = asArray(asRecord(action.runs, 'runs').steps, 'steps').map((step) =>
-      asRecord(step, 'step'),
-    );
-    return { path, action, steps };
-  },
-);
+describe('GitHub action metadata', () => {
+  const action = asRecord(readYaml(ACTION), 'action');
+  const inputs = asRecord(action.inputs, 'inputs');
 
-const scripts: [string, string][] = [
-  [`${TEMPLATE} acquire`, inlineScript(acquireStep)],
-  [`${TEMPLATE} release`, inlineScript(releaseStep)],
-  ...actions.flatMap(({ path, steps }) =>
-    steps.map((step, index): [string, string] => [
-      `${path} step ${index}`,
-      asString(step.run, 'run'),
-    ]),
-  ),
-];
-
-describe('pipeline scripts', () => {
-  it.each(scripts)('When bash reads the script of %s, Then it parses', (_name, script) => {
-    expect(() =>
-      execFileSync('bash', ['-n'], { input: script, stdio: ['pipe', 'pipe', 'pipe'] }),
-    ).not.toThrow();
-  });
-
-  it.each(scripts)(
-    'When %s runs, Then no template expression is spliced into its code (inputs arrive through env)',
-    (_name, script) => {
-      expect(script).not.toContain('${{');
-    },
-  );
-
-  it.each(scripts.slice(0, 2))(
-    'When the agent expands macros in %s, Then none can match: the script has no $(name) without a space',
-    (_name, script) => {
-      expect(script.match(/\$\([\w.-]+\)/g) ?? []).toEqual([]);
-    },
-  );
-
-  it.each(scripts)(
-    'When %s starts, Then it stops at the first failing command',
-    (_name, script) => {
-      expect(script.trimStart().startsWith('set -euo pipefail')).toBe(true);
-    },
-  );
-});
-
-describe('Azure Pipelines steps template', () => {
-  const parameters = asArray(template.parameters, 'parameters').map((parameter) =>
-    asRecord(parameter, 'parameter'),
-  );
-  const parameter = (name: string) => parameters.find((candidate) => candidate.name === name);
-
-  it('When a pipeline includes the template, Then it takes the documented parameters', () => {
-    expect(parameters.map((candidate) => candidate.name)).toEqual([
-      'brokerUrl',
-      'brokerAppId',
-      'vault',
-      'azureSubscription',
-      'ttlSeconds',
-      'propagationWaitSeconds',
-      'probe',
-      'leaseVariable',
-      'steps',
-    ]);
-    expect(parameter('ttlSeconds')).toMatchObject({ type: 'number', default: '1200' });
-    expect(parameter('propagationWaitSeconds')).toMatchObject({ type: 'number', default: '60' });
-    expect(parameter('steps')).toMatchObject({ type: 'stepList' });
-    for (const required of ['brokerUrl', 'brokerAppId', 'vault', 'azureSubscription']) {
-      expect(parameter(required)?.default, required).toBeUndefined();
-    }
-  });
-
-  it('When the template expands, Then acquire runs first, the inner steps next and release last', () => {
-    expect(templateSteps).toHaveLength(3);
-    expect(templateSteps[1]).toBe('${{ parameters.steps }}');
-    for (const step of [acquireStep, releaseStep]) {
-      expect(step.task).toBe('AzureCLI@2');
-      expect(asRecord(step.inputs, 'inputs')).toMatchObject({
-        azureSubscription: '${{ parameters.azureSubscription }}',
-        scriptType: 'bash',
-        scriptLocation: 'inlineScript',
-      });
-    }
-    expect(inlineScript(acquireStep)).toContain(
-      'az account get-access-token --resource "$KV_LEASE_APP_ID"',
-    );
-  });
-
-  it('When the run is cancelled, Then release still runs: always(), not succeededOrFailed()', () => {
-    expect(acquireStep.condition).toBeUndefined();
-    expect(releaseStep.condition).toBe('always()');
-    const code = readText(TEMPLATE)
-      .split('\n')
-      .filter((line) => !line.trimStart().startsWith('#'));
-    expect(code.join('\n')).not.toContain('succeededOrFailed');
-    expect(readText(TEMPLATE)).toMatch(
-      /succeededOrFailed\(\) does not run\s+# when the run is cancelled/,
-    );
-  });
-
-  it('When the grant is retried, Then the Idempotency-Key is the job id and attempt (and vault)', () => {
-    const env = asRecord(acquireStep.env, 'env');
-    expect(env.KV_LEASE_IDEMPOTENCY_KEY).toBe(
-      '$(System.JobId)-$(System.JobAttempt)-${{ parameters.vault }}',
-    );
-    expect(inlineScript(acquireStep)).toContain(
-      '--header "Idempotency-Key: $KV_LEASE_IDEMPOTENCY_KEY"',
-    );
-    expect(asRecord(releaseStep.env, 'env').KV_LEASE_RELEASE_ID).toBe(
-      '$(${{ parameters.leaseVariable }})',
-    );
-  });
-});
-
-describe('GitHub actions', () => {
-  const [acquire, release] = actions;
-
-  it('When a workflow uses the acquire action, Then it takes the documented inputs and gives lease-id', () => {
-    const inputs = asRecord(acquire?.action.inputs, 'inputs');
-    expect(Object.keys(inputs)).toEqual(
-      expect.arrayContaining(['broker-url', 'broker-app-id', 'vault', 'ttl-seconds']),
-    );
-    for (const required of ['broker-url', 'broker-app-id', 'vault']) {
-      expect(asRecord(inputs[required], required).required, required).toBe(true);
-    }
-    expect(asRecord(inputs['ttl-seconds'], 'ttl-seconds').default).toBe('1200');
-    const outputs = asRecord(acquire?.action.outputs, 'outputs');
-    const stepId = acquire?.steps.find((step) => isRecord(step) && typeof step.id === 'string')?.id;
-    expect(asRecord(outputs['lease-id'], 'lease-id').value).toBe(
-      `\${{ steps.${String(stepId)}.outputs.lease-id }}`,
-    );
-    expect(asString(acquire?.steps[0]?.run, 'run')).toContain('echo "lease-id=$lease_id"');
-  });
-
-  it('When a workflow uses the release action, Then it takes the lease id and may get an empty one', () => {
-    const inputs = asRecord(release?.action.inputs, 'inputs');
-    expect(Object.keys(inputs)).toEqual(['broker-url', 'broker-app-id', 'lease-id']);
-    expect(asRecord(inputs['lease-id'], 'lease-id')).toMatchObject({
-      required: false,
-      default: '',
+  it('When a workflow uses the action, Then it runs on node24 with a main and a post step from dist/', () => {
+    expect(asRecord(action.runs, 'runs')).toEqual({
+      using: 'node24',
+      main: 'dist/main.cjs',
+      post: 'dist/post.cjs',
     });
+    // No post-if: the post step runs always(), after failures and cancels too.
+    expect(asRecord(action.runs, 'runs')['post-if']).toBeUndefined();
   });
 
-  it('When the example workflow runs, Then it logs in with OIDC, acquires, works and releases with if: always()', () => {
-    const workflow = asRecord(readYaml('pipelines/github/example-workflow.yml'), 'workflow');
+  it('When a workflow uses the action, Then broker-url and vault are required and release can be turned off', () => {
+    for (const name of ['broker-url', 'vault']) {
+      expect(asRecord(inputs[name], name).required, name).toBe(true);
+    }
+    expect(asRecord(inputs.release, 'release')).toMatchObject({ required: false, default: 'true' });
+    expect(asRecord(inputs.wait, 'wait').default).toBe('true');
+    for (const [name, spec] of Object.entries(inputs)) {
+      const input = asRecord(spec, name);
+      if (input.required !== true) expect(typeof input.default, `${name} default`).toBe('string');
+    }
+  });
+
+  it('When a later step reads the lease, Then lease-id and ip are outputs', () => {
+    expect(Object.keys(asRecord(action.outputs, 'outputs'))).toEqual(
+      expect.arrayContaining(['lease-id', 'ip']),
+    );
+  });
+
+  it('When the example workflow runs, Then it logs in with OIDC before the action and writes no release step', () => {
+    const path = 'clients/github-action/example-workflow.yml';
+    const workflow = asRecord(readYaml(path), 'workflow');
     expect(asRecord(workflow.permissions, 'permissions')['id-token']).toBe('write');
     const jobs = Object.values(asRecord(workflow.jobs, 'jobs')).map((job) => asRecord(job, 'job'));
-    expect(jobs).toHaveLength(1);
     const steps = asArray(jobs[0]?.steps, 'steps').map((step) => asRecord(step, 'step'));
     const uses = steps.map((step) => (typeof step.uses === 'string' ? step.uses : 'run'));
     const login = uses.findIndex((name) => name.startsWith('azure/login@'));
-    const acquireAt = uses.indexOf('./pipelines/github');
-    const releaseAt = uses.indexOf('./pipelines/github/release');
+    const lease = uses.indexOf('./clients/github-action');
     expect(login).toBeGreaterThanOrEqual(0);
-    expect(acquireAt).toBeGreaterThan(login);
-    expect(releaseAt).toBe(steps.length - 1);
-    expect(uses.slice(acquireAt + 1, releaseAt)).toContain('run');
-    const releaseStep = steps[releaseAt];
-    expect(releaseStep?.if).toBe('always()');
-    const acquireId = asString(steps[acquireAt]?.id, 'acquire id');
-    expect(asRecord(releaseStep?.with, 'with')['lease-id']).toBe(
-      `\${{ steps.${acquireId}.outputs.lease-id }}`,
+    expect(lease).toBeGreaterThan(login);
+    expect(uses.slice(lease + 1)).toEqual(['run']);
+    expect(readText(path)).toMatch(/SIGINT, then SIGTERM 7\.5 s later/);
+  });
+});
+
+describe('Azure Pipelines task metadata', () => {
+  const task = asRecord(JSON.parse(readText(TASK)), 'task.json');
+
+  it('When the agent runs the task, Then execution and postjobexecution run the same bundle on Node24 or Node20_1', () => {
+    expect(task.execution).toEqual({
+      Node24: { target: 'dist/execution.js', argumentFormat: '' },
+      Node20_1: { target: 'dist/execution.js', argumentFormat: '' },
+    });
+    expect(task.postjobexecution).toEqual({
+      Node24: { target: 'dist/post.js', argumentFormat: '' },
+      Node20_1: { target: 'dist/post.js', argumentFormat: '' },
+    });
+    // The first agent with the Node20_1 handler; a newer one picks Node24.
+    expect(task.minimumAgentVersion).toBe('3.232.1');
+  });
+
+  it('When a pipeline reads the lease, Then leaseId and ip are output variables', () => {
+    const names = asArray(task.outputVariables, 'outputVariables').map(
+      (output) => asRecord(output, 'output').name,
     );
-    const text = readText('pipelines/github/example-workflow.yml');
-    expect(text).toMatch(/SIGINT, then SIGTERM 7\.5 s later/);
-    expect(text).toMatch(/runs no cleanup\s+# at all/);
+    expect(names).toEqual(expect.arrayContaining(['leaseId', 'ip']));
+  });
+});
+
+describe('Azure Pipelines steps template (CLI)', () => {
+  const template = asRecord(readYamlAsStrings(TEMPLATE), 'template');
+  const steps = asArray(template.steps, 'steps');
+  const grant = asRecord(steps[0], 'grant step');
+  const release = asRecord(steps[steps.length - 1], 'release step');
+  const script = (step: Record<string, unknown>) =>
+    asString(asRecord(step.inputs, 'inputs').inlineScript, 'inlineScript');
+
+  it('When the template expands, Then the grant runs first, the inner steps next and the release last with always()', () => {
+    expect(steps).toHaveLength(3);
+    expect(steps[1]).toBe('${{ parameters.steps }}');
+    expect(grant.condition).toBeUndefined();
+    expect(release.condition).toBe('always()');
+  });
+
+  it('When it runs on a Windows agent, Then no step needs bash or curl: pwsh runs the kv-lease CLI', () => {
+    for (const step of [grant, release]) {
+      expect(step.task).toBe('AzureCLI@2');
+      expect(asRecord(step.inputs, 'inputs').scriptType).toBe('pscore');
+      expect(script(step)).not.toMatch(/\bcurl\b|\bjq\b|\/dev\/fd|\bbash\b/);
+    }
+    expect(script(grant)).toMatch(/ grant .*--idempotency-key .*--wait --json/);
+    expect(script(release)).toMatch(/ release \$id/);
+  });
+
+  it('When the grant is cancelled in flight, Then the release step can repeat it by its Idempotency-Key', () => {
+    const key = '$(System.JobId)-$(System.JobAttempt)-${{ parameters.vault }}';
+    expect(asRecord(grant.env, 'env').KV_LEASE_IDEMPOTENCY_KEY).toBe(key);
+    expect(asRecord(release.env, 'env').KV_LEASE_IDEMPOTENCY_KEY).toBe(key);
+    // The marker is set before the request leaves.
+    const lines = script(grant).split('\n');
+    const marker = lines.findIndex((line) => line.includes('_STARTED]true'));
+    const request = lines.findIndex((line) => line.includes(' grant '));
+    expect(marker).toBeGreaterThanOrEqual(0);
+    expect(marker).toBeLessThan(request);
+    expect(script(release)).toContain("-like '$(*'");
+  });
+
+  it('When parameters reach the scripts, Then they arrive through env, never spliced into code', () => {
+    for (const step of [grant, release]) expect(script(step)).not.toContain('${{');
   });
 });

@@ -96,28 +96,49 @@ describe('local.settings.sample.json', () => {
   );
 });
 
-describe('GitHub composite actions', () => {
+describe('GitHub action', () => {
+  const path = 'clients/github-action/action.yml';
   let validate: ValidateFunction;
   beforeAll(() => {
     validate = editorAjv().compile(readSchema('github-action.json'));
   });
 
-  it.each(['pipelines/github/action.yml', 'pipelines/github/release/action.yml'])(
-    'When %s is checked against the SchemaStore action schema, Then it is valid',
-    (path) => {
-      expect(validate(readYaml(path)), describeErrors(validate)).toBe(true);
-    },
-  );
+  it('When action.yml is checked against the SchemaStore action schema, Then it is valid', () => {
+    expect(validate(readYaml(path)), describeErrors(validate)).toBe(true);
+  });
 
   it('When an action declares an unknown runner, Then the schema refuses it (negative control)', () => {
-    const action = asRecord(readYaml('pipelines/github/action.yml'), 'action');
-    const runs = { ...asRecord(action.runs, 'runs'), using: 'composit' };
+    const action = asRecord(readYaml(path), 'action');
+    const runs = { ...asRecord(action.runs, 'runs'), using: 'node23' };
     expect(validate({ ...action, runs })).toBe(false);
   });
 });
 
+describe('Azure Pipelines task.json', () => {
+  const path = 'clients/azure-pipelines/task/task.json';
+  let validate: ValidateFunction;
+
+  /** The task-lib schema is draft-04 with only `id` to rename (as for local.settings.json). */
+  beforeAll(() => {
+    const schema = readSchema('azure-pipelines-task.json');
+    expect(schema.$schema).toBe('http://json-schema.org/draft-04/schema');
+    const { $schema: _draft, id, ...rest } = schema;
+    validate = editorAjv().compile({ ...rest, $id: id as string });
+  });
+
+  it('When task.json is checked against the task-lib schema, Then it is valid', () => {
+    expect(validate(JSON.parse(readText(path))), describeErrors(validate)).toBe(true);
+  });
+
+  it('When a handler is one the agent does not have, Then the schema refuses it (negative control)', () => {
+    const task = asRecord(JSON.parse(readText(path)), 'task.json');
+    const postjobexecution = { Node22: { target: 'dist/post.js' } };
+    expect(validate({ ...task, postjobexecution })).toBe(false);
+  });
+});
+
 describe('Azure Pipelines steps template', () => {
-  const path = 'pipelines/azure-pipelines/kv-lease-steps.yml';
+  const path = 'clients/azure-pipelines/templates/kv-lease-steps.yml';
   let validate: ValidateFunction;
 
   beforeAll(() => {

@@ -1,0 +1,147 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { STATE } from '../../clients/pipeline/lease-step';
+import { startTaskStep } from '../../dev/ci/runners';
+import { publicIp } from '../support/harness';
+import { http } from '../support/processes';
+import { ciWorld, interruptedMidGrant } from './ci-support';
+import { readZip } from './zip';
+
+/**
+ * The Azure Pipelines task as the extension ships it (staged by the
+ * packaging script: task.json and the bundle), run as the agent runs it
+ * (INPUT_*, logging commands on stdout, task variables handed to the
+ * post-job handler) against the real broker, azurite and the emulator.
+ */
+
+const world = ciWorld('kv-ado');
+// The packaging script is an ES module (run by node directly); tests load it with import().
+const packaging = () => import('../../clients/azure-pipelines/package.mjs');
+let taskDir: string;
+
+beforeAll(async () => {
+  taskDir = await (await packaging()).stage(mkdtempSync(join(tmpdir(), 'kv-lease-task-')));
+}, 60_000);
+
+function inputs(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    brokerUrl: world.frontEnd.url,
+    vault: world.vault,
+    ttlSeconds: '600',
+    wait: 'false',
+    ...extra,
+  };
+}
+
+function execution(ip: string, extra: Record<string, string> = {}) {
+  world.frontEnd.clientAddress = ip;
+  return startTaskStep({ taskDir, handler: 'execution', inputs: inputs(extra), env: world.env() });
+}
+
+function postJob(taskVariables: Record<string, string>, extra: Record<string, string> = {}) {
+  return startTaskStep({
+    taskDir,
+    handler: 'postjobexecution',
+    inputs: inputs(extra),
+    taskVariables,
+    env: world.env(),
+  }).done;
+}
+
+describe('Azure Pipelines task (staged extension, agent protocol, real broker)', () => {
+  it('When the execution handler runs, then it grants, sets the output variables, and the post-job handler removes the rule', async () => {
+    const ip = publicIp(201);
+    const granted = await execution(ip).done;
+    expect(granted.result, granted.stdout).toBe('Succeeded');
+    expect(granted.outputs.leaseId).toMatch(/\S+/);
+    expect(granted.outputs.ip).toBe(`${ip}/32`);
+    expect(granted.taskVariables[STATE.leaseId]).toBe(granted.outputs.leaseId);
+    expect(world.rules()).toContain(`${ip}/32`);
+
+    const released = await postJob(granted.taskVariables);
+    expect(released.result, released.stdout).toBe('Succeeded');
+    expect(world.rules()).not.toContain(`${ip}/32`);
+    const lease = await http('GET', `${world.broker.url}/api/leases/${granted.outputs.leaseId}`);
+    expect(lease.body.status).toBe('released');
+  });
+
+  it('When the data plane of the vault takes 1.5 s to apply the rule, then the execution handler waits for it and succeeds', async () => {
+    const ip = publicIp(205);
+    world.emulator.configureDataPlane({ propagationDelayMs: 1500, clientAddress: ip });
+    try {
+      const granted = await execution(ip, { wait: 'true', waitTimeoutSeconds: '30' }).done;
+      expect(granted.result, granted.stdout).toBe('Succeeded');
+      expect(granted.stdout).toMatch(/lets this address in after \d+\.\d s/);
+      const released = await postJob(granted.taskVariables);
+      expect(released.result).toBe('Succeeded');
+    } finally {
+      world.emulator.configureDataPlane({ propagationDelayMs: 0, clientAddress: null });
+    }
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
+
+  it('When the job is cancelled (SIGINT) while the grant request is in flight, then the post-job handler releases what the broker granted', async () => {
+    const ip = publicIp(202);
+    const interrupted = await interruptedMidGrant(world, () => execution(ip));
+    expect(interrupted.result).not.toBe('Succeeded');
+    expect(interrupted.outputs.leaseId).toBeUndefined();
+    expect(interrupted.taskVariables[STATE.phase]).toBe('granting');
+
+    const released = await postJob(interrupted.taskVariables);
+    expect(released.result, released.stdout).toBe('Succeeded');
+    expect(released.stdout).toMatch(/lease \S+ is released/);
+    expect(world.rules()).not.toContain(`${ip}/32`);
+    expect((await world.activeLeases()).filter((lease) => lease.ip === `${ip}/32`)).toEqual([]);
+  });
+
+  it('When release is false, then the post-job handler leaves the lease to its expiry', async () => {
+    const ip = publicIp(203);
+    const granted = await execution(ip, { release: 'false' }).done;
+    expect(granted.result, granted.stdout).toBe('Succeeded');
+    const kept = await postJob(granted.taskVariables, { release: 'false' });
+    expect(kept.stdout).toContain('ends at its expiry');
+    expect(world.rules()).toContain(`${ip}/32`);
+    await http('DELETE', `${world.broker.url}/api/leases/${granted.outputs.leaseId}`);
+  });
+
+  it('When the broker refuses the grant, then the task fails with the problem detail and the post-job handler releases nothing', async () => {
+    const refused = await execution(publicIp(204), { ttlSeconds: '5' }).done;
+    expect(refused.result).toBe('Failed');
+    expect(refused.resultMessage).toMatch(/^kv-lease: .*ttl/i);
+    expect(refused.taskVariables[STATE.phase]).toBe('refused');
+    const after = await postJob(refused.taskVariables);
+    expect(after.stdout).toContain('nothing to release');
+  });
+
+  it('When the post-job handler runs for a task that never granted, then it succeeds and does nothing', async () => {
+    const after = await postJob({});
+    expect(after.result).toBe('Succeeded');
+    expect(after.stdout).toContain('nothing to release');
+  });
+});
+
+describe('Azure Pipelines extension package', () => {
+  it('When npm run package:ado builds the .vsix offline, then it holds the manifest, task.json and the bundle the handlers name', async () => {
+    const output = join(mkdtempSync(join(tmpdir(), 'kv-lease-vsix-out-')), 'kv-lease.vsix');
+    await (await packaging()).packageExtension(output);
+    const files = readZip(readFileSync(output));
+    const task = JSON.parse(files.get('task/task.json')?.toString('utf8') ?? '{}');
+    expect(task.id).toBe(
+      JSON.parse(
+        readFileSync(join(__dirname, '../../clients/azure-pipelines/task/task.json'), 'utf8'),
+      ).id,
+    );
+    for (const handler of ['execution', 'postjobexecution']) {
+      for (const runtime of ['Node20_1', 'Node24']) {
+        const target = task[handler][runtime].target as string;
+        expect(files.has(`task/${target}`), `${handler}.${runtime}: ${target}`).toBe(true);
+      }
+    }
+    expect(files.get('task/dist/run.js')?.length).toBeGreaterThan(10_000);
+    expect(files.get('extension.vsixmanifest')?.toString('utf8')).toContain('kv-lease-tasks');
+  }, 60_000);
+});

@@ -1,0 +1,186 @@
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { STATE } from '../../clients/pipeline/lease-step';
+import { startActionStep } from '../../dev/ci/runners';
+import { publicIp } from '../support/harness';
+import { http } from '../support/processes';
+import { ciWorld, interruptedMidGrant } from './ci-support';
+
+/**
+ * The committed bundle of the GitHub action, run as the runner runs it (its
+ * main and post entry points, INPUT_*, GITHUB_STATE / GITHUB_OUTPUT files,
+ * STATE_* for the post step), against the real broker, azurite and the
+ * emulator.
+ */
+
+const ACTION = join(__dirname, '..', '..', 'clients', 'github-action');
+const world = ciWorld('kv-gha');
+
+function inputs(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    'broker-url': world.frontEnd.url,
+    vault: world.vault,
+    'ttl-seconds': '600',
+    wait: 'false',
+    ...extra,
+  };
+}
+
+async function main(ip: string, extra: Record<string, string> = {}) {
+  world.frontEnd.clientAddress = ip;
+  return startActionStep({
+    actionDir: ACTION,
+    entry: 'main',
+    inputs: inputs(extra),
+    env: world.env(),
+  }).done;
+}
+
+async function post(state: Record<string, string>, extra: Record<string, string> = {}) {
+  return startActionStep({
+    actionDir: ACTION,
+    entry: 'post',
+    inputs: inputs(extra),
+    state,
+    env: world.env(),
+  }).done;
+}
+
+describe('GitHub action (bundle, runner protocol, real broker)', () => {
+  it('When the main step runs, then it grants, outputs lease-id and ip, and the post step removes the rule', async () => {
+    const ip = publicIp(101);
+    const granted = await main(ip);
+    expect(granted.exitCode, granted.stdout).toBe(0);
+    expect(granted.outputs['lease-id']).toMatch(/\S+/);
+    expect(granted.outputs.ip).toBe(`${ip}/32`);
+    expect(granted.outputs['expires-at']).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(granted.state[STATE.leaseId]).toBe(granted.outputs['lease-id']);
+    expect(world.rules()).toContain(`${ip}/32`);
+
+    const released = await post(granted.state);
+    expect(released.exitCode, released.stdout).toBe(0);
+    expect(released.stdout).toContain(`lease ${granted.outputs['lease-id']} is released`);
+    expect(world.rules()).not.toContain(`${ip}/32`);
+    const lease = await http(
+      'GET',
+      `${world.broker.url}/api/leases/${granted.outputs['lease-id']}`,
+    );
+    expect(lease.body.status).toBe('released');
+  });
+
+  it('When the data plane of the vault takes 1.5 s to apply the rule, then the main step waits for it, not a fixed time, and outputs the vault URI', async () => {
+    const ip = publicIp(107);
+    world.emulator.configureDataPlane({ propagationDelayMs: 1500, clientAddress: ip });
+    try {
+      const granted = await main(ip, { wait: 'true', 'wait-timeout-seconds': '30' });
+      expect(granted.exitCode, granted.stdout).toBe(0);
+      expect(granted.outputs['vault-uri']).toBe(world.emulator.vaultUri(world.vault));
+      const waited = /lets this address in after (\d+\.\d) s/.exec(granted.stdout);
+      expect(Number(waited?.[1])).toBeGreaterThanOrEqual(1);
+      expect(Number(waited?.[1])).toBeLessThan(30);
+      const released = await post(granted.state);
+      expect(released.exitCode).toBe(0);
+    } finally {
+      world.emulator.configureDataPlane({ propagationDelayMs: 0, clientAddress: null });
+    }
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
+
+  it('When the vault sees another address than the leased one, then the main step fails naming both, and the post step still releases', async () => {
+    const ip = publicIp(102);
+    world.emulator.configureDataPlane({ clientAddress: '198.51.100.7' });
+    try {
+      const granted = await main(ip, { wait: 'true', 'wait-timeout-seconds': '30' });
+      expect(granted.exitCode).toBe(1);
+      const error = granted.commands.find((c) => c.command === 'error')?.message ?? '';
+      expect(error).toMatch(/^kv-lease: /);
+      expect(error).toContain('198.51.100.7');
+      expect(error).toContain(ip);
+      expect(world.rules()).toContain(`${ip}/32`);
+
+      const released = await post(granted.state);
+      expect(released.exitCode).toBe(0);
+    } finally {
+      world.emulator.configureDataPlane({ clientAddress: null });
+    }
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
+
+  it('When the job is cancelled (SIGINT) while the grant request is in flight, then the post step finds the lease by its Idempotency-Key and no active lease is left', async () => {
+    const ip = publicIp(103);
+    world.frontEnd.clientAddress = ip;
+    const interrupted = await interruptedMidGrant(world, () =>
+      startActionStep({ actionDir: ACTION, entry: 'main', inputs: inputs(), env: world.env() }),
+    );
+    expect(interrupted.exitCode).not.toBe(0);
+    expect(interrupted.outputs['lease-id']).toBeUndefined();
+    expect(interrupted.state[STATE.phase]).toBe('granting');
+    expect(interrupted.state[STATE.key]).toMatch(/\S/);
+
+    const released = await post(interrupted.state);
+    expect(released.exitCode, released.stdout).toBe(0);
+    expect(released.stdout).toContain('Idempotency-Key');
+    expect(released.stdout).toMatch(/lease \S+ is released/);
+    expect(world.rules()).not.toContain(`${ip}/32`);
+    expect((await world.activeLeases()).filter((lease) => lease.ip === `${ip}/32`)).toEqual([]);
+    // The repeat found the interrupted grant's lease: one lease for the address, not two.
+    const all = await http('GET', `${world.broker.url}/api/leases?vault=${world.vault}&status=all`);
+    const mine = all.body.value.filter((lease: { ip: string }) => lease.ip === `${ip}/32`);
+    expect(mine.map((lease: { status: string }) => lease.status)).toEqual(['released']);
+  });
+
+  it('When release is false, then the post step leaves the lease to its expiry', async () => {
+    const ip = publicIp(104);
+    const granted = await main(ip, { release: 'false' });
+    expect(granted.exitCode, granted.stdout).toBe(0);
+    const kept = await post(granted.state, { release: 'false' });
+    expect(kept.exitCode).toBe(0);
+    expect(kept.stdout).toContain('ends at its expiry');
+    expect(world.rules()).toContain(`${ip}/32`);
+    const active = await world.activeLeases();
+    expect(active.map((lease) => lease.id)).toContain(granted.outputs['lease-id']);
+    await http('DELETE', `${world.broker.url}/api/leases/${granted.outputs['lease-id']}`);
+  });
+
+  it('When the broker refuses the grant (unknown vault), then the step fails with its problem detail and the post step releases nothing', async () => {
+    const ip = publicIp(105);
+    const refused = await main(ip, { vault: 'kv-unknown' });
+    expect(refused.exitCode).toBe(1);
+    const error = refused.commands.find((c) => c.command === 'error')?.message ?? '';
+    expect(error).toMatch(/kv-unknown/);
+    expect(refused.state[STATE.phase]).toBe('refused');
+    const after = await post(refused.state);
+    expect(after.exitCode).toBe(0);
+    expect(after.stdout).toContain('nothing to release');
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
+
+  it('When a token is given as an input, then the step masks it before anything else is logged', async () => {
+    const ip = publicIp(106);
+    const granted = await main(ip, { token: 'secret-broker-token-123' });
+    expect(granted.exitCode, granted.stdout).toBe(0);
+    const masks = granted.commands.filter((c) => c.command === 'add-mask').map((c) => c.message);
+    expect(masks).toContain('secret-broker-token-123');
+    expect(granted.stdout.indexOf('::add-mask::')).toBeLessThan(
+      granted.stdout.indexOf('kv-lease:'),
+    );
+    await post(granted.state, { token: 'secret-broker-token-123' });
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
+
+  it('When no broker URL is given, then the step fails with a message that says what to set and saves no state', async () => {
+    const failed = await startActionStep({
+      actionDir: ACTION,
+      entry: 'main',
+      inputs: { vault: world.vault, 'broker-url': '' },
+      env: world.env(),
+    }).done;
+    expect(failed.exitCode).toBe(1);
+    expect(failed.commands.find((c) => c.command === 'error')?.message).toMatch(
+      /broker-url is required/,
+    );
+    expect(failed.state).toEqual({});
+  });
+});
