@@ -27,8 +27,10 @@ export interface HeldLockOptions {
  * - Every change of the vault row goes through `update`, conditional on the
  *   row's version and serialised with the heartbeat, so the pass and its
  *   heartbeat never race each other; each one renews the lock.
- * - A heartbeat renews the lock every `heartbeatMs`, so a short lifetime
- *   (a dead writer blocks its vault briefly) does not cut a slow pass short.
+ * - A heartbeat looks every `heartbeatMs` and renews the lock once a third
+ *   of its lifetime has passed since the last renewal, so a short lifetime
+ *   (a dead writer blocks its vault briefly) does not cut a slow pass short,
+ *   and a short pass (whose own writes renew the lock) pays nothing extra.
  * - Firewall calls run through `call`: they are aborted when the lock is lost
  *   or `marginMs` before it would expire without a renewal (a hung store), so
  *   no call of this writer is still running once another writer may take over.
@@ -40,6 +42,8 @@ export class HeldLock {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private expiry: ReturnType<typeof setTimeout> | undefined;
   private beating = false;
+  /** When the row was last written with a fresh `lockUntil` (by the clock). */
+  private renewedAt: number;
   private done = false;
   /** Another writer holds the row now. */
   lost = false;
@@ -48,9 +52,13 @@ export class HeldLock {
 
   constructor(private readonly options: HeldLockOptions) {
     this.current = options.state;
+    this.renewedAt = options.state.lockUntil - options.ttlMs;
     this.scheduleExpiry();
     this.heartbeat = setInterval(() => {
       if (this.beating || this.done) return;
+      // A pass that renewed the lock recently (its own writes renew it) needs no
+      // extra write: short passes cost the store nothing more than before.
+      if (this.options.clock.now() - this.renewedAt < this.options.ttlMs / 3) return;
       this.beating = true;
       // A failed renewal is not fatal by itself: the expiry timer stops the pass in time.
       this.update({})
@@ -88,10 +96,11 @@ export class HeldLock {
   update(patch: Partial<VaultState>): Promise<VaultState> {
     return this.enqueue(async () => {
       if (this.done || this.controller.signal.aborted) throw new LostLock();
+      const sentAt = this.options.clock.now();
       const next = await this.options.store.putVaultState(this.options.vault, {
         ...this.current,
         ...patch,
-        lockUntil: this.options.clock.now() + this.options.ttlMs,
+        lockUntil: sentAt + this.options.ttlMs,
       });
       if (!next) {
         this.lost = true;
@@ -100,6 +109,7 @@ export class HeldLock {
         throw new LostLock();
       }
       this.current = next;
+      this.renewedAt = sentAt;
       if (!this.done) this.scheduleExpiry();
       return next;
     });
