@@ -38,7 +38,8 @@ export interface HeldLockOptions {
 export class HeldLock {
   private current: VaultState;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly controller = new AbortController();
+  /** Aborts the firewall calls under way; replaced after a renewal that follows an expiry. */
+  private controller = new AbortController();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private expiry: ReturnType<typeof setTimeout> | undefined;
   private beating = false;
@@ -47,7 +48,10 @@ export class HeldLock {
   private done = false;
   /** Another writer holds the row now. */
   lost = false;
-  /** The lock would expire before a renewal could land: calls were aborted. */
+  /**
+   * The lock would expire before a renewal could land: the firewall calls
+   * under way were aborted, and no new one starts until a renewal succeeds.
+   */
   expiring = false;
 
   constructor(private readonly options: HeldLockOptions) {
@@ -92,10 +96,15 @@ export class HeldLock {
     );
   }
 
-  /** Conditional write of the row with `patch`, renewing the lock; throws LostLock. */
+  /**
+   * Conditional write of the row with `patch`, renewing the lock; throws
+   * LostLock. It may succeed after the expiry timer fired (a slow store): the
+   * write is conditional on the row's version, so success proves no other
+   * writer took the lock meanwhile, and firewall calls may start again.
+   */
   update(patch: Partial<VaultState>): Promise<VaultState> {
     return this.enqueue(async () => {
-      if (this.done || this.controller.signal.aborted) throw new LostLock();
+      if (this.done || this.lost) throw new LostLock();
       const sentAt = this.options.clock.now();
       const next = await this.options.store.putVaultState(this.options.vault, {
         ...this.current,
@@ -110,6 +119,13 @@ export class HeldLock {
       }
       this.current = next;
       this.renewedAt = sentAt;
+      if (
+        this.expiring &&
+        this.current.lockUntil - this.options.clock.now() > this.options.marginMs
+      ) {
+        this.expiring = false;
+        this.controller = new AbortController();
+      }
       if (!this.done) this.scheduleExpiry();
       return next;
     });
@@ -118,7 +134,7 @@ export class HeldLock {
   /** The pass completed: write `patch` and free the lock in one conditional write. */
   finish(patch: Partial<VaultState>): Promise<VaultState | undefined> {
     return this.enqueue(async () => {
-      if (this.done || this.controller.signal.aborted) return undefined;
+      if (this.done || this.lost) return undefined;
       this.stop();
       const next = await this.options.store.putVaultState(this.options.vault, {
         ...this.current,
@@ -161,13 +177,14 @@ export class HeldLock {
     const local = new AbortController();
     const abort = () => local.abort();
     const timer = setTimeout(abort, timeoutMs);
-    if (this.controller.signal.aborted) local.abort();
-    else this.controller.signal.addEventListener('abort', abort, { once: true });
+    const lockSignal = this.controller.signal;
+    if (lockSignal.aborted || this.done) local.abort();
+    else lockSignal.addEventListener('abort', abort, { once: true });
     try {
       return await work(local.signal);
     } finally {
       clearTimeout(timer);
-      this.controller.signal.removeEventListener('abort', abort);
+      lockSignal.removeEventListener('abort', abort);
     }
   }
 
