@@ -42,7 +42,7 @@ export interface CoordinatorOptions {
    * at most this long. A heartbeat renews it while a pass runs.
    */
   lockTtlMs?: number;
-  /** How often the heartbeat renews the lock; default a fifth of its lifetime. */
+  /** How often the heartbeat looks at the lock (it renews it once a third of its lifetime passed); default a sixth of the lifetime. */
   heartbeatMs?: number;
   /** How often a waiter looks at the vault row while another process writes. */
   pollMs?: number;
@@ -146,7 +146,7 @@ export class VaultCoordinator {
     this.vaults = new Map(vaults.map((vault) => [vault.name, vault]));
     this.instanceId = options.instanceId ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
     this.lockTtlMs = options.lockTtlMs ?? 1_500;
-    this.heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(this.lockTtlMs / 5));
+    this.heartbeatMs = options.heartbeatMs ?? Math.max(25, Math.floor(this.lockTtlMs / 6));
     this.pollMs = options.pollMs ?? 50;
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
     this.settleMs = options.settleMs ?? 120_000;

@@ -27,8 +27,10 @@ export interface HeldLockOptions {
  * - Every change of the vault row goes through `update`, conditional on the
  *   row's version and serialised with the heartbeat, so the pass and its
  *   heartbeat never race each other; each one renews the lock.
- * - A heartbeat renews the lock every `heartbeatMs`, so a short lifetime
- *   (a dead writer blocks its vault briefly) does not cut a slow pass short.
+ * - A heartbeat looks every `heartbeatMs` and renews the lock once a third
+ *   of its lifetime has passed since the last renewal, so a short lifetime
+ *   (a dead writer blocks its vault briefly) does not cut a slow pass short,
+ *   and a short pass (whose own writes renew the lock) pays nothing extra.
  * - Firewall calls run through `call`: they are aborted when the lock is lost
  *   or `marginMs` before it would expire without a renewal (a hung store), so
  *   no call of this writer is still running once another writer may take over.
@@ -36,21 +38,31 @@ export interface HeldLockOptions {
 export class HeldLock {
   private current: VaultState;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly controller = new AbortController();
+  /** Aborts the firewall calls under way; replaced after a renewal that follows an expiry. */
+  private controller = new AbortController();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private expiry: ReturnType<typeof setTimeout> | undefined;
   private beating = false;
+  /** When the row was last written with a fresh `lockUntil` (by the clock). */
+  private renewedAt: number;
   private done = false;
   /** Another writer holds the row now. */
   lost = false;
-  /** The lock would expire before a renewal could land: calls were aborted. */
+  /**
+   * The lock would expire before a renewal could land: the firewall calls
+   * under way were aborted, and no new one starts until a renewal succeeds.
+   */
   expiring = false;
 
   constructor(private readonly options: HeldLockOptions) {
     this.current = options.state;
+    this.renewedAt = options.state.lockUntil - options.ttlMs;
     this.scheduleExpiry();
     this.heartbeat = setInterval(() => {
       if (this.beating || this.done) return;
+      // A pass that renewed the lock recently (its own writes renew it) needs no
+      // extra write: short passes cost the store nothing more than before.
+      if (this.options.clock.now() - this.renewedAt < this.options.ttlMs / 3) return;
       this.beating = true;
       // A failed renewal is not fatal by itself: the expiry timer stops the pass in time.
       this.update({})
@@ -84,14 +96,20 @@ export class HeldLock {
     );
   }
 
-  /** Conditional write of the row with `patch`, renewing the lock; throws LostLock. */
+  /**
+   * Conditional write of the row with `patch`, renewing the lock; throws
+   * LostLock. It may succeed after the expiry timer fired (a slow store): the
+   * write is conditional on the row's version, so success proves no other
+   * writer took the lock meanwhile, and firewall calls may start again.
+   */
   update(patch: Partial<VaultState>): Promise<VaultState> {
     return this.enqueue(async () => {
-      if (this.done || this.controller.signal.aborted) throw new LostLock();
+      if (this.done || this.lost) throw new LostLock();
+      const sentAt = this.options.clock.now();
       const next = await this.options.store.putVaultState(this.options.vault, {
         ...this.current,
         ...patch,
-        lockUntil: this.options.clock.now() + this.options.ttlMs,
+        lockUntil: sentAt + this.options.ttlMs,
       });
       if (!next) {
         this.lost = true;
@@ -100,6 +118,14 @@ export class HeldLock {
         throw new LostLock();
       }
       this.current = next;
+      this.renewedAt = sentAt;
+      if (
+        this.expiring &&
+        this.current.lockUntil - this.options.clock.now() > this.options.marginMs
+      ) {
+        this.expiring = false;
+        this.controller = new AbortController();
+      }
       if (!this.done) this.scheduleExpiry();
       return next;
     });
@@ -108,7 +134,7 @@ export class HeldLock {
   /** The pass completed: write `patch` and free the lock in one conditional write. */
   finish(patch: Partial<VaultState>): Promise<VaultState | undefined> {
     return this.enqueue(async () => {
-      if (this.done || this.controller.signal.aborted) return undefined;
+      if (this.done || this.lost) return undefined;
       this.stop();
       const next = await this.options.store.putVaultState(this.options.vault, {
         ...this.current,
@@ -151,13 +177,14 @@ export class HeldLock {
     const local = new AbortController();
     const abort = () => local.abort();
     const timer = setTimeout(abort, timeoutMs);
-    if (this.controller.signal.aborted) local.abort();
-    else this.controller.signal.addEventListener('abort', abort, { once: true });
+    const lockSignal = this.controller.signal;
+    if (lockSignal.aborted || this.done) local.abort();
+    else lockSignal.addEventListener('abort', abort, { once: true });
     try {
       return await work(local.signal);
     } finally {
       clearTimeout(timer);
-      this.controller.signal.removeEventListener('abort', abort);
+      lockSignal.removeEventListener('abort', abort);
     }
   }
 

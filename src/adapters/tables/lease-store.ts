@@ -177,7 +177,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 }
 
 /** Default bound of one Table Storage call (retries included). */
-export const STORE_CALL_TIMEOUT_MS = 5000;
+export const STORE_CALL_TIMEOUT_MS = 10_000;
 /** The health probe answers sooner: a hung store is a 503 within a few seconds. */
 const HEALTH_PROBE_TIMEOUT_MS = 2500;
 
