@@ -46,9 +46,26 @@ export async function perform<Input, Output>(
     const input = await invocation.input(attempt);
     return await useCase.run(attempt.principal, input, attempt);
   } catch (error) {
-    if (isRefusal(error)) await events.emit({ type: 'request-refused', error, ...attempt });
+    if (isRefusal(error))
+      await bounded(events.emit({ type: 'request-refused', error, ...attempt }));
     else if (attempt.action !== undefined)
-      await events.emit({ type: 'request-failed', error, ...attempt });
+      await bounded(events.emit({ type: 'request-failed', error, ...attempt }));
     throw error;
   }
+}
+
+/**
+ * How long an answer that is already an error waits for its audit entry. The
+ * entry is still written after that (its loss logged if the store never
+ * answers), but a hung store must not hold the caller past its deadline a
+ * second time.
+ */
+const AUDIT_WAIT_MS = 1000;
+
+function bounded(recording: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waited = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, AUDIT_WAIT_MS);
+  });
+  return Promise.race([recording, waited]).finally(() => clearTimeout(timer));
 }

@@ -19,6 +19,9 @@ import type { LeaseStore, StoredLease } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import type { PassOutcome, VaultCoordinator } from '../writer/coordinator';
 
+/** How long a grant past its deadline may spend marking its lease failed. */
+const ABANDON_GRACE_MS = 2000;
+
 /** Retries of a slot claim refused while the caller's own requests raced. */
 const SLOT_CLAIM_RETRIES = 3;
 const SLOT_RETRY_BASE_MS = 25;
@@ -202,11 +205,24 @@ export class LeaseService {
             : new DomainError('VAULT.UPDATE_TIMEOUT', 'The vault firewall could not be updated', {
                 retryAfterSeconds: 5,
               });
-        return this.abandon(lease, failure).catch((abandonError: unknown) => {
-          throw abandonError instanceof DomainError && abandonError !== failure
-            ? failure
-            : abandonError;
+        // NOTE: the caller's deadline has passed: marking the lease failed gets a
+        // short grace, not a store timeout per try. A lease left pending is
+        // failed by the next writer pass (it never activates a lease past it).
+        const abandoned = this.abandon(lease, failure);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const grace = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(failure), ABANDON_GRACE_MS);
         });
+        return Promise.race([abandoned, grace])
+          .catch((abandonError: unknown) => {
+            throw abandonError instanceof DomainError && abandonError !== failure
+              ? failure
+              : abandonError;
+          })
+          .finally(() => {
+            clearTimeout(timer);
+            abandoned.catch(() => undefined); // settles later on its own
+          });
       }
       if (outcome?.refused.has(lease.id)) throw this.refusedByWriter(lease);
       // The pass ran in this process and activated it: no need to read it back.

@@ -39,6 +39,17 @@ export class InMemoryLeaseStore implements LeaseStore {
     return { ...copy };
   }
 
+  /** Every lease as stored now, by id: what a check reads without going through the port. */
+  snapshot(): ReadonlyMap<string, StoredLease> {
+    return new Map([...this.leases].map(([id, lease]) => [id, { ...lease }]));
+  }
+
+  /** A vault's row as stored now. */
+  vaultStateNow(vault: string): VaultState {
+    const state = this.vaults.get(vault);
+    return state ? { ...state, owned: [...state.owned] } : { ...EMPTY_VAULT_STATE, owned: [] };
+  }
+
   ensureReady(): Promise<void> {
     this.count('ensureReady');
     return Promise.resolve();
@@ -172,32 +183,37 @@ export class InMemoryLeaseStore implements LeaseStore {
     return Promise.resolve(result);
   }
 
+  private updateOne(
+    lease: StoredLease,
+    patch: Partial<Pick<Lease, 'status' | 'expiresAt'>>,
+  ): StoredLease | undefined {
+    const current = this.leases.get(lease.id);
+    if (!current || current.etag !== lease.etag || !isLive(current)) return undefined;
+    const { etag: _etag, ...rest } = current;
+    const next = this.stored({ ...rest, ...patch });
+    if (patch.expiresAt !== undefined && next.slot)
+      this.slots.get(next.principal)?.set(next.id, next.expiresAt);
+    return next;
+  }
+
   updateLiveLease(
     lease: StoredLease,
     patch: Partial<Pick<Lease, 'status' | 'expiresAt'>>,
   ): Promise<StoredLease | undefined> {
     this.count('updateLiveLease');
-    const current = this.leases.get(lease.id);
-    if (!current || current.etag !== lease.etag || !isLive(current))
-      return Promise.resolve(undefined);
-    const { etag: _etag, ...rest } = current;
-    const next = this.stored({ ...rest, ...patch });
-    if (patch.expiresAt !== undefined && next.slot)
-      this.slots.get(next.principal)?.set(next.id, next.expiresAt);
-    return Promise.resolve(next);
+    return Promise.resolve(this.updateOne(lease, patch));
   }
 
-  async markActive(leases: StoredLease[]): Promise<void> {
+  /** All at one instant, like a transaction: one changed meanwhile is left as it is. */
+  markActive(leases: StoredLease[]): Promise<void> {
     this.count('markActive');
-    for (const lease of leases) await this.updateLiveLease(lease, { status: 'active' });
+    for (const lease of leases) this.updateOne(lease, { status: 'active' });
+    return Promise.resolve();
   }
 
   getVaultState(vault: string): Promise<VaultState> {
     this.count('getVaultState');
-    const state = this.vaults.get(vault);
-    return Promise.resolve(
-      state ? { ...state, owned: [...state.owned] } : { ...EMPTY_VAULT_STATE, owned: [] },
-    );
+    return Promise.resolve(this.vaultStateNow(vault));
   }
 
   putVaultState(vault: string, state: VaultState): Promise<VaultState | undefined> {

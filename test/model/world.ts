@@ -1,11 +1,11 @@
 import { mulberry32 } from '../../dev/emulator/chance';
 import { DomainError } from '../../src/domain/errors';
-import type { Lease, LeaseStatus } from '../../src/domain/lease';
+import { isLive, type Lease, type LeaseStatus } from '../../src/domain/lease';
 import type { ManagedVault } from '../../src/domain/vault';
 import {
-  EMPTY_VAULT_STATE,
   type LeasePage,
   type LeaseStore,
+  type ListQuery,
   type StoredLease,
   type VaultState,
 } from '../../src/ports/lease-store';
@@ -14,6 +14,7 @@ import {
   type NetworkAcls,
   type VaultFirewall,
 } from '../../src/ports/vault-firewall';
+import { InMemoryLeaseStore } from '../fakes/lease-store';
 
 /**
  * The world of the writer model test: one lease store and one vault firewall,
@@ -58,13 +59,17 @@ export interface StoreFaults {
   failAfter: number;
 }
 
-/** A LeaseStore with the table adapter's conditional semantics (ETags), in memory. */
+/**
+ * The lease store of the model: the in-memory fake (which passes the table
+ * adapter's contract suite) behind calls that take a random time and may
+ * fail before or after their effect. The fake's effect happens at the instant
+ * of the call, so each call's effect is one instant between two delays.
+ */
 export class ModelStore implements LeaseStore {
-  readonly leases = new Map<string, StoredLease>();
-  readonly vaults = new Map<string, VaultState & { etag: string }>();
+  /** The store itself, read by the checks without delay or fault. */
+  private readonly truth = new InMemoryLeaseStore();
   /** When each lease stopped being live, by the store's clock (the instant of the effect). */
   readonly endedEffectAt = new Map<string, number>();
-  private version = 0;
 
   constructor(
     private readonly random: Random,
@@ -73,76 +78,62 @@ export class ModelStore implements LeaseStore {
     private readonly onCreate: (lease: Lease) => void = () => undefined,
   ) {}
 
-  private etag(): string {
-    this.version += 1;
-    return `W/"${this.version}"`;
-  }
-
   /** One call: a delay, maybe a failure, the effect at one instant, a delay, maybe a failure. */
-  private async op<T>(effect: () => T): Promise<T> {
+  private async op<T>(effect: () => Promise<T>): Promise<T> {
     if (this.random() < this.faults.stall) await sleep(this.faults.stallMs);
     await sleep(Math.floor(this.random() * this.faults.maxDelayMs));
     if (this.random() < this.faults.failBefore) throw unavailable();
-    const result = structuredClone(effect());
+    const result = structuredClone(await effect());
     await sleep(Math.floor(this.random() * this.faults.maxDelayMs));
     if (this.random() < this.faults.failAfter) throw unavailable();
     return result;
   }
 
+  private ended(leases: StoredLease[]): void {
+    for (const lease of leases) {
+      this.endedEffectAt.set(lease.id, Date.now());
+      trace(`lease ${lease.id.slice(-3)} ${lease.ip} -> ${lease.status}`);
+    }
+  }
+
   /** Ground truth, for the checks (no delay, no fault). */
+  get leases(): ReadonlyMap<string, StoredLease> {
+    return this.truth.snapshot();
+  }
+
   vaultState(vault: string): VaultState {
-    return structuredClone(this.vaults.get(vault) ?? { ...EMPTY_VAULT_STATE });
+    return this.truth.vaultStateNow(vault);
   }
 
   liveNow(vault: string): StoredLease[] {
-    return [...this.leases.values()].filter(
-      (lease) => lease.vault === vault && (lease.status === 'pending' || lease.status === 'active'),
+    return [...this.truth.snapshot().values()].filter(
+      (lease) => lease.vault === vault && isLive(lease),
     );
   }
 
   ensureReady(): Promise<void> {
-    return this.op(() => undefined);
+    return this.op(() => this.truth.ensureReady());
   }
 
-  getLease(id: string): Promise<StoredLease | undefined> {
-    return this.op(() => this.leases.get(id));
+  getLease(id: string, vault: string): Promise<StoredLease | undefined> {
+    return this.op(() => this.truth.getLease(id, vault));
   }
 
   createLease(lease: Lease): Promise<{ lease: StoredLease; created: boolean }> {
-    return this.op(() => {
-      const stored = { ...lease, etag: this.etag() };
-      this.leases.set(lease.id, stored);
+    return this.op(async () => {
+      const created = await this.truth.createLease(lease);
       this.onCreate(lease);
       trace(`lease ${lease.id.slice(-3)} ${lease.ip} created`);
-      return { lease: stored, created: true };
+      return created;
     });
   }
 
   liveLeases(vault: string): Promise<StoredLease[]> {
-    return this.op(() => {
-      trace(
-        `liveLeases ${this.liveNow(vault)
-          .map((l) => `${l.id.slice(-3)}:${l.ip}:${l.status}`)
-          .join(' ')}`,
-      );
-      return this.liveNow(vault);
+    return this.op(async () => {
+      const live = await this.truth.liveLeases(vault);
+      trace(`liveLeases ${live.map((l) => `${l.id.slice(-3)}:${l.ip}:${l.status}`).join(' ')}`);
+      return live;
     });
-  }
-
-  private end(
-    lease: StoredLease,
-    status: Extract<LeaseStatus, 'released' | 'expired' | 'failed'>,
-    endedAt: number,
-    failure?: string,
-  ): StoredLease | undefined {
-    const current = this.leases.get(lease.id);
-    if (!current || current.etag !== lease.etag) return undefined;
-    if (current.status !== 'pending' && current.status !== 'active') return undefined;
-    const ended = { ...current, status, endedAt, failure, etag: this.etag() };
-    this.leases.set(lease.id, ended);
-    this.endedEffectAt.set(lease.id, Date.now());
-    trace(`lease ${lease.id.slice(-3)} ${lease.ip} -> ${status}`);
-    return ended;
   }
 
   endLease(
@@ -151,7 +142,11 @@ export class ModelStore implements LeaseStore {
     endedAt: number,
     failure?: string,
   ): Promise<StoredLease | undefined> {
-    return this.op(() => this.end(lease, status, endedAt, failure));
+    return this.op(async () => {
+      const ended = await this.truth.endLease(lease, status, endedAt, failure);
+      if (ended) this.ended([ended]);
+      return ended;
+    });
   }
 
   endLeases(
@@ -161,13 +156,9 @@ export class ModelStore implements LeaseStore {
     failure?: string,
   ): Promise<{ ended: StoredLease[]; changed: StoredLease[] }> {
     if (leases.length === 0) return Promise.resolve({ ended: [], changed: [] });
-    return this.op(() => {
-      const result = { ended: [] as StoredLease[], changed: [] as StoredLease[] };
-      for (const lease of leases) {
-        const ended = this.end(lease, status, endedAt, failure);
-        if (ended) result.ended.push(ended);
-        else result.changed.push(lease);
-      }
+    return this.op(async () => {
+      const result = await this.truth.endLeases(leases, status, endedAt, failure);
+      this.ended(result.ended);
       return result;
     });
   }
@@ -176,58 +167,46 @@ export class ModelStore implements LeaseStore {
     lease: StoredLease,
     patch: Partial<Pick<Lease, 'status' | 'expiresAt'>>,
   ): Promise<StoredLease | undefined> {
-    return this.op(() => {
-      const current = this.leases.get(lease.id);
-      if (!current || current.etag !== lease.etag) return undefined;
-      const next = { ...current, ...patch, etag: this.etag() };
-      this.leases.set(lease.id, next);
-      return next;
-    });
+    return this.op(() => this.truth.updateLiveLease(lease, patch));
   }
 
   markActive(leases: StoredLease[]): Promise<void> {
     if (leases.length === 0) return Promise.resolve();
-    return this.op(() => {
-      // Conditional on each lease's version, like the table adapter: a lease
-      // released meanwhile stays released.
-      for (const lease of leases) {
-        const current = this.leases.get(lease.id);
-        if (current && current.etag === lease.etag && current.status === 'pending')
-          this.leases.set(lease.id, { ...current, status: 'active', etag: this.etag() });
-        trace(`markActive ${leases.map((lease) => lease.id.slice(-3)).join(',')}`);
-      }
+    return this.op(async () => {
+      await this.truth.markActive(leases);
+      trace(`markActive ${leases.map((lease) => lease.id.slice(-3)).join(',')}`);
     });
   }
 
   getVaultState(vault: string): Promise<VaultState> {
-    return this.op(() => this.vaultState(vault));
+    return this.op(() => this.truth.getVaultState(vault));
   }
 
   putVaultState(vault: string, state: VaultState): Promise<VaultState | undefined> {
-    return this.op(() => {
-      const current = this.vaults.get(vault);
-      if ((current?.etag ?? undefined) !== state.etag) return undefined;
-      const next = { ...state, etag: this.etag() };
-      this.vaults.set(vault, next);
-      trace(
-        `row pass=${next.pass} applied=${next.applied} lock=${next.lockHolder}@${next.lockUntil % 100000} owned=${next.owned.join(',')} U=${next.unsettledUntil % 100000}`,
-      );
+    return this.op(async () => {
+      const next = await this.truth.putVaultState(vault, state);
+      if (next)
+        trace(
+          `row pass=${next.pass} applied=${next.applied} lock=${next.lockHolder}@${next.lockUntil % 100000} owned=${next.owned.join(',')} U=${next.unsettledUntil % 100000}`,
+        );
       return next;
     });
   }
 
-  // Not used by the writer.
-  findIdempotentLease(): Promise<StoredLease | undefined> {
-    return Promise.reject(new Error('model: not used by the writer'));
+  findIdempotentLease(vault: string, principal: string, key: string) {
+    return this.op(() => this.truth.findIdempotentLease(vault, principal, key));
   }
-  claimSlot(): Promise<number> {
-    return Promise.reject(new Error('model: not used by the writer'));
+
+  claimSlot(lease: Pick<Lease, 'id' | 'vault' | 'principal' | 'expiresAt'>, now: number) {
+    return this.op(() => this.truth.claimSlot(lease, now));
   }
-  releaseSlot(): Promise<void> {
-    return Promise.reject(new Error('model: not used by the writer'));
+
+  releaseSlot(lease: Pick<Lease, 'id' | 'principal'>) {
+    return this.op(() => this.truth.releaseSlot(lease));
   }
-  listLeases(): Promise<LeasePage> {
-    return Promise.reject(new Error('model: not used by the writer'));
+
+  listLeases(query: ListQuery): Promise<LeasePage> {
+    return this.op(() => this.truth.listLeases(query));
   }
 }
 

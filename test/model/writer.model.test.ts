@@ -135,7 +135,7 @@ async function runModel(seed: number): Promise<Run> {
       }
       let current;
       try {
-        current = await store.getLease(lease.id);
+        current = await store.getLease(lease.id, VAULT);
         if (timedOut && current?.status === 'pending') {
           // As the grant use case does: leave no live lease behind a 503.
           await store.endLease(current, 'failed', Date.now(), 'timeout');
@@ -163,7 +163,7 @@ async function runModel(seed: number): Promise<Run> {
     const id = pick(candidates);
     let ended;
     try {
-      const current = await store.getLease(id);
+      const current = await store.getLease(id, VAULT);
       if (!current || current.status !== 'active') return;
       ended = await store.endLease(current, 'released', Date.now());
     } catch {
