@@ -22,7 +22,7 @@ import {
  * start-up (`kv-lease --version`), which every pipeline step pays.
  */
 
-const SCENARIO = '6 clients';
+const SCENARIO = '8 clients';
 const VAULT = 'kv-cli-bench';
 const WRITE_LATENCY_MS = 300;
 const DELAYS_S = [5, 20];

@@ -27,7 +27,7 @@ import {
  * presses typed into the principal filter.
  */
 
-const SCENARIO = '8 console';
+const SCENARIO = '9 console';
 const VAULTS = 20;
 const LEASES_PER_VAULT = 50;
 const LOADS = 5;

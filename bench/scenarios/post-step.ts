@@ -27,7 +27,7 @@ import {
  * not the runner's own scheduling.
  */
 
-const SCENARIO = '7 post-step release';
+const SCENARIO = '10 post-step release';
 const SAMPLES = 5;
 const VAULT = 'kv-post-step';
 const TARGET_MS = 2000;
