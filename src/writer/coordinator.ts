@@ -70,22 +70,12 @@ export interface CoordinatorOptions {
  */
 export interface PassObserver {
   leaseExpired?(lease: Lease): void | Promise<void>;
-  leaseRefused?(lease: Lease, why: string): void | Promise<void>;
   firewallWritten?(event: {
     vault: string;
     added: string[];
     removed: string[];
     outcome: 'success' | 'failure';
     detail?: string;
-  }): void | Promise<void>;
-  /**
-   * Resource Manager refused the vault in a way retries cannot fix (403, 404,
-   * 400): the waiters were answered `VAULT.UNAVAILABLE`.
-   */
-  vaultRefused?(event: {
-    vault: string;
-    status: number | undefined;
-    detail: string;
   }): void | Promise<void>;
 }
 
@@ -392,10 +382,8 @@ export class VaultCoordinator {
       for (const lease of survivors.filter((candidate) =>
         plan.overCapacity.includes(candidate.id),
       )) {
-        if (await store.endLease(lease, 'failed', now, 'capacity')) {
-          refused.add(lease.id);
-          note(observer?.leaseRefused?.(lease, 'capacity'));
-        }
+        // The waiting grant records the refusal (with its lease id) in the audit trail.
+        if (await store.endLease(lease, 'failed', now, 'capacity')) refused.add(lease.id);
       }
 
       // NOTE: a write abandoned earlier (timed out, its writer gone) may still
@@ -515,9 +503,6 @@ export class VaultCoordinator {
           status: error.status,
           error: message,
         });
-        note(
-          observer?.vaultRefused?.({ vault: vault.name, status: error.status, detail: message }),
-        );
         throw new DomainError(
           'VAULT.UNAVAILABLE',
           `The firewall of vault ${vault.name} cannot be changed: ${message}. Nothing was changed; retrying will not help until that is fixed.`,
