@@ -142,7 +142,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     // Leases are answered with their vault's data-plane URI (additive, for waiting clients).
     leases: withVaultUris(leaseUseCases(leases), vaultUriLookup(vaults, firewall)),
     vaults: vaultsUseCase(() =>
-      summariseVaults({ store, firewall, vaults, maxRules: MAX_RULES_PER_VAULT }),
+      summariseVaults({ store, firewall, clock, vaults, maxRules: MAX_RULES_PER_VAULT }),
     ),
     audit: readAuditUseCase(audit),
     logger,

@@ -1,3 +1,4 @@
+import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import { canonicalRule } from '../domain/ip';
 import type { UseCase } from '../domain/use-case';
@@ -34,6 +35,7 @@ export interface VaultSummary {
  */
 export async function summariseVaults(deps: {
   store: LeaseStore;
+  clock: Clock;
   firewall: VaultFirewall;
   vaults: ManagedVault[];
   maxRules: number;
@@ -51,7 +53,7 @@ export async function summariseVaults(deps: {
       ),
     ]);
     const acls = firewallRead.read;
-    const failedAt = firewallRead.error ? Date.now() : state.lastErrorAt;
+    const failedAt = firewallRead.error ? deps.clock.now() : state.lastErrorAt;
     const lastError = firewallRead.error ?? (state.lastError || undefined);
     const current = acls
       ? new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value))
