@@ -5,6 +5,10 @@ import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 
 import type { RunningEmulator, VaultSpec } from '../dev/emulator/types';
 import { type BrokerProcess, type Child, startBrokerProcesses } from '../dev/local/processes';
+import { TableLeaseStore } from '../src/adapters/tables/lease-store';
+import { mapWithLimit } from '../src/domain/concurrency';
+import { type Lease, newLeaseId } from '../src/domain/lease';
+import { EMPTY_VAULT_STATE } from '../src/ports/lease-store';
 
 /**
  * The small shared harness of `npm run bench`: what every scenario needs to
@@ -269,4 +273,51 @@ export function armErrorLabel(error: unknown): string {
   const e = error as { statusCode?: number; code?: string; message?: string };
   if (e.statusCode !== undefined) return `${e.statusCode} ${e.code ?? ''}`.trim();
   return e.message ?? String(error);
+}
+
+/**
+ * Seeds the state many leases leave behind, straight into the store and the
+ * emulated firewalls (far faster than granting them): per vault, its rules,
+ * the broker's ownership of them and one active lease row each. `lease`
+ * fills in each lease's holder, reason and times.
+ */
+export async function seedLeasedVaults(
+  ctx: BenchContext,
+  options: {
+    table: string;
+    vaults: string[];
+    leasesPerVault: number;
+    /** The first `publicIp` block; vault `v` uses block `ipBlock + v`. */
+    ipBlock: number;
+    inFlight?: number;
+    lease: (
+      n: number,
+      now: number,
+    ) => Pick<Lease, 'principal' | 'reason' | 'createdAt' | 'expiresAt'>;
+  },
+): Promise<void> {
+  const store = new TableLeaseStore({ tableName: options.table, connectionString: ctx.storage });
+  const now = Date.now();
+  const jobs: { vault: string; ip: string; n: number }[] = [];
+  for (const [v, vault] of options.vaults.entries()) {
+    const ips = Array.from(
+      { length: options.leasesPerVault },
+      (_, n) => `${publicIp(options.ipBlock + v, n)}/32`,
+    );
+    ctx.emulator.createVault(lockedVault(vault, ips));
+    await store.putVaultState(vault, { ...EMPTY_VAULT_STATE, owned: [...ips].sort() });
+    ips.forEach((ip, n) => jobs.push({ vault, ip, n }));
+  }
+  let done = 0;
+  await mapWithLimit(jobs, options.inFlight ?? 16, async ({ vault, ip, n }) => {
+    await store.createLease({
+      id: newLeaseId(vault, now),
+      vault,
+      ip,
+      status: 'active',
+      ...options.lease(n, now),
+    });
+    done += 1;
+    if (done % 2000 === 0) ctx.log(`seeded ${done}/${jobs.length} leases`);
+  });
 }

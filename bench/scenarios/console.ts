@@ -1,16 +1,11 @@
 import type { Browser } from 'playwright-core';
 
 import { haveChromium, launchChromium } from '../../dev/local/chromium';
-import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
-import { mapWithLimit } from '../../src/domain/concurrency';
-import { newLeaseId } from '../../src/domain/lease';
-import { EMPTY_VAULT_STATE } from '../../src/ports/lease-store';
 import {
   type BenchContext,
-  lockedVault,
-  publicIp,
   round,
   type ScenarioResult,
+  seedLeasedVaults,
   sleep,
   startBrokers,
   uniqueTable,
@@ -37,29 +32,19 @@ const RESPONSIVE_TARGET_MS = 200;
 
 const vaultName = (v: number) => `kv-console-${String(v).padStart(2, '0')}`;
 
-async function seed(ctx: BenchContext, table: string): Promise<void> {
-  const store = new TableLeaseStore({ tableName: table, connectionString: ctx.storage });
-  const now = Date.now();
-  const jobs: { vault: string; ip: string; n: number }[] = [];
-  for (let v = 0; v < VAULTS; v += 1) {
-    const vault = vaultName(v);
-    const ips = Array.from({ length: LEASES_PER_VAULT }, (_, n) => `${publicIp(60 + v, n)}/32`);
-    ctx.emulator.createVault(lockedVault(vault, ips));
-    await store.putVaultState(vault, { ...EMPTY_VAULT_STATE, owned: [...ips].sort() });
-    ips.forEach((ip, n) => jobs.push({ vault, ip, n }));
-  }
-  await mapWithLimit(jobs, 16, ({ vault, ip, n }) =>
-    store.createLease({
-      id: newLeaseId(vault, now),
-      vault,
-      ip,
-      status: 'active',
+function seed(ctx: BenchContext, table: string): Promise<void> {
+  return seedLeasedVaults(ctx, {
+    table,
+    vaults: Array.from({ length: VAULTS }, (_, v) => vaultName(v)),
+    leasesPerVault: LEASES_PER_VAULT,
+    ipBlock: 60,
+    lease: (n, now) => ({
       principal: `pipeline-${n % 7}`,
       reason: `https://dev.azure.com/contoso/app/_build/results?buildId=${1000 + n}`,
       createdAt: now - 60_000 * (n % 30),
       expiresAt: now + 600_000 + 7_000 * n,
     }),
-  );
+  });
 }
 
 interface Watch {

@@ -3,18 +3,15 @@ import { TableClient } from '@azure/data-tables';
 import { startReadyLine } from '../../dev/local/processes';
 import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { mapWithLimit } from '../../src/domain/concurrency';
-import { newLeaseId } from '../../src/domain/lease';
-import { EMPTY_VAULT_STATE } from '../../src/ports/lease-store';
 import type { SweepResult } from '../../src/sweep/sweep';
 import {
   type BenchContext,
   brokerEnv,
-  lockedVault,
   peakRssMb,
-  publicIp,
   round,
   rulesOf,
   type ScenarioResult,
+  seedLeasedVaults,
   sleep,
   STATIC_RULE,
   SWEEP_CHILD,
@@ -46,30 +43,18 @@ function vaultName(index: number): string {
 
 async function seed(ctx: BenchContext, table: string): Promise<{ ms: number }> {
   const started = performance.now();
-  const store = new TableLeaseStore({ tableName: table, connectionString: ctx.storage });
-  const now = Date.now();
-  const jobs: { vault: string; ip: string }[] = [];
-  for (let v = 0; v < VAULTS; v += 1) {
-    const vault = vaultName(v);
-    const ips = Array.from({ length: LEASES_PER_VAULT }, (_, n) => `${publicIp(100 + v, n)}/32`);
-    ctx.emulator.createVault(lockedVault(vault, ips));
-    await store.putVaultState(vault, { ...EMPTY_VAULT_STATE, owned: [...ips].sort() });
-    for (const ip of ips) jobs.push({ vault, ip });
-  }
-  let done = 0;
-  await mapWithLimit(jobs, SEED_IN_FLIGHT, async ({ vault, ip }) => {
-    await store.createLease({
-      id: newLeaseId(vault, now),
-      vault,
-      ip,
-      status: 'active',
+  await seedLeasedVaults(ctx, {
+    table,
+    vaults: Array.from({ length: VAULTS }, (_, v) => vaultName(v)),
+    leasesPerVault: LEASES_PER_VAULT,
+    ipBlock: 100,
+    inFlight: SEED_IN_FLIGHT,
+    lease: (_n, now) => ({
       principal: 'bench',
       reason: 'bench: seeded expired lease',
       createdAt: now - 2 * 3600_000,
       expiresAt: now - 3600_000,
-    });
-    done += 1;
-    if (done % 2000 === 0) ctx.log(`seeded ${done}/${jobs.length} leases`);
+    }),
   });
   return { ms: performance.now() - started };
 }
