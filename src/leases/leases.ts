@@ -195,7 +195,7 @@ export class LeaseService {
     let outcome: PassOutcome | undefined;
     for (;;) {
       try {
-        outcome = await this.deps.coordinator.sync(lease.vault, deadline);
+        outcome = await this.deps.coordinator.sync(lease.vault, deadline, lease.id);
       } catch (error) {
         // Whatever stopped us (timeout, store outage), leave no live lease
         // behind; if the store is down too, the writer fails it later.
@@ -295,9 +295,7 @@ export class LeaseService {
    */
   private async checkCapacity(vault: string, ip: string): Promise<void> {
     // In a burst, the row this process just read or wrote is fresh enough.
-    const state =
-      this.deps.coordinator.recentState(vault, 2000) ??
-      (await this.deps.store.getVaultState(vault));
+    const state = await this.deps.coordinator.approximateState(vault, 2000);
     const owned = new Set(state.owned);
     if (owned.has(ip)) return;
     if (state.totalRules >= 0 && state.totalRules + 1 <= this.maxRules) return;

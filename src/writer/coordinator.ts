@@ -10,6 +10,7 @@ import { passCompleted, passFailed } from '../observability/telemetry';
 import type { LeaseStore, StoredLease, VaultState } from '../ports/lease-store';
 import { FirewallError, type VaultFirewall } from '../ports/vault-firewall';
 import { HeldLock, LostLock } from './lock';
+import { readLeases } from './read-leases';
 
 /**
  * Per-vault reconciliation with one writer at a time, across any number of
@@ -93,6 +94,12 @@ interface Waiter {
   /** Reads of the vault row this watch had begun when the waiter arrived. */
   arrivedAfterRead: number;
   target: number | undefined;
+  /** A grant's lease: the waiter is also done once the lease is applied (or refused). */
+  lease: string | undefined;
+  /** The vault row's `applied` when the target was set: a pass completed since may have applied the lease. */
+  appliedSeen: number | undefined;
+  /** The lease is being read back. */
+  probing: boolean;
   deadline: number;
   resolve: (outcome: PassOutcome | undefined) => void;
   reject: (error: Error) => void;
@@ -106,6 +113,9 @@ interface Watch {
   backoffUntil: number;
   lastFailure: string | undefined;
 }
+
+/** How old a row this process saw with the lock free may be for a try at the lock without a read. */
+const ASSUME_ROW_MS = 2_000;
 
 /** A lock is given up this long before it expires, so no call outlives it. */
 const LOCK_MARGIN_MS = 300;
@@ -128,6 +138,8 @@ export class VaultCoordinator {
   private readonly recent = new Map<string, PassOutcome>();
   /** The vault rows this process read or wrote last, for cheap approximate reads. */
   private readonly known = new Map<string, { state: VaultState; at: number }>();
+  /** Reads of a vault row under way for `approximateState`, shared by its callers. */
+  private readonly reading = new Map<string, Promise<VaultState>>();
 
   constructor(
     vaults: ManagedVault[],
@@ -145,13 +157,25 @@ export class VaultCoordinator {
   }
 
   /**
-   * The vault row as this process last saw it, when that was at most
-   * `maxAgeMs` ago: good enough for estimates (capacity), never for decisions
-   * the writer makes.
+   * The vault row for estimates (capacity), never for decisions the writer
+   * makes: as this process last saw it when that was at most `maxAgeMs` ago,
+   * else one read of the store shared by every caller asking meanwhile (the
+   * first grants of a burst on a broker that has not seen the vault yet cost
+   * one read, not one each).
    */
-  recentState(vault: string, maxAgeMs: number): VaultState | undefined {
+  approximateState(vault: string, maxAgeMs: number): Promise<VaultState> {
     const known = this.known.get(vault);
-    return known && this.options.clock.now() - known.at <= maxAgeMs ? known.state : undefined;
+    if (known && this.options.clock.now() - known.at <= maxAgeMs)
+      return Promise.resolve(known.state);
+    let reading = this.reading.get(vault);
+    if (!reading) {
+      reading = this.options.store
+        .getVaultState(vault)
+        .then((state) => this.remember(vault, state) ?? state)
+        .finally(() => this.reading.delete(vault));
+      this.reading.set(vault, reading);
+    }
+    return reading;
   }
 
   private remember(vault: string, state: VaultState | undefined): VaultState | undefined {
@@ -167,7 +191,7 @@ export class VaultCoordinator {
    * `VAULT.UNAVAILABLE` at once when Resource Manager refuses the vault, and
    * with the store's error when the store fails.
    */
-  sync(vault: string, deadline: number): Promise<PassOutcome | undefined> {
+  sync(vault: string, deadline: number, lease?: string): Promise<PassOutcome | undefined> {
     if (this.stopping) {
       return Promise.reject(
         new DomainError('STORE.UNAVAILABLE', 'The broker instance is shutting down; try again', {
@@ -204,6 +228,9 @@ export class VaultCoordinator {
       const waiter: Waiter = {
         arrivedAfterRead: current.reads,
         target: undefined,
+        lease,
+        appliedSeen: undefined,
+        probing: false,
         deadline,
         resolve: (outcome) => {
           clearTimeout(timer);
@@ -253,20 +280,28 @@ export class VaultCoordinator {
 
   private async drive(vault: string, watch: Watch): Promise<void> {
     const managed = this.vaults.get(vault);
+    let assumed = this.freeRow(vault);
     try {
       while (watch.waiters.length > 0 && !this.stopping) {
-        watch.reads += 1;
-        const read = watch.reads;
-        const state = await this.options.store.getVaultState(vault);
-        this.remember(vault, state);
-        // Waiters that arrived before this read began get their target now: the
-        // next pass to begin will read the store after their change. One that
-        // arrived while the read was under way waits for the next read: this one
-        // may show the row from before its change, and a pass begun since.
-        for (const waiter of watch.waiters)
-          if (waiter.arrivedAfterRead < read) waiter.target ??= state.pass + 1;
-        this.settle(vault, watch, state.applied);
-        if (watch.waiters.length === 0) break;
+        let state: VaultState;
+        if (assumed) {
+          // Only a try at the lock: no waiter takes its target from this row.
+          state = assumed;
+          assumed = undefined;
+        } else {
+          watch.reads += 1;
+          const read = watch.reads;
+          state = await this.options.store.getVaultState(vault);
+          this.remember(vault, state);
+          // Waiters that arrived before this read began get their target now: the
+          // next pass to begin will read the store after their change. One that
+          // arrived while the read was under way waits for the next read: this one
+          // may show the row from before its change, and a pass begun since.
+          for (const waiter of watch.waiters)
+            if (waiter.arrivedAfterRead < read) this.aim(waiter, state.pass + 1, state.applied);
+          this.settle(vault, watch, state.applied);
+          if (watch.waiters.length === 0) break;
+        }
 
         const now = this.options.clock.now();
         const lockFree = state.lockHolder === '' || state.lockUntil <= now;
@@ -280,8 +315,8 @@ export class VaultCoordinator {
           if (!acquired) continue; // another process took it: look again
           const outcome = await this.runPass(managed, acquired, watch);
           if (outcome) {
-            this.recent.set(vault, outcome);
-            this.settle(vault, watch, outcome.pass);
+            this.answer(vault, watch, outcome);
+            assumed = this.freeRow(vault);
           }
           continue;
         }
@@ -307,13 +342,62 @@ export class VaultCoordinator {
     }
   }
 
-  /** Resolve waiters whose pass is done; reject those out of time. */
+  /**
+   * The vault row as this process last wrote or read it with the lock free,
+   * moments ago: the writer tries to take the lock from it without reading
+   * the row first. The write is conditional on the row's version, so a row
+   * changed since costs one refused write and then a read.
+   */
+  private freeRow(vault: string): VaultState | undefined {
+    const known = this.known.get(vault);
+    if (!known || this.options.clock.now() - known.at > ASSUME_ROW_MS) return undefined;
+    return known.state.lockHolder === '' ? known.state : undefined;
+  }
+
+  /** A pass of this process completed: answer the waiters it served. */
+  private answer(vault: string, watch: Watch, outcome: PassOutcome): void {
+    this.recent.set(vault, outcome);
+    this.settle(vault, watch, outcome.pass);
+  }
+
+  /** Give a waiter the pass that will serve it, unless it has one already. */
+  private aim(waiter: Waiter, target: number, applied: number): void {
+    if (waiter.target !== undefined) return;
+    waiter.target = target;
+    waiter.appliedSeen = applied;
+  }
+
+  /**
+   * Resolve waiters whose pass is done; reject those out of time. A grant's
+   * waiter is also done once its lease is applied or refused: by a pass here
+   * (its outcome says so), or by one elsewhere, seen by reading the lease back
+   * once the vault row shows a pass completed (a grant that registered just
+   * after a pass read the leases, but whose lease that pass applied, does not
+   * wait for the next pass).
+   */
   private settle(vault: string, watch: Watch, applied: number): void {
     const now = this.options.clock.now();
     const recent = this.recent.get(vault);
+    const probe: Waiter[] = [];
     watch.waiters = watch.waiters.filter((waiter) => {
-      if (waiter.target !== undefined && waiter.target <= applied) {
-        waiter.resolve(recent && recent.pass >= waiter.target ? recent : undefined);
+      if (waiter.probing) return true;
+      const reached = waiter.target !== undefined && waiter.target <= applied;
+      if (reached && recent && recent.pass >= (waiter.target as number)) {
+        waiter.resolve(recent);
+        return false;
+      }
+      if (waiter.lease !== undefined) {
+        if (recent && (recent.activated.has(waiter.lease) || recent.refused.has(waiter.lease))) {
+          waiter.resolve(recent);
+          return false;
+        }
+        if (reached || (waiter.appliedSeen !== undefined && applied > waiter.appliedSeen)) {
+          waiter.appliedSeen = applied;
+          probe.push(waiter);
+          return true;
+        }
+      } else if (reached) {
+        waiter.resolve(undefined);
         return false;
       }
       if (now >= waiter.deadline) {
@@ -322,6 +406,53 @@ export class VaultCoordinator {
       }
       return true;
     });
+    if (probe.length > 0) void this.probe(vault, watch, probe, applied);
+  }
+
+  /**
+   * Read back the leases of `waiters` (one read for many) after the vault row
+   * showed pass `applied` completed: an applied or refused lease answers its
+   * waiter, one whose target pass completed is answered either way (its grant
+   * looks at the lease itself), the rest wait on.
+   */
+  private async probe(
+    vault: string,
+    watch: Watch,
+    waiters: Waiter[],
+    applied: number,
+  ): Promise<void> {
+    for (const waiter of waiters) waiter.probing = true;
+    let leases: Map<string, StoredLease | undefined> | undefined;
+    try {
+      leases = await readLeases(
+        this.options.store,
+        vault,
+        waiters.map((waiter) => waiter.lease as string),
+      );
+    } catch {
+      leases = undefined; // the grant reads its lease itself, or the next pass answers it
+    }
+    const done = new Set<Waiter>();
+    for (const waiter of waiters) {
+      waiter.probing = false;
+      const lease = leases?.get(waiter.lease as string);
+      const active = lease?.status === 'active';
+      const refused = lease?.status === 'failed' && lease.failure === 'capacity';
+      const reached = waiter.target !== undefined && waiter.target <= applied;
+      if (!active && !refused && !reached) continue;
+      const ids = new Set(lease ? [lease.id] : []);
+      waiter.resolve(
+        active || refused
+          ? {
+              pass: applied,
+              activated: active ? ids : new Set(),
+              refused: refused ? ids : new Set(),
+            }
+          : undefined,
+      );
+      done.add(waiter);
+    }
+    watch.waiters = watch.waiters.filter((waiter) => !done.has(waiter));
   }
 
   /**
@@ -345,9 +476,15 @@ export class VaultCoordinator {
     });
     this.held.add(lock);
     try {
-      return await this.pass(vault, lock, watch, (settling) => {
-        if (settling) notes.push(settling);
-      });
+      return await this.pass(
+        vault,
+        lock,
+        watch,
+        (settling) => {
+          if (settling) notes.push(settling);
+        },
+        () => Promise.allSettled(notes),
+      );
     } finally {
       lock.stop();
       this.held.delete(lock);
@@ -360,12 +497,17 @@ export class VaultCoordinator {
     lock: HeldLock,
     watch: Watch,
     note: Notes,
+    noted: () => Promise<unknown>,
   ): Promise<PassOutcome | undefined> {
     const { store, firewall, clock, logger, observer } = this.options;
     const acquired = lock.state;
     const startedAt = clock.now();
     try {
       const readAt = clock.now();
+      // Every waiter here now made its change before this pass reads the
+      // leases: this pass serves it, even one that arrived too late for the
+      // row read that led here (without this, it would wait a pass more).
+      for (const waiter of watch.waiters) this.aim(waiter, acquired.pass, acquired.applied);
       const [acls, live] = await Promise.all([
         lock.call(this.callTimeoutMs, (signal) => firewall.read(vault, signal)),
         store.liveLeases(vault.name),
@@ -442,6 +584,25 @@ export class VaultCoordinator {
         (lease) => lease.status === 'pending' && applied.has(lease.id),
       );
       await store.markActive(activated);
+      const outcome: PassOutcome = {
+        pass: acquired.pass,
+        activated: new Set(activated.map((lease) => lease.id)),
+        refused,
+      };
+      // The rules are on the vault and the leases active: the pass is done, and
+      // this process's waiters are answered (once the pass's audit entries are
+      // written) while the lock is being freed, not after.
+      passCompleted(logger, {
+        vault: vault.name,
+        outcome: plan.changed ? 'written' : 'unchanged',
+        rules: plan.next.length,
+        maxRules: this.maxRules,
+        brokerRules: plan.ownedAfterWrite.length,
+        activeLeases: survivors.length - refused.size,
+        startedAt,
+        endedAt: clock.now(),
+      });
+      const answered = noted().then(() => this.answer(vault.name, watch, outcome));
       const done = this.remember(
         vault.name,
         await lock.finish({
@@ -455,24 +616,11 @@ export class VaultCoordinator {
           lastErrorAt: 0,
         }),
       );
+      await answered;
       if (!done) throw new LostLock();
-      passCompleted(logger, {
-        vault: vault.name,
-        outcome: plan.changed ? 'written' : 'unchanged',
-        rules: plan.next.length,
-        maxRules: this.maxRules,
-        brokerRules: plan.ownedAfterWrite.length,
-        activeLeases: survivors.length - refused.size,
-        startedAt,
-        endedAt: clock.now(),
-      });
       watch.backoffUntil = 0;
       watch.lastFailure = undefined;
-      return {
-        pass: acquired.pass,
-        activated: new Set(activated.map((lease) => lease.id)),
-        refused,
-      };
+      return outcome;
     } catch (thrown) {
       if (thrown instanceof LostLock || lock.lost) {
         logger.warn('Writer lock lost during a pass; another writer took over', {
