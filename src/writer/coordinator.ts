@@ -305,7 +305,9 @@ export class VaultCoordinator {
 
         const now = this.options.clock.now();
         const lockFree = state.lockHolder === '' || state.lockUntil <= now;
-        if (lockFree && managed && now >= watch.backoffUntil) {
+        // Waiters whose leases are being read back may need no pass at all.
+        const unserved = watch.waiters.some((waiter) => !waiter.probing);
+        if (lockFree && managed && now >= watch.backoffUntil && unserved) {
           const acquired = await this.options.store.putVaultState(vault, {
             ...state,
             pass: state.pass + 1,
@@ -453,6 +455,7 @@ export class VaultCoordinator {
       done.add(waiter);
     }
     watch.waiters = watch.waiters.filter((waiter) => !done.has(waiter));
+    watch.wake?.();
   }
 
   /**
