@@ -186,7 +186,10 @@ export class VaultCoordinator {
   /**
    * Resolves once a writer pass that began after this call has completed, so
    * the firewall reflects every change the caller made to the store before
-   * calling. Rejects with `VAULT.UPDATE_TIMEOUT` at the deadline (a timer, so
+   * calling. A grant names its `lease`: it also resolves once that lease is
+   * active (its rule written) or refused for capacity, with an outcome that
+   * says which, even when the pass that did it began a moment before the
+   * call. Rejects with `VAULT.UPDATE_TIMEOUT` at the deadline (a timer, so
    * a hung store or firewall call cannot hold the caller past it), with
    * `VAULT.UNAVAILABLE` at once when Resource Manager refuses the vault, and
    * with the store's error when the store fails.
