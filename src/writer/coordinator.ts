@@ -318,11 +318,9 @@ export class VaultCoordinator {
             lockUntil: now + this.lockTtlMs,
           });
           if (!acquired) continue; // another process took it: look again
+          // A completed pass has answered the waiters it served.
           const outcome = await this.runPass(managed, acquired, watch);
-          if (outcome) {
-            this.answer(vault, watch, outcome);
-            assumed = this.freeRow(vault);
-          }
+          if (outcome) assumed = this.freeRow(vault);
           continue;
         }
         await new Promise<void>((resolve) => {
