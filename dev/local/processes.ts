@@ -110,21 +110,31 @@ export function startReadyLine<T extends { ready: true }>(
         new Error(`${name} exited with code ${code} before it was ready: ${errors.slice(-2000)}`),
       );
     });
+    let found = false;
     child.stdout?.on('data', (chunk: Buffer) => {
+      // After the ready line the output is still drained (a full pipe would
+      // block the child), but no longer kept.
+      if (found) return;
       buffer += chunk.toString();
-      const newline = buffer.indexOf('\n');
-      if (newline < 0) return;
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      try {
-        const ready = JSON.parse(line) as T;
-        if (ready.ready) {
-          clearTimeout(timer);
-          child.removeAllListeners('exit');
-          resolve({ child: { process: child, name, stop: stopper(child) }, ready });
+      for (
+        let newline = buffer.indexOf('\n');
+        newline >= 0 && !found;
+        newline = buffer.indexOf('\n')
+      ) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        try {
+          const ready = JSON.parse(line) as T;
+          if (ready.ready) {
+            found = true;
+            buffer = '';
+            clearTimeout(timer);
+            child.removeAllListeners('exit');
+            resolve({ child: { process: child, name, stop: stopper(child) }, ready });
+          }
+        } catch {
+          // not the ready line; keep reading
         }
-      } catch {
-        // not the ready line; keep reading
       }
     });
   });
