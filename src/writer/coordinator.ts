@@ -164,9 +164,8 @@ export class VaultCoordinator {
    * one read, not one each).
    */
   approximateState(vault: string, maxAgeMs: number): Promise<VaultState> {
-    const known = this.known.get(vault);
-    if (known && this.options.clock.now() - known.at <= maxAgeMs)
-      return Promise.resolve(known.state);
+    const known = this.seen(vault, maxAgeMs);
+    if (known) return Promise.resolve(known);
     let reading = this.reading.get(vault);
     if (!reading) {
       reading = this.options.store
@@ -176,6 +175,12 @@ export class VaultCoordinator {
       this.reading.set(vault, reading);
     }
     return reading;
+  }
+
+  /** The vault row as this process last read or wrote it, if that was at most `maxAgeMs` ago. */
+  private seen(vault: string, maxAgeMs: number): VaultState | undefined {
+    const known = this.known.get(vault);
+    return known && this.options.clock.now() - known.at <= maxAgeMs ? known.state : undefined;
   }
 
   private remember(vault: string, state: VaultState | undefined): VaultState | undefined {
@@ -352,9 +357,8 @@ export class VaultCoordinator {
    * changed since costs one refused write and then a read.
    */
   private freeRow(vault: string): VaultState | undefined {
-    const known = this.known.get(vault);
-    if (!known || this.options.clock.now() - known.at > ASSUME_ROW_MS) return undefined;
-    return known.state.lockHolder === '' ? known.state : undefined;
+    const known = this.seen(vault, ASSUME_ROW_MS);
+    return known?.lockHolder === '' ? known : undefined;
   }
 
   /** A pass of this process completed: answer the waiters it served. */
