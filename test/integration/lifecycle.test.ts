@@ -206,6 +206,21 @@ describe('reading, listing and renewing', () => {
     expect(refused.headers.get('content-type')).toBe('application/problem+json');
   });
 
+  it('When a release has been answered, then the vault list no longer counts its rule or lease', async () => {
+    const vault = freshVault();
+    const broker = testBroker({ emulator, vaults: [vault] });
+    await broker.call('POST', '/api/leases', { body: { vault }, headers: xff('52.1.5.3') });
+    const gone = await broker.call('POST', '/api/leases', {
+      body: { vault },
+      headers: xff('52.1.5.4'),
+    });
+    expect((await broker.call('DELETE', `/api/leases/${gone.body.id}`)).status).toBe(200);
+    const vaults = await broker.call('GET', '/api/vaults');
+    expect(vaults.body.value).toEqual([
+      expect.objectContaining({ activeLeases: 1, brokerRules: 1, totalRules: 2 }),
+    ]);
+  });
+
   it('When operators list vaults, then each shows active leases, broker rules and total rules', async () => {
     const vault = freshVault();
     const broker = testBroker({ emulator, vaults: [vault] });
