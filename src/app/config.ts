@@ -195,9 +195,41 @@ export class ConfigError extends Error {
 
 /** Environment variables that say the process runs in Azure (Functions host / App Service). */
 const AZURE_MARKERS = ['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME'] as const;
+const IN_AZURE = 'when running in Azure (WEBSITE_INSTANCE_ID/WEBSITE_SITE_NAME is set)';
 
 export function runsInAzure(env: NodeJS.ProcessEnv): boolean {
   return AZURE_MARKERS.some((name) => (env[name] ?? '') !== '');
+}
+
+/**
+ * Settings meant for a developer's machine that must never reach a deployed
+ * broker: each would hand a caller (or anyone on the network path) what the
+ * broker guards. Checked on the settings that parsed, like crossFieldIssues.
+ */
+function azureIssues(config: Partial<Fields>, ctx: IssueSink): void {
+  const issue = (path: string, message: string) =>
+    ctx.addIssue({ code: 'custom', path: [path], message });
+  if (config.AUTH_MODE === 'disabled') {
+    issue(
+      'AUTH_MODE',
+      `"disabled" is refused ${IN_AZURE}: every caller would get every role. Use AUTH_MODE=entra.`,
+    );
+  }
+  if (config.AZURE_ARM_TOKEN !== undefined) {
+    issue(
+      'AZURE_ARM_TOKEN',
+      `is refused ${IN_AZURE}: a static Resource Manager token is for emulators. Unset it; the broker then uses its managed identity.`,
+    );
+  }
+  for (const name of ['AUTH_JWKS_URI', 'AZURE_ARM_ENDPOINT'] as const) {
+    const value = config[name];
+    if (value !== undefined && new URL(value).protocol !== 'https:') {
+      issue(
+        name,
+        `must be an https:// URL ${IN_AZURE}, not "${value}": over plain http anyone on the path can forge what the broker trusts.`,
+      );
+    }
+  }
 }
 
 /** `LEASE_POLICY[0].oids[1]`: the setting, then where inside its JSON value. */
@@ -212,38 +244,39 @@ function settingPath(path: readonly PropertyKey[]): string {
 /** Parse the environment once; throws a ConfigError naming every bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const result = ConfigSchema.safeParse(env);
-  if (!result.success) {
-    const issues: { path: readonly PropertyKey[]; message: string }[] = [...result.error.issues];
-    // zod skips the cross-field checks when a field failed: run them on the
-    // fields that parsed, keeping each message once.
-    const parsed: Record<string, unknown> = {};
+  const issues: { path: readonly PropertyKey[]; message: string }[] = result.success
+    ? []
+    : [...result.error.issues];
+  // The fields that parsed: zod skips the cross-field checks when a field
+  // failed, so they run here on the rest, keeping each message once.
+  const parsed: Partial<Fields> = {};
+  if (result.success) Object.assign(parsed, result.data);
+  else {
     for (const [key, field] of Object.entries(ConfigFields.shape)) {
       const one = (field as z.ZodType).safeParse(env[key]);
-      if (one.success) parsed[key] = one.data;
+      if (one.success) Object.assign(parsed, { [key]: one.data });
     }
-    const seen = new Set(issues.map((issue) => `${issue.path.join('.')}|${issue.message}`));
-    crossFieldIssues(parsed, {
-      addIssue: (issue) => {
-        if (typeof issue === 'string') return;
-        const path = issue.path ?? [];
-        const message = issue.message ?? '';
-        const key = `${path.join('.')}|${message}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          issues.push({ path, message });
-        }
-      },
-    });
+  }
+  const seen = new Set(issues.map((issue) => `${issue.path.join('.')}|${issue.message}`));
+  const sink: IssueSink = {
+    addIssue: (issue) => {
+      if (typeof issue === 'string') return;
+      const path = issue.path ?? [];
+      const message = issue.message ?? '';
+      const key = `${path.join('.')}|${message}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        issues.push({ path, message });
+      }
+    },
+  };
+  if (!result.success) crossFieldIssues(parsed, sink);
+  if (runsInAzure(env)) azureIssues(parsed, sink);
+  if (!result.success || issues.length > 0) {
     const lines = issues.map(
       (issue) => `- ${settingPath(issue.path) || '(settings)'}: ${issue.message}`,
     );
     throw new ConfigError(`Invalid kv-lease configuration:\n${lines.join('\n')}`);
-  }
-  if (result.data.AUTH_MODE === 'disabled' && runsInAzure(env)) {
-    throw new ConfigError(
-      'Invalid kv-lease configuration:\n- AUTH_MODE: "disabled" is refused when running in Azure ' +
-        '(WEBSITE_INSTANCE_ID/WEBSITE_SITE_NAME is set): every caller would get every role. Use AUTH_MODE=entra.',
-    );
   }
   return result.data;
 }

@@ -26,6 +26,12 @@ function baseEnv(): Record<string, string> {
 
 const AZURE = { WEBSITE_INSTANCE_ID: 'a1b2c3d4e5f6', WEBSITE_SITE_NAME: 'func-kv-lease' };
 
+/** baseEnv as a deployment has it: no static Resource Manager token (refused in Azure). */
+function deployedEnv(): Record<string, string> {
+  const { AZURE_ARM_TOKEN: _token, ...env } = baseEnv();
+  return env;
+}
+
 /** Runs node with `args` and an environment made of PATH plus `env` only. */
 function run(
   args: string[],
@@ -75,7 +81,7 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
       loadConfig({ ...baseEnv(), AUTH_MODE: 'disabled', WEBSITE_INSTANCE_ID: '' }).AUTH_MODE,
     ).toBe('disabled');
     const entra = {
-      ...baseEnv(),
+      ...deployedEnv(),
       ...AZURE,
       AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
       AUTH_AUDIENCE: 'api://kv-lease',
@@ -108,7 +114,7 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
 
     // The same entry point with AUTH_MODE=entra loads (and registers) without complaint.
     const accepted = await run(['-e', `require(${JSON.stringify(entry)})`], {
-      ...baseEnv(),
+      ...deployedEnv(),
       ...AZURE,
       AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
       AUTH_AUDIENCE: 'api://kv-lease',
@@ -119,7 +125,7 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
   it('then in Azure any bad setting stops the app at load, naming it, instead of failing each request', async () => {
     const entry = join(DIST, 'functions', 'index.js');
     const result = await run(['-e', `require(${JSON.stringify(entry)})`], {
-      ...baseEnv(),
+      ...deployedEnv(),
       ...AZURE,
       AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
       AUTH_AUDIENCE: 'api://kv-lease',
@@ -129,5 +135,36 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
     expect(result.stderr).toContain(
       'LEASE_POLICY[0].vaults: rule #1 names "kv-unknown", which is not in BROKER_VAULTS',
     );
+  });
+});
+
+describe('When settings for a developer machine meet an Azure environment', () => {
+  it('then loading the Functions entry point fails with one message naming AZURE_ARM_TOKEN and each plain-http URL', async () => {
+    const entry = join(DIST, 'functions', 'index.js');
+    const result = await run(['-e', `require(${JSON.stringify(entry)})`], {
+      ...baseEnv(),
+      ...AZURE,
+      AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
+      AUTH_AUDIENCE: 'api://kv-lease',
+      AUTH_JWKS_URI: 'http://127.0.0.1:9/keys',
+      AZURE_ARM_ENDPOINT: 'http://127.0.0.1:9',
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(
+      /Invalid kv-lease configuration:\n- AZURE_ARM_TOKEN: is refused when running in Azure[^\n]*\n- AUTH_JWKS_URI: must be an https:\/\/ URL[^\n]*\n- AZURE_ARM_ENDPOINT: must be an https:\/\/ URL/,
+    );
+  });
+
+  it('then the broker process refuses them too, before listening', async () => {
+    const result = await run([join(DIST, '..', 'dev', 'local', 'runner.js')], {
+      ...baseEnv(),
+      WEBSITE_SITE_NAME: AZURE.WEBSITE_SITE_NAME,
+      AUTH_MODE: 'entra',
+      AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
+      AUTH_AUDIENCE: 'api://kv-lease',
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).not.toContain('"ready":true');
+    expect(result.stderr).toContain('AZURE_ARM_TOKEN: is refused when running in Azure');
   });
 });

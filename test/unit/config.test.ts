@@ -62,4 +62,59 @@ describe('loadConfig', () => {
       /running in Azure/,
     );
   });
+
+  it('When Azure meets a static ARM token and plain-http endpoints, then one error names every one of them and why', () => {
+    const entra = {
+      ...base,
+      AUTH_MODE: 'entra',
+      AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
+      AUTH_AUDIENCE: 'api://kv-lease',
+      WEBSITE_SITE_NAME: 'func-kv-lease',
+    };
+    const bad = {
+      ...entra,
+      AZURE_ARM_TOKEN: 'static-token',
+      AUTH_JWKS_URI: 'http://login.example/keys',
+      AZURE_ARM_ENDPOINT: 'http://management.example',
+    };
+    let message = '';
+    try {
+      loadConfig(bad);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message.split('\n')).toEqual([
+      'Invalid kv-lease configuration:',
+      expect.stringMatching(/^- AZURE_ARM_TOKEN: is refused when running in Azure .*emulators/),
+      expect.stringMatching(
+        /^- AUTH_JWKS_URI: must be an https:\/\/ URL when running in Azure .*"http:\/\/login\.example\/keys"/,
+      ),
+      expect.stringMatching(
+        /^- AZURE_ARM_ENDPOINT: must be an https:\/\/ URL when running in Azure .*"http:\/\/management\.example"/,
+      ),
+    ]);
+    // The same settings outside Azure (a developer against an emulator) are accepted.
+    const { WEBSITE_SITE_NAME: _marker, ...local } = bad;
+    expect(loadConfig(local).AZURE_ARM_TOKEN).toBe('static-token');
+    // In Azure, https endpoints and no token are accepted; an empty token counts as unset.
+    const good = {
+      ...entra,
+      AZURE_ARM_TOKEN: '',
+      AUTH_JWKS_URI: 'https://login.example/keys',
+      AZURE_ARM_ENDPOINT: 'https://management.example',
+    };
+    expect(loadConfig(good).AZURE_ARM_ENDPOINT).toBe('https://management.example');
+  });
+
+  it('When Azure refusals meet other bad settings, then the one message names both kinds', () => {
+    expect(() =>
+      loadConfig({
+        ...base,
+        LEASE_MIN_PREFIX: '4',
+        AZURE_ARM_TOKEN: 'static-token',
+        WEBSITE_INSTANCE_ID: 'abc',
+      }),
+    ).toThrowError(/LEASE_MIN_PREFIX[\s\S]*AUTH_MODE: "disabled" is refused[\s\S]*AZURE_ARM_TOKEN: is refused/);
+  });
 });
