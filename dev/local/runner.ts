@@ -20,11 +20,13 @@ import {
   type HttpDefinition,
 } from '../../src/app/definitions';
 import { DomainError } from '../../src/domain/errors';
+import { isLoopbackHost } from './loopback-host';
 
 /**
  * The local runner: serves the function table that the Functions host
  * registers, on 127.0.0.1:PORT, and runs the timer on its NCRONTAB schedule.
- * It passes request headers through unchanged (no X-Forwarded-For added).
+ * It passes request headers through unchanged (no X-Forwarded-For added), and
+ * answers only requests addressed to a loopback Host (DNS rebinding defence).
  */
 
 /** Bodies above this are refused before a handler sees them (the API's own limit is 16 KiB). */
@@ -130,6 +132,19 @@ async function send(response: ServerResponse, init: HttpResponseInit): Promise<v
   response.end(body);
 }
 
+/** 400 for a request whose Host is not this machine's loopback (see isLoopbackHost). */
+function foreignHost(host: string | undefined): HttpResponseInit {
+  const shown = host === undefined ? 'no Host header' : `Host ${JSON.stringify(host.slice(0, 100))}`;
+  return problemResponse(
+    new DomainError(
+      'REQUEST.INVALID',
+      `The local runner answers only requests to localhost, 127.0.0.0/8 or [::1], not ${shown}: ` +
+        'a web page could otherwise reach it by DNS rebinding',
+      { errors: [{ path: 'Host header', message: 'is not a loopback name or address' }] },
+    ),
+  );
+}
+
 function contextFor(name: string): InvocationContext {
   return new InvocationContext({
     invocationId: randomUUID(),
@@ -166,7 +181,13 @@ export async function startRunner(options: {
   const server = createServer((request, response) => {
     void (async () => {
       try {
-        const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
+        const host = request.headers.host;
+        if (!isLoopbackHost(host)) {
+          request.resume();
+          await send(response, foreignHost(host));
+          return;
+        }
+        const url = new URL(request.url ?? '/', `http://${host}`);
         const matching = routes
           .map((route) => ({ route, match: route.pattern.exec(url.pathname) }))
           .filter((entry) => entry.match !== null);

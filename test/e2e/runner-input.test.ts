@@ -1,3 +1,5 @@
+import { request } from 'node:http';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
@@ -6,8 +8,8 @@ import { type BrokerProcess, http, startBrokers } from '../support/processes';
 
 /**
  * Input that only the HTTP front reaches: malformed percent-encoding in a
- * path and odd X-Forwarded-For values, sent over a real socket to the local
- * runner.
+ * path, odd X-Forwarded-For values and foreign Host headers, sent over a real
+ * socket to the local runner.
  */
 const VAULT = 'kv-runner-input';
 let emulator: RunningEmulator;
@@ -61,5 +63,98 @@ describe('The local runner at its front door', () => {
     expect(response.status).toBe(400);
     expect(response.body.type).toBe('urn:kv-lease:problem:ip-not-allowed');
     expect(rulesOf(emulator, VAULT)).toEqual([STATIC_RULE]);
+  });
+});
+
+/** One request to the runner's socket with exactly this Host header (fetch would set its own). */
+function withHost(
+  url: string,
+  method: string,
+  path: string,
+  host: string,
+  body?: unknown,
+): Promise<{ status: number; type: string | undefined; json: any }> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method,
+        path,
+        headers: {
+          host,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            type: response.headers['content-type'],
+            json: text ? JSON.parse(text) : undefined,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe('The local runner and the Host header (DNS rebinding)', () => {
+  const port = () => new URL(broker.url).port;
+
+  it('When the Host is a name a web page controls, then 400 problem+json naming the Host, and a grant changes nothing', async () => {
+    const foreign = [
+      'evil.example',
+      `evil.example:${port()}`,
+      'localhost.evil.example',
+      '127.0.0.1.nip.io',
+      '10.0.0.1',
+      `192.168.1.10:${port()}`,
+      '0.0.0.0',
+      '[::ffff:7f00:1]',
+      '[2001:db8::1]:80',
+    ];
+    for (const host of foreign) {
+      const answer = await withHost(broker.url, 'GET', '/api/health', host);
+      expect(answer.status, host).toBe(400);
+      expect(answer.type).toBe('application/problem+json');
+      expect(answer.json.type).toBe('urn:kv-lease:problem:invalid-request');
+      expect(answer.json.detail).toContain(JSON.stringify(host));
+      expect(answer.json.errors).toEqual([
+        { path: 'Host header', message: 'is not a loopback name or address' },
+      ]);
+    }
+    const grant = await withHost(broker.url, 'POST', '/api/leases', 'evil.example', {
+      vault: VAULT,
+      ip: publicIp(11),
+    });
+    expect(grant.status).toBe(400);
+    expect(rulesOf(emulator, VAULT)).toEqual([STATIC_RULE]);
+  });
+
+  it('When the Host is a loopback name or address, with or without a port, then the request is served', async () => {
+    const loopback = [
+      'localhost',
+      `localhost:${port()}`,
+      `LOCALHOST:${port()}`,
+      `localhost.:${port()}`,
+      `console.localhost:${port()}`,
+      '127.0.0.1',
+      `127.0.0.1:${port()}`,
+      `127.10.20.30:${port()}`,
+      '[::1]',
+      `[::1]:${port()}`,
+      `[0:0:0:0:0:0:0:1]:${port()}`,
+    ];
+    for (const host of loopback) {
+      const answer = await withHost(broker.url, 'GET', '/api/health', host);
+      expect(answer.status, host).toBe(200);
+      expect(answer.json).toEqual({ status: 'ok' });
+    }
   });
 });
