@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { loadConfig } from '../../src/app/config';
+import { ConfigError, loadConfig } from '../../src/app/config';
+import { bannerLines, type Demo } from './banner';
 import {
   azuriteConnectionString,
   type Child,
@@ -12,8 +14,10 @@ import {
 /**
  * `npm start`: the broker on embedded defaults. With no storage setting it
  * starts azurite (data under .azurite/); with neither AZURE_ARM_ENDPOINT nor
- * BROKER_VAULTS it starts the bundled Key Vault ARM emulator with a demo vault;
- * with no AUTH_MODE it uses `disabled` (the runner listens on loopback only).
+ * BROKER_VAULTS it starts the bundled Key Vault ARM emulator with a demo vault,
+ * and then with no AUTH_MODE it uses `disabled` (the runner answers loopback
+ * only). Against a configured endpoint or vaults, AUTH_MODE must be set: a
+ * default that opens real vaults to every local caller is no default.
  * Whatever is configured is used, and nothing is started in its place.
  */
 
@@ -21,7 +25,29 @@ const ROOT = resolve(__dirname, '..', '..', '..');
 const DEMO_VAULT =
   '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-kv-lease-demo/providers/Microsoft.KeyVault/vaults/kv-demo';
 const DEMO_STATIC_RULE = '20.40.60.80';
+/**
+ * The public address the demo gives this machine: the emulated data plane sees
+ * every caller there (as a real vault sees a pipeline agent's public IP), and
+ * the printed curl line sends it as the front end's X-Forwarded-For.
+ */
+const DEMO_CLIENT_ADDRESS = '52.10.20.30';
 const EMULATOR_TOKEN = 'kv-lease-local-emulator';
+/** The emulated data plane takes any bearer token; the CLI's probe must send one. */
+const DEMO_VAULT_TOKEN = 'kv-lease-local-data-plane';
+const CLI_BUNDLE = join(ROOT, 'clients', 'cli', 'dist', 'kv-lease.js');
+
+/** Refused before anything starts: AUTH_MODE left to a default in front of vaults we did not start. */
+function requireExplicitAuthMode(env: NodeJS.ProcessEnv): void {
+  if ((env.AUTH_MODE ?? '') !== '') return;
+  const configured = ['AZURE_ARM_ENDPOINT', 'BROKER_VAULTS'].filter((name) => env[name]);
+  if (configured.length === 0) return;
+  throw new ConfigError(
+    'Invalid kv-lease configuration:\n' +
+      `- AUTH_MODE: must be set when ${configured.join(' and ')} ${configured.length > 1 ? 'are' : 'is'} configured ` +
+      '(npm start defaults to AUTH_MODE=disabled only with its bundled emulator): set AUTH_MODE=entra ' +
+      'with AUTH_TENANT_ID and AUTH_AUDIENCE, or AUTH_MODE=disabled to give every caller on this machine every role on these vaults.',
+  );
+}
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -41,6 +67,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   try {
+    requireExplicitAuthMode(env);
+    let demo: Demo | undefined;
     if (!env.LEASE_STORAGE_CONNECTION_STRING && !env.LEASE_STORAGE__tableServiceUri) {
       const port = await freePort();
       const location = join(ROOT, '.azurite');
@@ -61,6 +89,8 @@ async function main(): Promise<void> {
           DEMO_STATIC_RULE,
           '--token',
           EMULATOR_TOKEN,
+          '--client-address',
+          DEMO_CLIENT_ADDRESS,
         ],
         env,
       );
@@ -71,10 +101,18 @@ async function main(): Promise<void> {
       // NOTE: trust for the bundled emulator only; a configured endpoint gets none from us.
       env.NODE_EXTRA_CA_CERTS = emulator.ready.caPath;
       started.push(
-        `Key Vault ARM emulator on ${emulator.ready.url} with vault kv-demo (static rule ${DEMO_STATIC_RULE}/32)`,
+        `Key Vault ARM emulator on ${emulator.ready.url} with vault kv-demo (static rule ${DEMO_STATIC_RULE}/32), ` +
+          `its data plane seeing callers as ${DEMO_CLIENT_ADDRESS}`,
       );
+      demo = {
+        vault: 'kv-demo',
+        caPath: resolve(emulator.ready.caPath),
+        clientAddress: DEMO_CLIENT_ADDRESS,
+        vaultToken: DEMO_VAULT_TOKEN,
+      };
     }
-    env.AUTH_MODE ??= 'disabled';
+    // Only the bundled emulator gets here without AUTH_MODE (requireExplicitAuthMode).
+    if (!env.AUTH_MODE) env.AUTH_MODE = 'disabled';
     const config = loadConfig(env);
 
     const broker = await startReadyLine<{ ready: true; url: string }>(
@@ -93,20 +131,14 @@ async function main(): Promise<void> {
       }
     });
 
-    const vault = config.BROKER_VAULTS[0]?.name ?? 'kv-demo';
-    log(
-      `kv-lease listening on ${broker.ready.url}/api (AUTH_MODE=${config.AUTH_MODE}, sweep "${config.SWEEP_SCHEDULE}")`,
-    );
-    log(
-      `operator console: ${broker.ready.url}/api/console${config.AUTH_MODE === 'disabled' ? ' (no sign-in: AUTH_MODE=disabled)' : ''}`,
-    );
-    for (const line of started) log(`started: ${line}`);
-    log(`vaults: ${config.BROKER_VAULTS.map((v) => v.name).join(', ')}`);
-    log('grant a lease (the X-Forwarded-For header plays the Azure front end):');
-    log(
-      `  curl -i -X POST ${broker.ready.url}/api/leases -H 'Content-Type: application/json' -H 'X-Forwarded-For: 52.10.20.30' -d '{"vault":"${vault}","ttlSeconds":600}'`,
-    );
-    log('Ctrl-C stops everything started here.');
+    for (const line of bannerLines({
+      brokerUrl: broker.ready.url,
+      config,
+      started,
+      demo,
+      cliPath: existsSync(CLI_BUNDLE) ? CLI_BUNDLE : undefined,
+    }))
+      log(line);
   } catch (error) {
     process.stderr.write(
       `kv-lease could not start:\n${error instanceof Error ? error.message : String(error)}\n`,

@@ -168,3 +168,32 @@ describe('When settings for a developer machine meet an Azure environment', () =
     expect(result.stderr).toContain('AZURE_ARM_TOKEN: is refused when running in Azure');
   });
 });
+
+describe('When npm start meets vaults it did not start and no AUTH_MODE', () => {
+  const start = join(DIST, '..', 'dev', 'local', 'start.js');
+
+  it.each([
+    ['AZURE_ARM_ENDPOINT', { AZURE_ARM_ENDPOINT: 'https://management.azure.com' }],
+    ['BROKER_VAULTS', { BROKER_VAULTS: vaultId('kv-real') }],
+    [
+      'AZURE_ARM_ENDPOINT and BROKER_VAULTS',
+      { AZURE_ARM_ENDPOINT: 'https://127.0.0.1:9', BROKER_VAULTS: vaultId('kv-real') },
+    ],
+  ])(
+    'with %s configured: then it refuses to start, naming AUTH_MODE, and starts nothing',
+    async (names, configured) => {
+      const result = await run([start], {
+        LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
+        PORT: '0',
+        ...configured,
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `- AUTH_MODE: must be set when ${names} ${names.includes(' and ') ? 'are' : 'is'} configured (npm start defaults to AUTH_MODE=disabled only with its bundled emulator)`,
+      );
+      expect(result.stdout).not.toContain('started:');
+      expect(result.stdout).not.toContain('listening');
+    },
+  );
+  // An explicit AUTH_MODE=disabled against configured vaults is accepted: test/e2e/npm-start.test.ts.
+});
