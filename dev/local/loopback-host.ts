@@ -17,7 +17,8 @@ export function isLoopbackHost(host: string | undefined): boolean {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(host.trim());
   if (!match) return false;
   const [, v6, name] = match;
-  if (v6 !== undefined) return ipaddr.IPv6.isValid(v6) && ipaddr.IPv6.parse(v6).range() === 'loopback';
+  if (v6 !== undefined)
+    return ipaddr.IPv6.isValid(v6) && ipaddr.IPv6.parse(v6).range() === 'loopback';
   const lower = (name ?? '').toLowerCase().replace(/\.$/, '');
   if (lower === 'localhost' || /^([a-z0-9-]+\.)+localhost$/.test(lower)) return true;
   return (

@@ -134,7 +134,8 @@ async function send(response: ServerResponse, init: HttpResponseInit): Promise<v
 
 /** 400 for a request whose Host is not this machine's loopback (see isLoopbackHost). */
 function foreignHost(host: string | undefined): HttpResponseInit {
-  const shown = host === undefined ? 'no Host header' : `Host ${JSON.stringify(host.slice(0, 100))}`;
+  const shown =
+    host === undefined ? 'no Host header' : `Host ${JSON.stringify(host.slice(0, 100))}`;
   return problemResponse(
     new DomainError(
       'REQUEST.INVALID',

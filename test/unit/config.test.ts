@@ -115,6 +115,8 @@ describe('loadConfig', () => {
         AZURE_ARM_TOKEN: 'static-token',
         WEBSITE_INSTANCE_ID: 'abc',
       }),
-    ).toThrowError(/LEASE_MIN_PREFIX[\s\S]*AUTH_MODE: "disabled" is refused[\s\S]*AZURE_ARM_TOKEN: is refused/);
+    ).toThrowError(
+      /LEASE_MIN_PREFIX[\s\S]*AUTH_MODE: "disabled" is refused[\s\S]*AZURE_ARM_TOKEN: is refused/,
+    );
   });
 });
