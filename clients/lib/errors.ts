@@ -9,6 +9,38 @@ export interface FieldError {
   message: string;
 }
 
+/** For comparing texts: case and trailing punctuation aside. */
+const plain = (text: string) =>
+  text
+    .trim()
+    .replace(/[.:;\s]+$/, '')
+    .toLowerCase();
+
+/**
+ * The one line (plus field lines) that every client prints for a problem:
+ * `title: detail`. A detail that already starts with its title (a broker may
+ * write the detail as a whole sentence) is printed alone, and a field error
+ * that only repeats the detail is left out: no message says the same thing twice.
+ */
+function problemMessage(
+  title: string,
+  detail: string | undefined,
+  errors: FieldError[],
+): string {
+  const text = detail?.trim() ?? '';
+  let head = title;
+  if (text !== '') head = plain(text).startsWith(plain(title)) ? text : `${title}: ${text}`;
+  const fields = errors
+    .filter(
+      (error) =>
+        ![error.message, `${error.path} ${error.message}`].some(
+          (line) => plain(line) === plain(text),
+        ),
+    )
+    .map((error) => `\n  ${error.path}: ${error.message}`);
+  return `${head}${fields.join('')}`;
+}
+
 /** An RFC 9457 problem+json answer of the broker, or an error answer turned into one. */
 export class ProblemError extends Error {
   readonly status: number;
@@ -27,9 +59,7 @@ export class ProblemError extends Error {
     errors?: FieldError[] | undefined;
     retryAfterSeconds?: number | undefined;
   }) {
-    const head = problem.detail ? `${problem.title}: ${problem.detail}` : problem.title;
-    const fields = (problem.errors ?? []).map((error) => `\n  ${error.path}: ${error.message}`);
-    super(`${head}${fields.join('')}`);
+    super(problemMessage(problem.title, problem.detail, problem.errors ?? []));
     this.name = 'ProblemError';
     this.status = problem.status;
     this.type = problem.type ?? 'about:blank';

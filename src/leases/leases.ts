@@ -137,7 +137,8 @@ export class LeaseService {
     } else {
       throw new DomainError(
         'LEASE.NO_CLIENT_IP',
-        'The caller address is unknown: no X-Forwarded-For header. Call through the Functions front end, or (Lease.Admin) name an ip.',
+        // The title already says the address is unknown: the detail says why and what to do.
+        'There is no X-Forwarded-For header; call through the Functions front end, or name an ip (needs Lease.Admin).',
       );
     }
 

@@ -145,6 +145,34 @@ describe('client library: pure rules', () => {
     );
     expect(error.kind).toBe('invalid-request');
   });
+
+  it('When a detail already starts with its title, or a field error only repeats the detail, then the message says it once', () => {
+    const repeated = new ProblemError({
+      status: 400,
+      title: 'The caller address is unknown',
+      detail: 'The caller address is unknown: no X-Forwarded-For header.',
+    });
+    expect(repeated.message).toBe('The caller address is unknown: no X-Forwarded-For header.');
+    // A title that ends in punctuation, in another case, is still the same prefix.
+    expect(
+      new ProblemError({ status: 404, title: 'No such lease.', detail: 'no such lease: kv-a.x' })
+        .message,
+    ).toBe('no such lease: kv-a.x');
+    const ttl = new ProblemError({
+      status: 400,
+      title: 'ttlSeconds is out of range',
+      detail: 'ttlSeconds must be between 60 and 7200',
+      errors: [
+        { path: 'ttlSeconds', message: 'ttlSeconds must be between 60 and 7200' },
+        { path: 'reason', message: 'is too long' },
+      ],
+    });
+    expect(ttl.message).toBe(
+      'ttlSeconds is out of range: ttlSeconds must be between 60 and 7200\n  reason: is too long',
+    );
+    // The detail keeps every word of its own: only a repeated title goes.
+    expect(ttl.detail).toBe('ttlSeconds must be between 60 and 7200');
+  });
 });
 
 describe('kv-lease CLI: output', () => {

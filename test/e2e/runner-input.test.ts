@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
+import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -52,6 +54,34 @@ describe('The local runner at its front door', () => {
         'urn:kv-lease:problem:no-client-ip',
       );
     }
+    expect(rulesOf(emulator, VAULT)).toEqual([STATIC_RULE]);
+  });
+
+  it('When a grant comes with no X-Forwarded-For, then the problem says the address is unknown once: the detail adds why, and the CLI prints it once', async () => {
+    const response = await http('POST', `${broker.url}/api/leases`, { vault: VAULT });
+    expect(response.status).toBe(400);
+    const problem = response.body as { type: string; title: string; detail: string };
+    expect(problem.type).toBe('urn:kv-lease:problem:no-client-ip');
+    expect(problem.detail.toLowerCase()).not.toContain(problem.title.toLowerCase());
+    expect(problem.detail).toContain('X-Forwarded-For');
+
+    const cli = spawnSync(
+      process.execPath,
+      [
+        join(__dirname, '..', '..', 'clients', 'cli', 'dist', 'kv-lease.js'),
+        'grant',
+        '--vault',
+        VAULT,
+      ],
+      {
+        env: { PATH: process.env.PATH ?? '', KV_LEASE_BROKER: broker.url, KV_LEASE_AUTH: 'none' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect(cli.status, cli.stderr).toBe(4);
+    expect(cli.stderr.split(problem.title).length - 1).toBe(1);
+    expect(cli.stderr).toContain(`${problem.title}: ${problem.detail}`);
     expect(rulesOf(emulator, VAULT)).toEqual([STATIC_RULE]);
   });
 
