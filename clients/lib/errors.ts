@@ -17,28 +17,16 @@ const plain = (text: string) =>
     .toLowerCase();
 
 /**
- * The one line (plus field lines) that every client prints for a problem:
- * `title: detail`. A detail that already starts with its title (a broker may
- * write the detail as a whole sentence) is printed alone, and a field error
- * that only repeats the detail is left out: no message says the same thing twice.
+ * The one line (plus one line per field error) that every client prints for a
+ * problem: `title: detail`. A detail that already starts with its title (a
+ * broker may write the detail as a whole sentence) is printed alone, so no
+ * message repeats its own prefix.
  */
-function problemMessage(
-  title: string,
-  detail: string | undefined,
-  errors: FieldError[],
-): string {
+function problemMessage(title: string, detail: string | undefined, errors: FieldError[]): string {
   const text = detail?.trim() ?? '';
   let head = title;
   if (text !== '') head = plain(text).startsWith(plain(title)) ? text : `${title}: ${text}`;
-  const fields = errors
-    .filter(
-      (error) =>
-        ![error.message, `${error.path} ${error.message}`].some(
-          (line) => plain(line) === plain(text),
-        ),
-    )
-    .map((error) => `\n  ${error.path}: ${error.message}`);
-  return `${head}${fields.join('')}`;
+  return `${head}${errors.map((error) => `\n  ${error.path}: ${error.message}`).join('')}`;
 }
 
 /** An RFC 9457 problem+json answer of the broker, or an error answer turned into one. */
