@@ -36,17 +36,32 @@ const EMULATOR_TOKEN = 'kv-lease-local-emulator';
 const DEMO_VAULT_TOKEN = 'kv-lease-local-data-plane';
 const CLI_BUNDLE = join(ROOT, 'clients', 'cli', 'dist', 'kv-lease.js');
 
-/** Refused before anything starts: AUTH_MODE left to a default in front of vaults we did not start. */
+/**
+ * Refused before anything starts: AUTH_MODE left to a default in front of
+ * vaults npm start did not start. The message also names every other bad
+ * setting, as the configuration's own message does (storage aside: npm start
+ * would start azurite for it).
+ */
 function requireExplicitAuthMode(env: NodeJS.ProcessEnv): void {
   if ((env.AUTH_MODE ?? '') !== '') return;
   const configured = ['AZURE_ARM_ENDPOINT', 'BROKER_VAULTS'].filter((name) => env[name]);
   if (configured.length === 0) return;
-  throw new ConfigError(
-    'Invalid kv-lease configuration:\n' +
-      `- AUTH_MODE: must be set when ${configured.join(' and ')} ${configured.length > 1 ? 'are' : 'is'} configured ` +
+  const lines = [
+    `- AUTH_MODE: must be set when ${configured.join(' and ')} ${configured.length > 1 ? 'are' : 'is'} configured ` +
       '(npm start defaults to AUTH_MODE=disabled only with its bundled emulator): set AUTH_MODE=entra ' +
       'with AUTH_TENANT_ID and AUTH_AUDIENCE, or AUTH_MODE=disabled to give every caller on this machine every role on these vaults.',
-  );
+  ];
+  const storage =
+    env.LEASE_STORAGE_CONNECTION_STRING || env.LEASE_STORAGE__tableServiceUri
+      ? {}
+      : { LEASE_STORAGE_CONNECTION_STRING: 'UseDevelopmentStorage=true' };
+  try {
+    loadConfig({ ...env, ...storage, AUTH_MODE: 'disabled' });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    lines.push(...error.message.split('\n').slice(1));
+  }
+  throw new ConfigError(`Invalid kv-lease configuration:\n${lines.join('\n')}`);
 }
 
 const log = (line: string) => process.stdout.write(`${line}\n`);

@@ -195,5 +195,18 @@ describe('When npm start meets vaults it did not start and no AUTH_MODE', () => 
       expect(result.stdout).not.toContain('listening');
     },
   );
+  it('then the same message names every other bad setting too', async () => {
+    const result = await run([start], {
+      PORT: '0',
+      BROKER_VAULTS: 'not-a-resource-id',
+      LEASE_MIN_PREFIX: '4',
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /Invalid kv-lease configuration:\n- AUTH_MODE: must be set when BROKER_VAULTS is configured[^\n]*\n- BROKER_VAULTS: [^\n]*not a Key Vault resource ID[\s\S]*- LEASE_MIN_PREFIX:/,
+    );
+    expect(result.stderr).not.toContain('LEASE_STORAGE_CONNECTION_STRING');
+  });
+
   // An explicit AUTH_MODE=disabled against configured vaults is accepted: test/e2e/npm-start.test.ts.
 });
