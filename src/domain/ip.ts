@@ -170,7 +170,10 @@ export function callerAddress(forwardedFor: string | null): string | undefined {
   if (forwardedFor === null) return undefined;
   const address = clientAddressFromForwardedFor(forwardedFor);
   if (address === undefined) {
-    throw new DomainError('LEASE.NO_CLIENT_IP', 'The last X-Forwarded-For entry is not an IP address');
+    throw new DomainError(
+      'LEASE.NO_CLIENT_IP',
+      'The last X-Forwarded-For entry is not an IP address',
+    );
   }
   return address;
 }

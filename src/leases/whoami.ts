@@ -1,6 +1,6 @@
 import { isDomainError } from '../domain/errors';
 import { callerAddress, callerLeaseIp } from '../domain/ip';
-import { type Principal, type Role,ROLES } from '../domain/principal';
+import { type Principal, type Role, ROLES } from '../domain/principal';
 
 /** What `GET /api/whoami` answers (contract section 5). */
 export interface WhoAmI {
