@@ -1,3 +1,4 @@
+import Ajv2020 from 'ajv/dist/2020';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
@@ -146,6 +147,26 @@ describe('GET /api/whoami with AUTH_MODE=disabled', () => {
     }
     expect((await open.call('GET', '/api/whoami?debug=1')).status).toBe(400);
     expect((await everyEntry(open)).length).toBe(before);
+  });
+});
+
+describe('GET /api/whoami in the OpenAPI document', () => {
+  it('When the document is fetched, then whoami is declared, and its answers validate against the declared schema', async () => {
+    const document = (await open.call('GET', '/api/openapi.json')).body;
+    const operation = document.paths['/whoami'].get;
+    expect(operation.operationId).toBe('whoami');
+    expect(Object.keys(operation.responses).sort()).toEqual(['200', '400', '401', '403', '503']);
+    expect(operation.responses['200'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/WhoAmI',
+    });
+    const validate = new Ajv2020({ strict: false }).compile(document.components.schemas.WhoAmI);
+    for (const header of ['52.7.7.7', '10.0.0.1', 'garbage']) {
+      const answer = await open.call('GET', '/api/whoami', {
+        headers: { 'x-forwarded-for': header },
+      });
+      expect(validate(answer.body), JSON.stringify(validate.errors)).toBe(true);
+    }
+    expect(validate({ principal: 'x', roles: ['Lease.Owner'] })).toBe(false);
   });
 });
 
