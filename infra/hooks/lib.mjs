@@ -1,4 +1,4 @@
-/* global process -- Node.js globals */
+/* global AbortSignal, fetch, process, setTimeout -- Node.js globals */
 // Shared helpers of the azd hooks (azure.yaml). Plain Node.js (20+, no
 // dependencies), so the hooks run the same on Linux, macOS and Windows. azd
 // passes the environment's values (the Bicep outputs among them) as
@@ -79,4 +79,40 @@ export function az(args, { dryRun }) {
     return { ok: false, stdout: '', stderr: `az could not be started: ${result.error.message}` };
   }
   return { ok: result.status === 0, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
+}
+
+/**
+ * Polls GET {brokerUrl}/api/health until it answers 200 {"status":"ok"} or
+ * `timeoutSeconds` pass. Returns { healthy, url, detail } (detail: the last
+ * answer, or why there was none).
+ */
+export async function waitHealthy(brokerUrl, timeoutSeconds) {
+  const url = `${brokerUrl}/api/health`;
+  const probe = async () => {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      const text = await response.text();
+      let status;
+      try {
+        status = JSON.parse(text).status;
+      } catch {
+        status = undefined;
+      }
+      return {
+        healthy: response.status === 200 && status === 'ok',
+        detail: `${response.status} ${text.slice(0, 200)}`,
+      };
+    } catch (error) {
+      return { healthy: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+  };
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let last = await probe();
+  while (!last.healthy && Date.now() < deadline) {
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(2000, Math.max(0, deadline - Date.now()))),
+    );
+    last = await probe();
+  }
+  return { ...last, url };
 }

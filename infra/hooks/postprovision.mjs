@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-/* global AbortSignal, fetch, process, setTimeout -- Node.js globals */
-// azd postprovision (and postdeploy) hook: prints what a pipeline needs to
-// use this broker, then checks GET /api/health.
+/* global process -- Node.js globals */
+// azd postprovision hook: prints what a pipeline needs to use this broker,
+// then checks GET /api/health.
 //
 //   node infra/hooks/postprovision.mjs [--dry-run] [--require-healthy] [--timeout-seconds N]
 //
 // After `azd provision` the code may not be deployed yet (azd up deploys
-// after this hook), so an unhealthy broker is a warning here; the postdeploy
-// hook passes --require-healthy and fails when the broker does not answer.
+// after this hook), so an unhealthy broker is a warning here;
+// --require-healthy fails when the broker does not answer (postdeploy.mjs
+// waits for health itself, then checks the front end).
 // --dry-run prints the same text and the request it would make, and calls
 // nothing.
 import {
@@ -18,6 +19,7 @@ import {
   PIPELINES_TASK,
   vaultIds,
   vaultName,
+  waitHealthy,
   warn,
 } from './lib.mjs';
 
@@ -88,34 +90,7 @@ if (dryRun) {
   process.exit(0);
 }
 
-/** One GET; the answer, or why there was none. */
-async function probe() {
-  try {
-    const response = await fetch(healthUrl, { signal: AbortSignal.timeout(10_000) });
-    const text = await response.text();
-    let status;
-    try {
-      status = JSON.parse(text).status;
-    } catch {
-      status = undefined;
-    }
-    return {
-      healthy: response.status === 200 && status === 'ok',
-      detail: `${response.status} ${text.slice(0, 200)}`,
-    };
-  } catch (error) {
-    return { healthy: false, detail: error instanceof Error ? error.message : String(error) };
-  }
-}
-
-const deadline = Date.now() + timeoutSeconds * 1000;
-let last = await probe();
-while (!last.healthy && Date.now() < deadline) {
-  await new Promise((resolve) =>
-    setTimeout(resolve, Math.min(2000, Math.max(0, deadline - Date.now()))),
-  );
-  last = await probe();
-}
+const last = await waitHealthy(brokerUrl, timeoutSeconds);
 if (last.healthy) {
   log(`Health: ${healthUrl} answers {"status":"ok"}.`);
   process.exit(0);

@@ -30,12 +30,15 @@ export interface UseCaseRoute<Input, Output> {
   respond: (output: Output, request: HttpRequest) => HttpResponseInit;
 }
 
-/** An endpoint that is not a use case: no caller, no audit (health, the OpenAPI document). */
+/**
+ * An endpoint that is not a use case and is never audited: health and the
+ * OpenAPI document (no caller), whoami (which authenticates the caller itself).
+ */
 export interface PlainRoute {
   name: string;
   methods: ('GET' | 'POST' | 'DELETE')[];
   route: string;
-  answer: (services: Services) => Promise<HttpResponseInit>;
+  answer: (services: Services, request: HttpRequest) => Promise<HttpResponseInit>;
 }
 
 // The table holds routes of many input and output types.
@@ -93,7 +96,7 @@ export function httpHandler(route: Route, services: () => Services): HttpHandler
   return (request, context) =>
     runInInvocation(context.invocationId, async () => {
       try {
-        if ('answer' in route) return await route.answer(services());
+        if ('answer' in route) return await route.answer(services(), request);
         const built = services();
         const useCase: UseCase<unknown, unknown> = route.useCase(built);
         const output = await perform(

@@ -12,6 +12,7 @@ import {
   ProblemSchema,
   RenewBody,
   VaultList,
+  WhoAmIResource,
 } from './schemas';
 
 /**
@@ -174,6 +175,20 @@ export function openApiDocument(): Json {
           responses: { '200': ok('Audit trail, newest first', 'AuditList'), ...commonErrors },
         },
       },
+      '/whoami': {
+        get: {
+          operationId: 'whoami',
+          summary:
+            'Who the caller is to the broker, and the address a grant without ip would lease (changes nothing, not audited)',
+          responses: {
+            '200': ok('The caller as the broker sees it', 'WhoAmI'),
+            '400': problem('A query parameter was sent'),
+            '401': problem('No or bad token (WWW-Authenticate: Bearer)'),
+            '403': problem("A user's token without the user_impersonation scope"),
+            '503': problem('Tokens cannot be validated right now (Retry-After)'),
+          },
+        },
+      },
       '/health': {
         get: {
           operationId: 'health',
@@ -209,6 +224,7 @@ export function openApiDocument(): Json {
         LeaseList: schemaOf(LeaseList, 'output'),
         VaultList: schemaOf(VaultList, 'output'),
         AuditList: schemaOf(AuditList, 'output'),
+        WhoAmI: schemaOf(WhoAmIResource, 'output'),
         Health: schemaOf(Health, 'output'),
         Problem: schemaOf(ProblemSchema, 'output'),
       },

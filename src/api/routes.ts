@@ -2,8 +2,9 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 
 import { DomainError } from '../domain/errors';
 import type { Attempt } from '../domain/events';
-import { canonicalRule, clientAddressFromForwardedFor } from '../domain/ip';
+import { callerAddress, canonicalRule } from '../domain/ip';
 import { vaultOfLeaseId } from '../domain/lease';
+import { whoami } from '../leases/whoami';
 import type { AuditEntry } from '../ports/audit-log';
 import type { LeaseWithVaultUri } from '../vaults/vault-uri';
 import { type Route, useCaseRoute } from './handle';
@@ -100,15 +101,10 @@ async function grantInput(request: HttpRequest, attempt: Attempt) {
   const keyHeader = request.headers.get('idempotency-key');
   const idempotencyKey =
     keyHeader === null ? undefined : parseWith(IdempotencyKey, keyHeader, 'Idempotency-Key header');
-  const forwarded = request.headers.get('x-forwarded-for');
-  const clientAddress = clientAddressFromForwardedFor(forwarded);
+  // An explicit ip leaves the header unread: a garbled one does not stop an admin's grant.
+  const clientAddress =
+    body.ip === undefined ? callerAddress(request.headers.get('x-forwarded-for')) : undefined;
   attempt.ip = body.ip === undefined ? clientAddress : canonicalRule(body.ip);
-  if (body.ip === undefined && forwarded !== null && clientAddress === undefined) {
-    throw new DomainError(
-      'LEASE.NO_CLIENT_IP',
-      'The last X-Forwarded-For entry is not an IP address',
-    );
-  }
   return { ...body, idempotencyKey, clientAddress };
 }
 
@@ -208,6 +204,18 @@ export const routes: Route[] = [
     respond: (found, request) =>
       page(request, found.entries.map(auditResource), found.continuation),
   }),
+  {
+    // Any authenticated caller, no role: authenticated here rather than through a use case, so
+    // that nothing (not even a refusal) reaches the audit trail.
+    name: 'whoami',
+    methods: ['GET'],
+    route: 'whoami',
+    answer: async (s, request) => {
+      const principal = await s.auth.authenticate(request.headers);
+      noQuery(request);
+      return json(200, whoami(principal, request.headers.get('x-forwarded-for')));
+    },
+  },
   {
     name: 'health',
     methods: ['GET'],

@@ -148,6 +148,23 @@ export const AuditList = z
   })
   .meta({ id: 'AuditList' });
 
+/** `GET /api/whoami` (contract section 5): one of `ip` and `ipProblem` is present. */
+export const WhoAmIResource = z
+  .object({
+    principal: z.string().meta({ description: "The token's oid, or local-dev" }),
+    roles: z.array(z.enum(['Lease.Request', 'Lease.Read', 'Lease.Admin'])).meta({
+      description: 'The app roles the broker recognised (Lease.Admin implies the other two)',
+    }),
+    ip: z.string().optional().meta({
+      description: 'The address a grant without ip would lease for this caller',
+      example: '52.10.20.30/32',
+    }),
+    ipProblem: z.string().optional().meta({
+      description: 'Why no address could be taken (the detail a grant would answer)',
+    }),
+  })
+  .meta({ id: 'WhoAmI' });
+
 export const Health = z.object({ status: z.enum(['ok', 'unavailable']) }).meta({ id: 'Health' });
 
 export const ProblemSchema = z

@@ -151,3 +151,44 @@ export function clientAddressFromForwardedFor(
   const last = entries[entries.length - 1];
   return last === undefined ? undefined : parseForwardedEntry(last);
 }
+
+/**
+ * The one rule of which address a request without `ip` leases (contract
+ * section 1, "Which IP"), in two halves that a grant applies at two moments:
+ * `callerAddress` while its input is validated (a garbled header is a 400
+ * before anything else is looked at), `callerLeaseIp` once the grant is
+ * allowed. `GET /api/whoami` applies both to the same header, so what it
+ * reports is exactly what a grant would lease.
+ */
+
+/**
+ * The caller's address from the `X-Forwarded-For` header (rightmost entry,
+ * without port), `undefined` when there is no header, `LEASE.NO_CLIENT_IP`
+ * when its last entry is not an address.
+ */
+export function callerAddress(forwardedFor: string | null): string | undefined {
+  if (forwardedFor === null) return undefined;
+  const address = clientAddressFromForwardedFor(forwardedFor);
+  if (address === undefined) {
+    throw new DomainError(
+      'LEASE.NO_CLIENT_IP',
+      'The last X-Forwarded-For entry is not an IP address',
+    );
+  }
+  return address;
+}
+
+/**
+ * What a grant leases for a caller at `address` (from `callerAddress`): the
+ * `/32` of a public unicast IPv4 address; `LEASE.NO_CLIENT_IP` without one,
+ * `LEASE.IP_NOT_ALLOWED` (saying why) for any other address.
+ */
+export function callerLeaseIp(address: string | undefined): string {
+  if (address === undefined) {
+    throw new DomainError(
+      'LEASE.NO_CLIENT_IP',
+      'No X-Forwarded-For header: call through the Functions front end, or (Lease.Admin) name an ip',
+    );
+  }
+  return parseLeaseIp(address, 32);
+}

@@ -9,6 +9,11 @@ export interface Principal {
   id: string;
   /** The calling application (`appid`/`azp`), when known. */
   appId?: string | undefined;
+  /**
+   * A user's token obtained through the application `appId` (delegated, `scp`), as opposed to
+   * the application calling as itself (app-only). LEASE_POLICY's `appIds` match app-only callers.
+   */
+  delegated?: boolean | undefined;
   roles: ReadonlySet<Role>;
 }
 

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import type { Attempt, EventSink } from '../domain/events';
-import { canonicalRule, parseLeaseIp } from '../domain/ip';
+import { callerLeaseIp, canonicalRule, parseLeaseIp } from '../domain/ip';
 import {
   isLive,
   isVisible,
@@ -14,6 +14,7 @@ import {
 } from '../domain/lease';
 import { hasRole, type Principal, requireAnyRole } from '../domain/principal';
 import { type ManagedVault, MAX_RULES_PER_VAULT } from '../domain/vault';
+import { holderOf } from '../policy/lease-policy';
 import { type Allowance, allowance, type LeaseTerms, leaseTtlSeconds } from '../policy/terms';
 import type { LeaseStore, StoredLease } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
@@ -32,7 +33,7 @@ export interface GrantRequest {
   ip?: string | undefined;
   reason?: string | undefined;
   idempotencyKey?: string | undefined;
-  /** The caller's address as the front end saw it (rightmost X-Forwarded-For). */
+  /** The caller's address as the front end saw it (`callerAddress`: rightmost X-Forwarded-For). */
   clientAddress?: string | undefined;
 }
 
@@ -126,20 +127,15 @@ export class LeaseService {
     attempt: Partial<Attempt> = {},
   ): Promise<GrantResult> {
     const vault = this.managedVault(request.vault);
-    const allowed = allowance(this.deps.terms, vault, principal, 'Requesting a lease');
+    const holder = holderOf(principal);
+    const allowed = allowance(this.deps.terms, vault, holder, 'Requesting a lease');
     const ttl = this.ttlMs(request.ttlSeconds, allowed);
     let ip: string;
     if (request.ip !== undefined) {
       requireAnyRole(principal, ['Lease.Admin'], 'Naming an explicit ip');
       ip = parseLeaseIp(request.ip, this.deps.terms.minPrefix);
-    } else if (request.clientAddress !== undefined) {
-      ip = parseLeaseIp(request.clientAddress, 32);
     } else {
-      throw new DomainError(
-        'LEASE.NO_CLIENT_IP',
-        // The title already says the address is unknown: the detail says why and what to do.
-        'There is no X-Forwarded-For header; call through the Functions front end, or name an ip (needs Lease.Admin).',
-      );
+      ip = callerLeaseIp(request.clientAddress);
     }
 
     const now = this.deps.clock.now();
@@ -148,8 +144,8 @@ export class LeaseService {
       vault,
       ip,
       status: 'pending',
-      principal: principal.id,
-      appId: principal.appId,
+      principal: holder.id,
+      appId: holder.appId,
       reason: request.reason,
       createdAt: now,
       expiresAt: now + ttl,

@@ -9,9 +9,9 @@ import { isVaultName } from '../domain/vault';
  * A JSON array of rules. Without the setting, any Lease.Request caller may
  * lease any managed vault within the global TTL bounds. With it, a lease needs
  * a rule that names its vault (or `"*"`) and its holder: by `oid` (the token's
- * object id) or by `appId` (the token's `appid`/`azp`), or `"*"` for anyone
- * with the role. Lease.Admin is not exempt: an operator who wants admins
- * everywhere says so with a rule.
+ * object id) or by `appId` (the token's `appid`/`azp`, app-only tokens only:
+ * see `holderOf`), or `"*"` for anyone with the role. Lease.Admin is not
+ * exempt: an operator who wants admins everywhere says so with a rule.
  *
  * ```json
  * [
@@ -76,6 +76,19 @@ export function ruleLabel(rules: readonly PolicyRule[], rule: PolicyRule): strin
 
 /** The holder a rule is matched against: a principal, or the owner recorded on a lease. */
 export type Holder = Pick<Principal, 'id' | 'appId'>;
+
+/**
+ * The holder of what `principal` leases: its `oid`, and its application id
+ * only when the application calls as itself (app-only token). A user's
+ * delegated token names the client program the user ran (the Azure CLI, the
+ * console) in `azp`/`appid`; anyone in the tenant can run that program, so
+ * matching it against `appIds` would hand a pipeline's rights to every user.
+ * Users are matched by `oids` alone; a lease records the holder this returns,
+ * so a renewal is matched the same way.
+ */
+export function holderOf(principal: Principal): Holder {
+  return { id: principal.id, appId: principal.delegated ? undefined : principal.appId };
+}
 
 function names(ids: readonly string[] | undefined, value: string | undefined): boolean {
   if (ids === undefined) return false;

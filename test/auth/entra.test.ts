@@ -173,7 +173,7 @@ function bearer(token: string, scheme = 'Bearer'): Headers {
 /** Asserts the DomainError code and that nothing of the token leaks into the message. */
 async function expectRejected(
   attempt: Promise<Principal>,
-  code: 'AUTH.UNAUTHENTICATED' | 'AUTH.UNAVAILABLE',
+  code: 'AUTH.UNAUTHENTICATED' | 'AUTH.UNAVAILABLE' | 'AUTH.FORBIDDEN',
   token?: string,
 ): Promise<DomainError> {
   const error: unknown = await attempt.then(
@@ -288,6 +288,105 @@ describe('createEntraAuthenticator', () => {
       await authenticator.authenticate(bearer(tokens[0] ?? ''));
       expect(server.requests).toBe(1);
     });
+  });
+
+  describe('access tokens only, as the platform means them', () => {
+    /**
+     * An ID token as Entra issues it to a client that signs a user in (the
+     * console signs in with the broker's own registration): `aud` is that
+     * client's id, which AUTH_AUDIENCE lists; no `appid`/`azp`, no `scp`; a
+     * `nonce`; the user's app roles when the user holds some.
+     */
+    function idTokenClaims(version: 1 | 2, overrides: Record<string, unknown> = {}) {
+      const { appid: _appid, ...base } = v1Claims({ roles: ['Lease.Admin'] });
+      return {
+        ...base,
+        aud: clientId,
+        iss: version === 2 ? v2Issuer : v1Issuer,
+        ver: version === 2 ? '2.0' : '1.0',
+        sub: 'pairwise-subject',
+        name: 'An Operator',
+        preferred_username: 'operator@example.test',
+        nonce: 'b2f1c0de',
+        ...overrides,
+      };
+    }
+
+    it.each([
+      ['a v2 ID token with the user’s roles', idTokenClaims(2)],
+      ['a v1 ID token', idTokenClaims(1)],
+      ['a v2 ID token without nonce', idTokenClaims(2, { nonce: undefined })],
+      ['an ID token that names an azp (nonce)', idTokenClaims(2, { azp: clientId })],
+      [
+        'an ID token that names an azp (at_hash)',
+        idTokenClaims(2, { azp: clientId, nonce: undefined, at_hash: 'x' }),
+      ],
+      [
+        'an ID token that names an azp (c_hash)',
+        idTokenClaims(2, { azp: clientId, nonce: undefined, c_hash: 'x' }),
+      ],
+      ['an app-only token with a nonce', v1Claims({ nonce: 'n' })],
+    ])(
+      'When %s is presented, then it answers AUTH.UNAUTHENTICATED saying it is an ID token',
+      async (_name, claims) => {
+        const server = await startJwksServer([keyA]);
+        const token = await sign(JSON.parse(JSON.stringify(claims)) as Record<string, unknown>);
+        const error = await expectRejected(
+          createEntraAuthenticator(options(server)).authenticate(bearer(token)),
+          'AUTH.UNAUTHENTICATED',
+          token,
+        );
+        expect(error.message).toMatch(/ID token.*access token/);
+      },
+    );
+
+    it('When a user’s v2 access token carries user_impersonation among its scopes, then it is accepted as delegated, with the user’s roles', async () => {
+      const server = await startJwksServer([keyA]);
+      const claims = v2Claims({
+        azp: 'console-client-id',
+        scp: 'openid user_impersonation',
+        roles: ['Lease.Read'],
+        sub: 'pairwise-subject',
+      });
+      const principal = await createEntraAuthenticator(options(server)).authenticate(
+        bearer(await sign(claims)),
+      );
+      expect(principal).toMatchObject({
+        id: claims.oid,
+        appId: 'console-client-id',
+        delegated: true,
+      });
+      expect([...principal.roles]).toEqual(['Lease.Read']);
+    });
+
+    it('When a v1 app-only token says idtyp app, then it is accepted as the application itself', async () => {
+      const server = await startJwksServer([keyA]);
+      const principal = await createEntraAuthenticator(options(server)).authenticate(
+        bearer(await sign(v1Claims({ idtyp: 'app' }))),
+      );
+      expect(principal).toMatchObject({ appId: 'pipeline-app-id', delegated: false });
+    });
+
+    it.each([
+      ['a scope of another API', { scp: 'User.Read' }],
+      ['an empty scope claim', { scp: '' }],
+      ['a scope that only resembles it', { scp: 'user_impersonation2 xuser_impersonation' }],
+      ['the scope in another case', { scp: 'User_Impersonation' }],
+      ['a scope claim that is not a string', { scp: ['user_impersonation'] }],
+      ['idtyp user and no scope claim', { idtyp: 'user' }],
+    ])(
+      'When a user’s token has %s, then it answers AUTH.FORBIDDEN naming the scope, roles or not',
+      async (_name, overrides) => {
+        const server = await startJwksServer([keyA]);
+        const token = await sign(v2Claims({ roles: ['Lease.Admin'], ...overrides }));
+        const error = await expectRejected(
+          createEntraAuthenticator(options(server)).authenticate(bearer(token)),
+          'AUTH.FORBIDDEN',
+          token,
+        );
+        expect(error.message).toContain('user_impersonation');
+      },
+    );
   });
 
   describe('missing or malformed credentials', () => {

@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +156,208 @@ describe('postprovision hook', () => {
   });
 });
 
+/**
+ * A front end on loopback in front of the broker: it forwards every request
+ * and rewrites X-Forwarded-For as `rewrite` says, recording what it received.
+ */
+interface FrontEnd {
+  url: string;
+  received: { authorization?: string; forwardedFor?: string }[];
+  close(): Promise<void>;
+}
+
+async function frontEnd(
+  target: string,
+  rewrite: (incoming: string | undefined) => string | undefined,
+): Promise<FrontEnd> {
+  const { hostname, port } = new URL(target);
+  const received: FrontEnd['received'] = [];
+  const server: Server = createServer((request, response) => {
+    const incoming = request.headers['x-forwarded-for'];
+    const forwardedFor = Array.isArray(incoming) ? incoming.join(', ') : incoming;
+    if (request.url?.startsWith('/api/whoami')) {
+      received.push({ authorization: request.headers.authorization, forwardedFor });
+    }
+    const headers = { ...request.headers };
+    delete headers['x-forwarded-for'];
+    const rewritten = rewrite(forwardedFor);
+    if (rewritten !== undefined) headers['x-forwarded-for'] = rewritten;
+    const upstream = httpRequest(
+      { hostname, port, path: request.url, method: request.method, headers },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    upstream.once('error', () => response.destroy());
+    request.pipe(upstream);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+/** The public address the simulated Azure front end sees for this machine. */
+const CALLER = '52.44.55.66';
+
+describe('postdeploy hook', () => {
+  it('When run in dry mode, Then it prints the health probe, how it gets a token and the forged whoami call', async () => {
+    const run = await hook('postdeploy.mjs', ['--dry-run'], provisioned);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const base = 'https://func-kvlease-abc.azurewebsites.net';
+    expect(run.stdout).toContain(`[dry-run] GET ${base}/api/health`);
+    expect(run.stdout).toContain(
+      `[dry-run] az account get-access-token --scope ${provisioned.KV_LEASE_SCOPE} --query accessToken --output tsv`,
+    );
+    expect(run.stdout).toMatch(
+      /\[dry-run\] GET https:\/\/func-kvlease-abc\.azurewebsites\.net\/api\/whoami with X-Forwarded-For: 198\.51\.99\.\d{1,3} \(fails if the broker would lease 198\.51\.99\.\d{1,3}\/32\)/,
+    );
+  });
+
+  it('When the broker URL is missing, Then it fails with a message naming the output', async () => {
+    const run = await hook('postdeploy.mjs', ['--dry-run'], {});
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/KV_LEASE_BROKER_URL is not set/);
+  });
+
+  describe('against a running broker behind a front end', () => {
+    let emulator: RunningEmulator;
+    let broker: RunningBroker;
+    const fronts: FrontEnd[] = [];
+
+    beforeAll(async () => {
+      // NOTE: the runner serves the process-wide services, built on first use: by the health
+      // tests above when they ran first, else from this environment. whoami reads neither the
+      // store nor a vault, so either serves these tests.
+      emulator = await testEmulator({ seed: 4 });
+      emulator.createVault(lockedVault('kv-hook-xff'));
+      Object.assign(process.env, {
+        BROKER_VAULTS: vaultId('kv-hook-xff'),
+        LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
+        LEASE_TABLE_NAME: uniqueTable(),
+        AZURE_ARM_ENDPOINT: emulator.url,
+        AZURE_ARM_TOKEN: 'test-token',
+        AUTH_MODE: 'disabled',
+        SWEEP_SCHEDULE: '0 0 0 1 1 *',
+      });
+      broker = await startRunner({ port: await freePort() });
+    });
+    afterAll(async () => {
+      for (const front of fronts) await front.close();
+      await broker.close();
+      await emulator.close();
+    });
+
+    const envFor = (url: string, extra: Record<string, string> = {}) => ({
+      ...provisioned,
+      KV_LEASE_BROKER_URL: url,
+      KV_LEASE_TOKEN: 'token-for-the-hook',
+      ...extra,
+    });
+
+    it('When the front end appends the caller’s address (as Azure’s does), Then the hook passes and says what the broker would lease', async () => {
+      const azure = await frontEnd(broker.url, (incoming) =>
+        incoming ? `${incoming}, ${CALLER}` : CALLER,
+      );
+      fronts.push(azure);
+      const run = await hook('postdeploy.mjs', ['--timeout-seconds', '10'], envFor(azure.url));
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain(`Health: ${azure.url}/api/health answers {"status":"ok"}.`);
+      expect(run.stdout).toMatch(
+        new RegExp(
+          `ignored the forged leftmost X-Forwarded-For entry 198\\.51\\.99\\.\\d+; it would lease ${CALLER.replaceAll('.', '\\.')}/32 for this machine`,
+        ),
+      );
+      // The hook sent its token and exactly one forged entry, which the broker then saw leftmost.
+      expect(azure.received).toEqual([
+        {
+          authorization: 'Bearer token-for-the-hook',
+          forwardedFor: expect.stringMatching(/^198\.51\.99\.\d{1,3}$/),
+        },
+      ]);
+    });
+
+    it('When a front end puts the forged entry last, Then the hook fails loudly naming the forged address', async () => {
+      const careless = await frontEnd(broker.url, (incoming) =>
+        incoming ? `${CALLER}, ${incoming}` : CALLER,
+      );
+      fronts.push(careless);
+      const run = await hook('postdeploy.mjs', ['--timeout-seconds', '10'], envFor(careless.url));
+      expect(run.code).toBe(1);
+      const forged = careless.received[0]?.forwardedFor ?? 'none';
+      expect(run.stderr).toContain(
+        `SECURITY: the broker at ${careless.url} takes the caller's address from an X-Forwarded-For entry the caller wrote.`,
+      );
+      expect(run.stderr).toContain(`the broker would lease ${forged}/32`);
+      expect(run.stdout).not.toMatch(/ignored the forged/);
+    });
+
+    it('When nothing in front appends an address (the header reaches the broker as the caller wrote it), Then the hook fails loudly', async () => {
+      const run = await hook('postdeploy.mjs', ['--timeout-seconds', '10'], envFor(broker.url));
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/SECURITY: .* would lease 198\.51\.99\.\d+\/32/s);
+    });
+
+    it('When the front end replaces the header with a private address, Then the forged one is not leased: it passes, warning that grants from here need an address', async () => {
+      const internal = await frontEnd(broker.url, () => '10.20.30.40');
+      fronts.push(internal);
+      const run = await hook('postdeploy.mjs', ['--timeout-seconds', '10'], envFor(internal.url));
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(
+        /it sees no address it could lease for this machine: 10\.20\.30\.40 lies in a private/,
+      );
+      expect(run.stderr).toMatch(
+        /grants without an explicit ip from this machine would be refused/,
+      );
+    });
+
+    it('When no token can be had (no KV_LEASE_TOKEN, no Azure CLI), Then it fails saying the check did not run and how to give it one', async () => {
+      const azure = await frontEnd(broker.url, (incoming) => `${incoming ?? ''}, ${CALLER}`);
+      fronts.push(azure);
+      const { KV_LEASE_TOKEN: _none, ...env } = envFor(azure.url);
+      const run = await hook('postdeploy.mjs', ['--timeout-seconds', '10'], { ...env, PATH: '' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        /No token for .*\/\.default from the Azure CLI \(az could not be started/,
+      );
+      expect(run.stderr).toMatch(/the X-Forwarded-For check did not run/);
+      expect(run.stderr).toMatch(/KV_LEASE_SKIP_FORWARDED_FOR_CHECK/);
+      expect(azure.received).toEqual([]);
+    });
+
+    it('When the check is skipped on purpose, Then it still requires health and says loudly that nothing was checked', async () => {
+      const run = await hook(
+        'postdeploy.mjs',
+        ['--timeout-seconds', '10'],
+        envFor(broker.url, { KV_LEASE_SKIP_FORWARDED_FOR_CHECK: 'true' }),
+      );
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(/the X-Forwarded-For check is skipped/);
+    });
+
+    it('When nothing answers, Then it fails on health before any token is asked for', async () => {
+      const closed = `http://127.0.0.1:${await freePort()}`;
+      const run = await hook('postdeploy.mjs', ['--timeout-seconds', '1'], {
+        ...envFor(closed),
+        PATH: '',
+      });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/api\/health is not healthy/);
+      expect(run.stderr).not.toMatch(/token/i);
+    });
+  });
+});
+
 describe('predown and postdown hooks', () => {
   it('When this deployment created the registration, Then predown deletes and purges it and removes the vault role assignments', async () => {
     const run = await hook('predown.mjs', ['--dry-run'], {
@@ -207,8 +412,21 @@ describe('predown and postdown hooks', () => {
 
   it('When a hook reads the azd environment, Then every value it reads is an output of main.bicep or set by azd', () => {
     const outputs = [...readText('infra/main.bicep').matchAll(/^output (\w+) /gm)].map((m) => m[1]);
-    const byAzd = ['AZURE_SUBSCRIPTION_ID', 'KV_LEASE_VAULT_IDS', 'KV_LEASE_KEEP_DELETED_APP'];
-    for (const script of ['postprovision.mjs', 'predown.mjs', 'postdown.mjs', 'lib.mjs']) {
+    // Set by azd, or by the user (`azd env set`, the shell) for one hook: KV_LEASE_TOKEN and the skip.
+    const byAzd = [
+      'AZURE_SUBSCRIPTION_ID',
+      'KV_LEASE_VAULT_IDS',
+      'KV_LEASE_KEEP_DELETED_APP',
+      'KV_LEASE_TOKEN',
+      'KV_LEASE_SKIP_FORWARDED_FOR_CHECK',
+    ];
+    for (const script of [
+      'postprovision.mjs',
+      'postdeploy.mjs',
+      'predown.mjs',
+      'postdown.mjs',
+      'lib.mjs',
+    ]) {
       const read = [...readText('infra/hooks', script).matchAll(/envValue\('(\w+)'/g)].map(
         (m) => m[1],
       );

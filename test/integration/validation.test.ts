@@ -189,6 +189,7 @@ describe('The OpenAPI document', () => {
         '/leases/{id}/renew',
         '/openapi.json',
         '/vaults',
+        '/whoami',
       ].sort(),
     );
     const grant = response.body.components.schemas.GrantRequest;

@@ -35,6 +35,7 @@ import {
 const AUTH_VAULT = 'kv-sec-auth'; // nothing may ever be written here
 const ROLE_VAULT = 'kv-sec-roles';
 const PROCESS_VAULT = 'kv-sec-proc';
+const TOKEN_VAULT = 'kv-sec-tokens';
 
 let emulator: RunningEmulator;
 let tenant: Tenant;
@@ -45,7 +46,7 @@ let jose: typeof Jose;
 beforeAll(async () => {
   jose = await import('jose');
   emulator = await testEmulator();
-  for (const name of [AUTH_VAULT, ROLE_VAULT, PROCESS_VAULT])
+  for (const name of [AUTH_VAULT, ROLE_VAULT, PROCESS_VAULT, TOKEN_VAULT])
     emulator.createVault(lockedVault(name));
   [tenant, stranger] = await Promise.all([startTenant(), makeKey('key-nobody-published')]);
   broker = secureBroker({ emulator, vaults: [AUTH_VAULT, ROLE_VAULT], env: tenant.env() });
@@ -508,6 +509,128 @@ describe('The role matrix of the contract', () => {
       principal: pipeline.oid,
       appId: pipeline.appId,
     });
+  });
+});
+
+describe('Tokens as the platform means them', () => {
+  /** The pipeline's application, which LEASE_POLICY names in appIds. */
+  const pipeline = identity('Lease.Request');
+  /** An operator who leases through the console (a user, named in oids). */
+  const operator = identity('Lease.Request', 'Lease.Read');
+  const consoleClient = randomUUID();
+  let policed: SecureBroker;
+
+  beforeAll(() => {
+    policed = secureBroker({
+      emulator,
+      vaults: [TOKEN_VAULT],
+      env: {
+        ...tenant.env(),
+        LEASE_POLICY: JSON.stringify([
+          { name: 'pipelines', vaults: [TOKEN_VAULT], appIds: [pipeline.appId] },
+          { name: 'operators', vaults: [TOKEN_VAULT], oids: [operator.oid] },
+        ]),
+      },
+    });
+  });
+
+  /** A user's v2 access token obtained through `client`, with scopes `scp` (undefined: none). */
+  const userToken = (who: ReturnType<typeof identity>, client: string, scp?: string) =>
+    tenant.token(who, { azp: client, scp, sub: randomUUID() }, { version: 2 });
+
+  async function grant(token: string) {
+    return policed.call('POST', '/api/leases', {
+      body: { vault: TOKEN_VAULT, ttlSeconds: 300 },
+      headers: { ...bearer(token), ...xff() },
+    });
+  }
+
+  async function expectNothingLeased(): Promise<void> {
+    const listed = await policed.store.listLeases({ vault: TOKEN_VAULT, status: 'all', top: 1000 });
+    expect(
+      listed.items.filter(
+        (lease) => lease.principal !== operator.oid && lease.principal !== pipeline.oid,
+      ),
+    ).toEqual([]);
+  }
+
+  it('When an ID token with the user’s roles is sent as a bearer token, then every endpoint answers 401 saying so, and nothing is leased', async () => {
+    // What the console's sign-in returns besides the access token: aud is the
+    // broker's own client id (in AUTH_AUDIENCE), no azp, a nonce.
+    const idToken = await tenant.token(
+      identity('Lease.Admin'),
+      { azp: undefined, nonce: randomUUID(), sub: randomUUID(), name: 'Op' },
+      { version: 2 },
+    );
+    for (const [method, path] of [
+      ['POST', '/api/leases'],
+      ['GET', '/api/leases'],
+      ['GET', '/api/whoami'],
+    ] as const) {
+      const response = await policed.call(method, path, {
+        body: method === 'POST' ? { vault: TOKEN_VAULT } : undefined,
+        headers: { ...bearer(idToken), ...xff() },
+      });
+      expectUnauthenticated(response, idToken);
+      expect(response.body.detail).toMatch(/is an ID token: send an access token/);
+    }
+    await expectNothingLeased();
+  });
+
+  it('When a user’s token lacks the user_impersonation scope, then 403 naming the scope, whatever its roles, and nothing is leased', async () => {
+    const admin = identity('Lease.Admin');
+    for (const scp of ['User.Read', '', undefined]) {
+      const token = await tenant.token(
+        admin,
+        { azp: consoleClient, scp, idtyp: scp === undefined ? 'user' : undefined },
+        { version: 2 },
+      );
+      for (const [method, path] of [
+        ['POST', '/api/leases'],
+        ['GET', '/api/whoami'],
+      ] as const) {
+        const response = await policed.call(method, path, {
+          body: method === 'POST' ? { vault: TOKEN_VAULT } : undefined,
+          headers: { ...bearer(token), ...xff() },
+        });
+        expect(response.status, `${String(scp)} ${path}`).toBe(403);
+        expect(response.body.type).toBe('urn:kv-lease:problem:forbidden');
+        expect(response.body.detail).toContain('user_impersonation');
+        expect(isProblem(response)).toBe(true);
+      }
+    }
+    await expectNothingLeased();
+  });
+
+  it('When the pipeline application calls as itself, then LEASE_POLICY matches it by appIds and the lease records the application', async () => {
+    const response = await grant(await tenant.token(pipeline));
+    expect(response.status, response.text).toBe(201);
+    const stored = await policed.store.getLease(response.body.id, TOKEN_VAULT);
+    expect(stored).toMatchObject({ principal: pipeline.oid, appId: pipeline.appId });
+  });
+
+  it('When a user calls through the pipeline’s application id with user_impersonation, then appIds do not match the user: 403 naming the user alone', async () => {
+    const user = identity('Lease.Request');
+    const response = await grant(await userToken(user, pipeline.appId, 'user_impersonation'));
+    expect(response.status, response.text).toBe(403);
+    expect(response.body.detail).toBe(
+      `Requesting a lease: LEASE_POLICY has no rule that lets ${user.oid} lease the vault ${TOKEN_VAULT}`,
+    );
+    await expectNothingLeased();
+  });
+
+  it('When a user named in oids calls with user_impersonation, then the grant succeeds; the audit keeps the client application, the lease does not hold it', async () => {
+    const response = await grant(
+      await userToken(operator, consoleClient, 'openid user_impersonation'),
+    );
+    expect(response.status, response.text).toBe(201);
+    expect(response.body.principal).toBe(operator.oid);
+    const stored = await policed.store.getLease(response.body.id, TOKEN_VAULT);
+    expect(stored?.appId).toBeUndefined();
+    const entry = (await policed.auditTrail()).find(
+      (e) => e.invocationId === response.invocationId,
+    );
+    expect(entry).toMatchObject({ action: 'grant', principal: operator.oid, appId: consoleClient });
   });
 });
 

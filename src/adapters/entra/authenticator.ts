@@ -52,9 +52,10 @@ function unauthenticated(message: string): DomainError {
 }
 
 /**
- * Builds the authenticator for `AUTH_MODE=entra`: it accepts app-only (or
- * user) access tokens issued by one Entra ID tenant for this API, signed with
- * one of the tenant's published keys.
+ * Builds the authenticator for `AUTH_MODE=entra`: it accepts access tokens
+ * issued by one Entra ID tenant for this API, signed with one of the tenant's
+ * published keys: app-only tokens, and a user's delegated tokens that carry
+ * the `user_impersonation` scope. ID tokens are refused (see `principalFrom`).
  *
  * The key set is downloaded on first use and cached by this instance (jose
  * refreshes it after ten minutes). A token naming a `kid` the cached set lacks
@@ -204,23 +205,62 @@ function verificationMessage(error: unknown): string {
   }
 }
 
-/** Claims jose does not know about: the tenant, the principal and its app roles. */
+/** The delegated permission (scope) a user's token must carry: the one the app registration exposes. */
+export const USER_SCOPE = 'user_impersonation';
+
+/**
+ * Claims jose does not know about: the tenant, what kind of token this is,
+ * the principal and its app roles.
+ *
+ * Only access tokens for this API are accepted, told apart from ID tokens by
+ * the claims the Microsoft identity platform documents for each
+ * (learn.microsoft.com/entra/identity-platform/access-token-claims-reference
+ * and .../id-token-claims-reference):
+ * - an access token always names the client application that asked for it,
+ *   `appid` in v1 and `azp` in v2 tokens; an ID token names none, its `aud`
+ *   is the client itself. An ID token issued to the broker's own app
+ *   registration (the console signs in with it) has the client id as `aud`,
+ *   which `AUTH_AUDIENCE` lists, and can carry the user's `roles`: without
+ *   this check it would pass as a bearer token.
+ * - `nonce`, `at_hash` and `c_hash` are OpenID Connect claims of ID tokens
+ *   only; any of them refuses the token as well.
+ * - a delegated (user) access token carries the granted scopes in `scp`,
+ *   an app-only one carries none (its permissions are `roles`); the optional
+ *   `idtyp` claim says `user` or `app` outright when the registration asks
+ *   for it. A token with `scp` or `idtyp: user` is delegated.
+ */
 function principalFrom(claims: Record<string, unknown>, tenantId: string): Principal {
   // The issuer already names the tenant, but an AUTH_ISSUER override may not; `tid` is checked
   // on its own so that an override can never widen the accepted tenants.
-  const { tid, oid, appid, azp, roles } = claims;
+  const { tid, oid, appid, azp, roles, scp, idtyp } = claims;
   if (typeof tid !== 'string' || tid.toLowerCase() !== tenantId) {
     throw unauthenticated('The bearer token belongs to another tenant');
+  }
+  const appId = typeof appid === 'string' ? appid : typeof azp === 'string' ? azp : undefined;
+  if (appId === undefined || 'nonce' in claims || 'at_hash' in claims || 'c_hash' in claims) {
+    throw unauthenticated('The bearer token is an ID token: send an access token for this API');
   }
   if (typeof oid !== 'string' || oid.length === 0) {
     throw unauthenticated('The bearer token lacks the required "oid" claim');
   }
-  const appId = typeof appid === 'string' ? appid : typeof azp === 'string' ? azp : undefined;
+  const delegated = scp !== undefined || idtyp === 'user';
+  if (delegated) {
+    const scopes = typeof scp === 'string' ? scp.split(' ') : [];
+    // NOTE: 403, not 401: the token is genuine and names the user, but the client application
+    // was not granted the scope; a new token of the same client would be refused again. This is
+    // OAuth's insufficient_scope (RFC 6750 section 3.1), which Microsoft.Identity.Web answers 403 too.
+    if (!scopes.includes(USER_SCOPE)) {
+      throw new DomainError(
+        'AUTH.FORBIDDEN',
+        `A user's token needs the ${USER_SCOPE} scope of this API (scp); ask for <App ID URI>/${USER_SCOPE}`,
+      );
+    }
+  }
   const known = new Set<Role>();
   if (Array.isArray(roles)) {
     for (const role of roles) {
       if ((ROLES as readonly unknown[]).includes(role)) known.add(role as Role);
     }
   }
-  return { id: oid, appId, roles: known };
+  return { id: oid, appId, delegated, roles: known };
 }
