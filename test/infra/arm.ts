@@ -14,7 +14,9 @@ import { createHash } from 'node:crypto';
 
 export interface Template {
   parameters?: Record<string, { type: string; defaultValue?: unknown; allowedValues?: unknown[] }>;
-  variables?: Record<string, unknown> & { copy?: { name: string; count: unknown; input: unknown }[] };
+  variables?: Record<string, unknown> & {
+    copy?: { name: string; count: unknown; input: unknown }[];
+  };
   resources: TemplateResource[] | Record<string, TemplateResource>;
   outputs?: Record<string, { type: string; value: unknown; condition?: unknown }>;
 }
@@ -27,7 +29,10 @@ interface TemplateResource {
   scope?: unknown;
   resourceGroup?: unknown;
   subscriptionId?: unknown;
-  properties?: Record<string, unknown> & { template?: Template; parameters?: Record<string, { value: unknown }> };
+  properties?: Record<string, unknown> & {
+    template?: Template;
+    parameters?: Record<string, { value: unknown }>;
+  };
   existing?: boolean;
   [key: string]: unknown;
 }
@@ -163,13 +168,16 @@ function text(value: unknown): string {
   if (typeof value === 'string') return value;
   if (value instanceof Runtime) return value.toString();
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return JSON.stringify(value, (_key, inner: unknown) => (inner instanceof Runtime ? inner.toString() : inner));
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner instanceof Runtime ? inner.toString() : inner,
+  );
 }
 
 function isEmpty(value: unknown): boolean {
   if (value === null || value === undefined || value === '') return true;
   if (Array.isArray(value)) return value.length === 0;
-  if (typeof value === 'object' && !(value instanceof Runtime)) return Object.keys(value).length === 0;
+  if (typeof value === 'object' && !(value instanceof Runtime))
+    return Object.keys(value).length === 0;
   return false;
 }
 
@@ -180,19 +188,25 @@ function hash(...parts: unknown[]): Buffer {
 /** `Type/child` + names → `Type/name/child/name`, as resourceId() builds it. */
 function typedPath(type: string, names: unknown[]): string {
   const [namespace = '', ...types] = type.split('/');
-  if (types.length !== names.length) throw new Error(`${type} takes ${types.length} names, got ${names.length}`);
+  if (types.length !== names.length)
+    throw new Error(`${type} takes ${types.length} names, got ${names.length}`);
   return [namespace, ...types.flatMap((segment, index) => [segment, text(names[index])])].join('/');
 }
 
 const RESOURCE_TYPE = /^[A-Za-z0-9]+\.[A-Za-z0-9.]+\/[A-Za-z0-9/]+$/;
 
-function resourceIdArgs(args: unknown[], scope: Scope, withGroup: boolean): { sub: string; rg: string; path: string } {
+function resourceIdArgs(
+  args: unknown[],
+  scope: Scope,
+  withGroup: boolean,
+): { sub: string; rg: string; path: string } {
   const at = args.findIndex((arg) => typeof arg === 'string' && RESOURCE_TYPE.test(arg));
   if (at === -1) throw new Error(`no resource type in ${text(args)}`);
   const before = args.slice(0, at).map(text);
   const path = typedPath(text(args[at]), args.slice(at + 1));
   if (!withGroup) return { sub: before[0] ?? scope.subscriptionId, rg: '', path };
-  const [sub, rg] = before.length === 2 ? before : [scope.subscriptionId, before[0] ?? scope.resourceGroup];
+  const [sub, rg] =
+    before.length === 2 ? before : [scope.subscriptionId, before[0] ?? scope.resourceGroup];
   return { sub: sub ?? scope.subscriptionId, rg: rg ?? scope.resourceGroup, path };
 }
 
@@ -201,7 +215,8 @@ function evaluate(node: Node, scope: Scope): unknown {
   if (node.kind === 'property') {
     const target = evaluate(node.target, scope);
     if (target instanceof Runtime) return new Runtime(`${target.path}.${node.name}`);
-    if (target === null || typeof target !== 'object') throw new Error(`.${node.name} of ${text(target)}`);
+    if (target === null || typeof target !== 'object')
+      throw new Error(`.${node.name} of ${text(target)}`);
     if (!(node.name in target)) throw new Error(`no property ${node.name} in ${text(target)}`);
     return (target as Record<string, unknown>)[node.name];
   }
@@ -250,7 +265,9 @@ function evaluate(node: Node, scope: Scope): unknown {
     }
     case 'format': {
       const [pattern, ...rest] = args();
-      return text(pattern).replace(/\{(\d+)\}/g, (_match, index: string) => text(rest[Number(index)]));
+      return text(pattern).replace(/\{(\d+)\}/g, (_match, index: string) =>
+        text(rest[Number(index)]),
+      );
     }
     case 'concat': {
       const values = args();
@@ -290,7 +307,8 @@ function evaluate(node: Node, scope: Scope): unknown {
     case 'createobject': {
       const values = args();
       const object: Record<string, unknown> = {};
-      for (let index = 0; index < values.length; index += 2) object[text(values[index])] = values[index + 1];
+      for (let index = 0; index < values.length; index += 2)
+        object[text(values[index])] = values[index + 1];
       return object;
     }
     case 'union': {
@@ -312,7 +330,10 @@ function evaluate(node: Node, scope: Scope): unknown {
       return (...values: unknown[]) =>
         evaluate(body, {
           ...scope,
-          lambda: { ...scope.lambda, ...Object.fromEntries(names.map((name, index) => [name, values[index]])) },
+          lambda: {
+            ...scope.lambda,
+            ...Object.fromEntries(names.map((name, index) => [name, values[index]])),
+          },
         });
     }
     case 'lambdavariables': {
@@ -326,7 +347,9 @@ function evaluate(node: Node, scope: Scope): unknown {
     }
     case 'filter': {
       const [values, fn] = args();
-      return (values as unknown[]).filter((value) => (fn as (v: unknown) => unknown)(value) === true);
+      return (values as unknown[]).filter(
+        (value) => (fn as (v: unknown) => unknown)(value) === true,
+      );
     }
     case 'copyindex': {
       const values = args();
@@ -339,9 +362,17 @@ function evaluate(node: Node, scope: Scope): unknown {
       return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
     }
     case 'uniquestring':
-      return hash('uniqueString', ...args()).toString('base64url').replace(/[^a-z0-9]/gi, '').slice(0, 13).toLowerCase();
+      return hash('uniqueString', ...args())
+        .toString('base64url')
+        .replace(/[^a-z0-9]/gi, '')
+        .slice(0, 13)
+        .toLowerCase();
     case 'subscription':
-      return { id: `/subscriptions/${scope.subscriptionId}`, subscriptionId: scope.subscriptionId, tenantId: TENANT_ID };
+      return {
+        id: `/subscriptions/${scope.subscriptionId}`,
+        subscriptionId: scope.subscriptionId,
+        tenantId: TENANT_ID,
+      };
     case 'tenant':
       return { tenantId: TENANT_ID };
     case 'resourcegroup':
@@ -386,7 +417,8 @@ function evaluate(node: Node, scope: Scope): unknown {
 function evaluateValue(value: unknown, scope: Scope): unknown {
   if (typeof value === 'string') {
     if (value.startsWith('[[')) return value.slice(1);
-    if (value.startsWith('[') && value.endsWith(']')) return evaluate(parse(value.slice(1, -1)), scope);
+    if (value.startsWith('[') && value.endsWith(']'))
+      return evaluate(parse(value.slice(1, -1)), scope);
     return value;
   }
   if (Array.isArray(value)) return value.map((item) => evaluateValue(item, scope));
@@ -398,7 +430,10 @@ function evaluateValue(value: unknown, scope: Scope): unknown {
         for (const loop of inner as { name: string; count: unknown; input: unknown }[]) {
           const count = evaluateValue(loop.count, scope) as number;
           out[loop.name] = Array.from({ length: count }, (_unused, index) =>
-            evaluateValue(loop.input, { ...scope, copyIndex: (name) => (name === loop.name ? index : scope.copyIndex(name)) }),
+            evaluateValue(loop.input, {
+              ...scope,
+              copyIndex: (name) => (name === loop.name ? index : scope.copyIndex(name)),
+            }),
           );
         }
         continue;
@@ -423,7 +458,9 @@ export interface Expansion {
 export function expand(
   template: Template,
   parameters: Record<string, unknown>,
-  where: { resourceGroup: string; subscriptionId?: string; path?: string[] } = { resourceGroup: '' },
+  where: { resourceGroup: string; subscriptionId?: string; path?: string[] } = {
+    resourceGroup: '',
+  },
 ): Expansion {
   const subscriptionId = where.subscriptionId ?? SUBSCRIPTION_ID;
   const path = where.path ?? [];
@@ -450,7 +487,10 @@ export function expand(
       const loop = template.variables?.copy?.find((entry) => entry.name === name);
       const value = loop
         ? Array.from({ length: evaluateValue(loop.count, scope) as number }, (_unused, index) =>
-            evaluateValue(loop.input, { ...scope, copyIndex: (n) => (n === undefined || n === name ? index : scope.copyIndex(n)) }),
+            evaluateValue(loop.input, {
+              ...scope,
+              copyIndex: (n) => (n === undefined || n === name ? index : scope.copyIndex(n)),
+            }),
           )
         : evaluateValue(template.variables?.[name], scope);
       if (!loop && !(name in (template.variables ?? {}))) throw new Error(`no variable ${name}`);
@@ -462,7 +502,11 @@ export function expand(
       const child = deployment === undefined ? undefined : children.get(deployment);
       if (deployment !== undefined) {
         if (!child) throw new Error(`deployment ${deployment} is referenced before it is expanded`);
-        return { outputs: Object.fromEntries(Object.entries(child.outputs).map(([key, value]) => [key, { value }])) };
+        return {
+          outputs: Object.fromEntries(
+            Object.entries(child.outputs).map(([key, value]) => [key, { value }]),
+          ),
+        };
       }
       // A resource of this template: its runtime properties, named after the resource.
       return new Runtime(id.replace(/^.*\/providers\//, ''));
@@ -484,23 +528,48 @@ export function expand(
     const count = resource.copy ? (evaluateValue(resource.copy.count, scope) as number) : 1;
     for (let index = 0; index < count; index += 1) {
       const inner: Scope = resource.copy
-        ? { ...scope, copyIndex: (name) => (name === undefined || name === resource.copy?.name ? index : scope.copyIndex(name)) }
+        ? {
+            ...scope,
+            copyIndex: (name) =>
+              name === undefined || name === resource.copy?.name ? index : scope.copyIndex(name),
+          }
         : scope;
-      if (resource.condition !== undefined && evaluateValue(resource.condition, inner) !== true) continue;
+      if (resource.condition !== undefined && evaluateValue(resource.condition, inner) !== true)
+        continue;
       const name = text(evaluateValue(resource.name, inner));
-      const subId = resource.subscriptionId === undefined ? subscriptionId : text(evaluateValue(resource.subscriptionId, inner));
-      const group = resource.resourceGroup === undefined ? where.resourceGroup : text(evaluateValue(resource.resourceGroup, inner));
+      const subId =
+        resource.subscriptionId === undefined
+          ? subscriptionId
+          : text(evaluateValue(resource.subscriptionId, inner));
+      const group =
+        resource.resourceGroup === undefined
+          ? where.resourceGroup
+          : text(evaluateValue(resource.resourceGroup, inner));
       const nested = resource.properties?.template;
       if (resource.type === 'Microsoft.Resources/deployments' && nested) {
         const values = Object.fromEntries(
-          Object.entries(resource.properties?.parameters ?? {}).map(([key, spec]) => [key, evaluateValue(spec.value, inner)]),
+          Object.entries(resource.properties?.parameters ?? {}).map(([key, spec]) => [
+            key,
+            evaluateValue(spec.value, inner),
+          ]),
         );
-        const child = expand(nested, values, { resourceGroup: group, subscriptionId: subId, path: [...path, name] });
+        const child = expand(nested, values, {
+          resourceGroup: group,
+          subscriptionId: subId,
+          path: [...path, name],
+        });
         if (!resource.copy) children.set(name, child);
         resources.push(...child.resources);
         continue;
       }
-      const { type, name: _name, condition: _condition, copy: _copy, scope: rawScope, ...body } = resource;
+      const {
+        type,
+        name: _name,
+        condition: _condition,
+        copy: _copy,
+        scope: rawScope,
+        ...body
+      } = resource;
       resources.push({
         deployment: [...path, resource.copy ? `${symbol}[${index}]` : symbol],
         type,
