@@ -438,7 +438,8 @@ function evaluateValue(value: unknown, scope: Scope): unknown {
         }
         continue;
       }
-      out[key] = evaluateValue(inner, scope);
+      // Keys may be expressions too (`userAssignedIdentities: { '${identityId}': {} }`).
+      out[text(evaluateValue(key, scope))] = evaluateValue(inner, scope);
     }
     return out;
   }
@@ -548,10 +549,13 @@ export function expand(
       const nested = resource.properties?.template;
       if (resource.type === 'Microsoft.Resources/deployments' && nested) {
         const values = Object.fromEntries(
-          Object.entries(resource.properties?.parameters ?? {}).map(([key, spec]) => [
-            key,
-            evaluateValue(spec.value, inner),
-          ]),
+          Object.entries(resource.properties?.parameters ?? {}).map(([key, spec]) => {
+            // A parameter may be one expression as a whole: `[if(c, createObject('value', x), ...)]`.
+            const evaluated = evaluateValue(spec, inner) as { value?: unknown };
+            if (!('value' in evaluated))
+              throw new Error(`parameter ${key} of ${name} has no value`);
+            return [key, evaluated.value];
+          }),
         );
         const child = expand(nested, values, {
           resourceGroup: group,
