@@ -68,11 +68,13 @@ export interface Compiled {
 export function bicepUnavailable(): string | undefined {
   const probe = spawnSync('dotnet', ['--version'], { encoding: 'utf8' });
   if (!probe.error && probe.status === 0) return undefined;
-  const reason =
-    'dotnet is not installed: the Bicep CLI is restored from NuGet with it (infra/bicep-cli/restore.sh), so the Bicep compile tests are skipped';
-  if (process.env.CI === 'true')
-    throw new Error(`${reason.split(':')[0]}, and CI=true requires them`);
-  return reason;
+  const why = 'the Bicep CLI is restored from NuGet through it (infra/bicep-cli/restore.sh)';
+  if (process.env.CI === 'true') {
+    throw new Error(
+      `dotnet is not installed: ${why}, and with CI=true the Bicep compile tests must run`,
+    );
+  }
+  return `dotnet is not installed: ${why}, so the Bicep compile tests are skipped`;
 }
 
 function run(
@@ -241,18 +243,28 @@ export function compileInfra(): Promise<Compiled> {
     key.update(readText(GRAPH_TYPES));
     const dir = join(tmpdir(), `${PREFIX}${process.ppid}-${key.digest('hex').slice(0, 16)}`);
     const done = join(dir, 'compiled.json');
+    const failed = join(dir, 'failed.txt');
     removeStale();
     try {
       mkdirSync(dir); // the lock: the one test file that creates it compiles
     } catch {
       const deadline = Date.now() + 120_000;
       while (!existsSync(done)) {
+        if (existsSync(failed)) {
+          throw new Error(`the compile of this run failed: ${readFileSync(failed, 'utf8')}`);
+        }
         if (Date.now() > deadline) throw new Error(`no compile result in ${dir} after 120 s`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
       return JSON.parse(readFileSync(done, 'utf8')) as Compiled;
     }
-    const output = await compileInto(dir, bicep);
+    let output: Compiled;
+    try {
+      output = await compileInto(dir, bicep);
+    } catch (error) {
+      writeFileSync(failed, error instanceof Error ? error.message : String(error));
+      throw error;
+    }
     writeFileSync(`${done}.tmp`, JSON.stringify(output));
     renameSync(`${done}.tmp`, done); // appears whole to the waiting files
     return output;
