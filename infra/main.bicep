@@ -185,6 +185,7 @@ var functionAppHostName = '${functionAppName}.azurewebsites.net'
 var consoleRedirectUri = 'https://${functionAppHostName}/api/console'
 var identifierUri = !empty(appIdUri) ? appIdUri : 'api://${tenant().tenantId}/kv-lease-${environmentName}'
 var ownerPrincipalId = !empty(deployerPrincipalId) ? deployerPrincipalId : deployer().objectId
+// `!`: the module exists exactly when createAppRegistration is true, the same test.
 var appClientId = createAppRegistration ? appRegistration!.outputs.appId : existingAppClientId
 // v1 tokens carry the App ID URI in aud, v2 tokens the client ID: accept both.
 var derivedAudiences = join(filter([identifierUri, appClientId], value => !empty(value)), ',')
@@ -241,7 +242,8 @@ module appInsights 'app-insights.bicep' = {
 
 // NOTE: every module is a local file, none comes from a registry (Azure
 // Verified Modules included): a registry module cannot be restored offline, so
-// it could not be compiled and checked here (infra/README.md, "Compile").
+// it could not be compiled and checked here (infra/README.md, "What is and is
+// not compiled here").
 module storage 'storage.bicep' = {
   name: 'storage'
   scope: rg
