@@ -1,12 +1,12 @@
-// The broker: a Linux Function App on Flex Consumption, running as the
-// user-assigned identity, with identity-based connections only.
+// The broker: a Linux Function App on its own Flex Consumption plan, running
+// as the user-assigned identity, with identity-based connections only.
 
 param name string
 param location string
 param tags object = {}
 
-@description('Resource ID of the Flex Consumption (FC1) plan.')
-param planId string
+@description('Name of the Flex Consumption (FC1) plan; Flex Consumption hosts one app per plan.')
+param planName string
 
 @description('Resource ID of the user-assigned identity.')
 param identityId string
@@ -43,6 +43,30 @@ param alwaysReady array = []
 @description('App settings of the broker (string values).')
 param appSettings object
 
+// Host storage through the identity (Storage Blob Data Owner, see rbac.bicep)
+// and telemetry authenticated with it (Monitoring Metrics Publisher).
+var hostSettings = {
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
@@ -55,7 +79,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     }
   }
   properties: {
-    serverFarmId: planId
+    serverFarmId: plan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled' // pipelines call the API from anywhere; it validates Entra tokens itself
     siteConfig: {
@@ -91,15 +115,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // WEBSITE_* deployment settings here: do not add them.
   resource settings 'config' = {
     name: 'appsettings'
-    properties: union(appSettings, {
-      // Host storage through the identity (Storage Blob Data Owner, see rbac.bicep).
-      AzureWebJobsStorage__accountName: storageAccountName
-      AzureWebJobsStorage__credential: 'managedidentity'
-      AzureWebJobsStorage__clientId: identityClientId
-      APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
-      // Telemetry authenticated with the identity (Monitoring Metrics Publisher).
-      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-    })
+    properties: union(appSettings, hostSettings)
   }
 }
 

@@ -185,7 +185,8 @@ var functionAppHostName = '${functionAppName}.azurewebsites.net'
 var consoleRedirectUri = 'https://${functionAppHostName}/api/console'
 var identifierUri = !empty(appIdUri) ? appIdUri : 'api://${tenant().tenantId}/kv-lease-${environmentName}'
 var ownerPrincipalId = !empty(deployerPrincipalId) ? deployerPrincipalId : deployer().objectId
-var appClientId = createAppRegistration ? appRegistration.outputs.appId : existingAppClientId
+// `!`: the module exists exactly when createAppRegistration is true, the same test.
+var appClientId = createAppRegistration ? appRegistration!.outputs.appId : existingAppClientId
 // v1 tokens carry the App ID URI in aud, v2 tokens the client ID: accept both.
 var derivedAudiences = join(filter([identifierUri, appClientId], value => !empty(value)), ',')
 var authAudiences = !empty(authAudience) ? authAudience : derivedAudiences
@@ -217,7 +218,7 @@ resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
 }
 
 // The broker's identity: storage, Application Insights and the vault firewalls.
-module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+module identity 'identity.bicep' = {
   name: 'identity'
   scope: rg
   params: {
@@ -227,48 +228,22 @@ module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1
   }
 }
 
-module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.11.1' = {
-  name: 'loganalytics'
-  scope: rg
-  params: {
-    name: 'log-kvlease-${resourceToken}'
-    location: location
-    tags: tags
-    dataRetention: 30
-  }
-}
-
-module monitoring 'br/public:avm/res/insights/component:0.6.0' = {
+module appInsights 'app-insights.bicep' = {
   name: 'appinsights'
   scope: rg
   params: {
-    name: 'appi-kvlease-${resourceToken}'
+    workspaceName: 'log-kvlease-${resourceToken}'
+    componentName: 'appi-kvlease-${resourceToken}'
     location: location
     tags: tags
-    workspaceResourceId: logAnalytics.outputs.resourceId
-    disableLocalAuth: true // telemetry is sent with the identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING)
+    retentionInDays: 30
   }
 }
 
-module plan 'br/public:avm/res/web/serverfarm:0.1.1' = {
-  name: 'plan'
-  scope: rg
-  params: {
-    name: 'plan-kvlease-${resourceToken}'
-    location: location
-    tags: tags
-    sku: {
-      name: 'FC1'
-      tier: 'FlexConsumption'
-    }
-    reserved: true
-  }
-}
-
-// NOTE: storage and the Function App are plain resources, not AVM modules: the
-// lease tables, the deployment container and Flex Consumption's always-ready
-// setting are spelled out exactly instead of relying on one module version's
-// parameter names.
+// NOTE: every module is a local file, none comes from a registry (Azure
+// Verified Modules included): a registry module cannot be restored offline, so
+// it could not be compiled and checked here (infra/README.md, "What is and is
+// not compiled here").
 module storage 'storage.bicep' = {
   name: 'storage'
   scope: rg
@@ -290,7 +265,7 @@ module rbac 'rbac.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     leaseTableName: leaseTableName
-    appInsightsName: monitoring.outputs.name
+    appInsightsName: appInsights.outputs.name
     principalId: identity.outputs.principalId
     auditReaders: auditReaders
     auditRoleName: auditRoleName
@@ -321,7 +296,7 @@ module alerts 'monitoring.bicep' = {
     location: location
     tags: tags
     namePrefix: 'kvlease-${resourceToken}'
-    appInsightsName: monitoring.outputs.name
+    appInsightsName: appInsights.outputs.name
     actionGroupIds: alertActionGroupIds
     alertEmailAddresses: alertEmailAddresses
     sweepPeriodMinutes: sweepPeriodMinutes
@@ -336,12 +311,12 @@ module api 'function-app.bicep' = {
     name: functionAppName
     location: location
     tags: union(tags, { 'azd-service-name': 'api' })
-    planId: plan.outputs.resourceId
+    planName: 'plan-kvlease-${resourceToken}'
     identityId: identity.outputs.resourceId
     identityClientId: identity.outputs.clientId
     storageAccountName: storage.outputs.name
     deploymentContainerUrl: '${storage.outputs.blobEndpoint}${deploymentContainerName}'
-    appInsightsConnectionString: monitoring.outputs.connectionString
+    appInsightsConnectionString: appInsights.outputs.connectionString
     nodeVersion: nodeVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
@@ -398,6 +373,6 @@ output KV_LEASE_SCOPE string = '${identifierUri}/.default'
 output KV_LEASE_AUTH_AUDIENCE string = authAudiences
 output KV_LEASE_CONSOLE_REDIRECT_URI string = consoleRedirectUri
 // Set only when this deployment created the registration: predown deletes it then, never otherwise.
-output KV_LEASE_APP_OBJECT_ID string = createAppRegistration ? appRegistration.outputs.applicationObjectId : ''
+output KV_LEASE_APP_OBJECT_ID string = createAppRegistration ? appRegistration!.outputs.applicationObjectId : ''
 output KV_LEASE_VAULT_ROLE_ID string = useCustomVaultRole ? customVaultRoleGuid : ''
 output KV_LEASE_AUDIT_ROLE_DEFINITION_ID string = rbac.outputs.auditRoleDefinitionId

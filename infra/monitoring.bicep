@@ -71,21 +71,23 @@ traces
 
 // A vault whose passes all failed for 5 minutes: each failed attempt is a
 // kvlease.pass.failed, each completed pass a kvlease.pass.
-var notReconciledQuery = concat(events, '''
+var notReconciledFilter = '''
 | where timestamp > ago(5m)
 | where event in ("kvlease.pass", "kvlease.pass.failed")
 | extend vault = tostring(e.vault), reason = tostring(e.reason)
 | summarize failures = countif(event == "kvlease.pass.failed"), passes = countif(event == "kvlease.pass"), reason = take_anyif(reason, event == "kvlease.pass.failed") by vault
 | where failures > 0 and passes == 0
-''')
+'''
+var notReconciledQuery = '${events}${notReconciledFilter}'
 
-var capacityQuery = concat(events, replace('''
+var capacityFilter = replace('''
 | where timestamp > ago(15m)
 | where event == "kvlease.pass"
 | extend vault = tostring(e.vault), rules = toint(e.rules), maxRules = toint(e.maxRules), activeLeases = toint(e.activeLeases)
 | summarize rules = max(rules), maxRules = max(maxRules), activeLeases = max(activeLeases) by vault
 | where maxRules > 0 and rules * 100 >= maxRules * __PERCENT__
-''', '__PERCENT__', string(capacityAlertPercent)))
+''', '__PERCENT__', string(capacityAlertPercent))
+var capacityQuery = '${events}${capacityFilter}'
 
 var sweepStaleQuery = replace('''
 let stale = __MINUTES__m;

@@ -132,9 +132,6 @@ resource auditTableAppender 'Microsoft.Authorization/roleAssignments@2022-04-01'
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
-  dependsOn: [
-    auditAppender
-  ]
 }
 
 resource auditTableReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [

@@ -1,41 +1,55 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 
 import { ConfigSchema } from '../../src/app/config';
 import { functionDefinitions } from '../../src/app/definitions';
+import { type Expansion, SUBSCRIPTION_ID } from './arm';
+import { bicepUnavailable, type Compiled, compileInfra } from './compile';
 import {
-  guidConstants,
-  moduleReferences,
-  objectVar,
-  params,
-  resourceTypes,
-  targetScope,
-  unbalancedDelimiter,
-  withoutComments,
-} from './bicep';
-import { asRecord, exists, readText, readYaml, repoPath } from './helpers';
+  appSettings,
+  deployMain,
+  idOf,
+  ofType,
+  properties,
+  runtimeOf,
+  single,
+  VAULT_A,
+  VAULT_B,
+} from './deployment';
+import { asRecord, readText, readYaml, repoPath } from './helpers';
+
+/**
+ * The deployment as compiled: infra/main.bicep built by the Bicep CLI
+ * (test/infra/compile.ts) and expanded with azd's parameters
+ * (test/infra/deployment.ts). What these tests read is the ARM JSON Resource
+ * Manager would receive, not the Bicep text.
+ */
+
+const unavailable = bicepUnavailable();
+if (unavailable) console.warn(`test/infra/infra.test.ts: ${unavailable}`);
 
 const INFRA_FILES = readdirSync(repoPath('infra'))
   .filter((name) => name.endsWith('.bicep'))
   .sort();
-const main = readText('infra/main.bicep');
 
 /**
- * The keys of the config schema. In zod 4, `.superRefine()` adds a check to
- * the object itself (no ZodEffects wrapper as in zod 3), so the keys are on
- * `ConfigSchema.shape`; a pipe (`.transform()`/`.pipe()`) would put the object
- * on `.in`, which is unwrapped here too.
+ * The settings of the config schema, read from the schema itself so that a
+ * setting added to src/app/config.ts is checked here without editing this
+ * file. In zod 4, `.superRefine()` adds a check to the object itself, so the
+ * keys are on `.shape`; a pipe (`.transform()`/`.pipe()`) puts the object on
+ * `.in`, which is unwrapped too.
  */
-function schemaKeys(schema: z.ZodType): string[] {
-  const candidate = schema as unknown as { shape?: Record<string, unknown>; in?: z.ZodType };
-  if (candidate.shape) return Object.keys(candidate.shape);
-  if (candidate.in) return schemaKeys(candidate.in);
+function schemaShape(schema: z.ZodType): Record<string, z.ZodType> {
+  const candidate = schema as unknown as { shape?: Record<string, z.ZodType>; in?: z.ZodType };
+  if (candidate.shape) return candidate.shape;
+  if (candidate.in) return schemaShape(candidate.in);
   throw new Error('ConfigSchema is neither an object schema nor a pipe from one');
 }
-const CONFIG_KEYS = schemaKeys(ConfigSchema);
+const SHAPE = schemaShape(ConfigSchema);
+const CONFIG_KEYS = Object.keys(SHAPE);
 
 /**
  * Settings of src/app/config.ts that Azure does not get, each for a reason. A new
@@ -52,148 +66,158 @@ const NOT_DEPLOYED: Record<string, string> = {
   PORT: 'the local runner only; the Functions host owns the port',
 };
 
-describe('infra/main.bicep app settings', () => {
-  const settings = objectVar(main, 'brokerSettings');
+/** Settings the Functions host and the Azure SDK read, not the broker's config schema. */
+const HOST_SETTINGS = [
+  'AzureWebJobsStorage__accountName',
+  'AzureWebJobsStorage__credential',
+  'AzureWebJobsStorage__clientId',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+  'AZURE_CLIENT_ID', // DefaultAzureCredential: which user-assigned identity
+];
 
-  it('When main.bicep sets a broker setting, Then src/app/config.ts reads a setting of that name', () => {
-    const unknown = [...settings.keys()].filter((name) => !CONFIG_KEYS.includes(name));
-    expect(unknown).toEqual([]);
+function brokerSettings(settings: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(settings).filter(([name]) => !HOST_SETTINGS.includes(name)),
+  );
+}
+
+let compiled: Compiled;
+let deployed: Expansion;
+beforeAll(async () => {
+  if (unavailable) return;
+  compiled = await compileInfra();
+  deployed = deployMain(compiled);
+}, 120_000);
+
+describe.skipIf(unavailable !== undefined)('app settings of the compiled deployment', () => {
+  it('When the Function App is deployed, Then every broker setting it gets is a setting of src/app/config.ts', () => {
+    const names = Object.keys(brokerSettings(appSettings(deployed)));
+    expect(names.filter((name) => !CONFIG_KEYS.includes(name))).toEqual([]);
+    expect(names.length).toBeGreaterThan(10);
   });
 
-  it('When src/app/config.ts has a setting, Then main.bicep sets it or it is listed as not deployed', () => {
-    const missing = CONFIG_KEYS.filter((name) => !settings.has(name) && !(name in NOT_DEPLOYED));
+  it('When src/app/config.ts has a setting, Then the deployment sets it or it is listed as not deployed', () => {
+    const settings = appSettings(deployed);
+    const missing = CONFIG_KEYS.filter((name) => !(name in settings) && !(name in NOT_DEPLOYED));
     expect(missing).toEqual([]);
-    const listedButSet = Object.keys(NOT_DEPLOYED).filter((name) => settings.has(name));
-    expect(listedButSet).toEqual([]);
-    const listedButUnknown = Object.keys(NOT_DEPLOYED).filter(
-      (name) => !CONFIG_KEYS.includes(name),
+    expect(Object.keys(NOT_DEPLOYED).filter((name) => name in settings)).toEqual([]);
+    expect(Object.keys(NOT_DEPLOYED).filter((name) => !CONFIG_KEYS.includes(name))).toEqual([]);
+  });
+
+  it('When the deployed settings are parsed by ConfigSchema, Then they are accepted and name the managed vaults', () => {
+    const result = ConfigSchema.safeParse(brokerSettings(appSettings(deployed)));
+    expect(result.success, JSON.stringify(result.error?.issues)).toBe(true);
+    expect(result.data?.BROKER_VAULTS.map((vault) => vault.resourceId)).toEqual([VAULT_A, VAULT_B]);
+    expect(result.data?.LEASE_STORAGE__tableServiceUri).toBe(
+      `https://${single(deployed, 'Microsoft.Storage/storageAccounts').name}.table.core.windows.net`,
     );
-    expect(listedButUnknown).toEqual([]);
   });
 
-  it('When the broker runs in Azure, Then AUTH_MODE is entra and no static ARM token exists anywhere in infra', () => {
-    expect(settings.get('AUTH_MODE')).toBe("'entra'");
-    for (const file of [...INFRA_FILES, 'main.parameters.json']) {
-      const text = readText('infra', file);
-      expect(text, file).not.toContain('AZURE_ARM_TOKEN');
-      expect(text, file).not.toMatch(/AUTH_MODE\W+disabled/);
-    }
-  });
-
-  it('When DefaultAzureCredential starts, Then AZURE_CLIENT_ID names the user-assigned identity', () => {
-    expect(withoutComments(main)).toMatch(/AZURE_CLIENT_ID:\s*identity\.outputs\.clientId/);
-  });
-
-  it('When a setting takes a parameter default, Then that default is the config default', () => {
-    const byName = new Map(params(main).map((param) => [param.name, param]));
-    const shape = asRecord((ConfigSchema as unknown as { shape: unknown }).shape, 'shape');
+  it('When a setting is left at its parameter default, Then it parses to the config default', () => {
+    const settings = brokerSettings(appSettings(deployed));
     let compared = 0;
-    for (const [setting, expression] of settings) {
-      const param = byName.get(/^(?:string\()?(\w+)\)?$/.exec(expression)?.[1] ?? '');
-      if (param?.defaultValue === undefined) continue;
-      const literal = /^'(.*)'$/.exec(param.defaultValue)?.[1] ?? Number(param.defaultValue);
-      const fieldSchema = shape[setting] as z.ZodType;
-      expect(fieldSchema.parse(undefined), `${setting} (param ${param.name})`).toEqual(literal);
+    for (const [name, value] of Object.entries(settings)) {
+      const field = SHAPE[name];
+      const fallback = field?.safeParse(undefined);
+      // Settings without a config default (optional, or an empty list) have nothing to match.
+      const none =
+        fallback?.data === undefined ||
+        (Array.isArray(fallback.data) && fallback.data.length === 0);
+      if (!field || !fallback?.success || none) continue;
+      expect(field.parse(value), name).toEqual(fallback.data);
       compared += 1;
     }
-    // TTLs, prefix, apply timeout, schedule, table name.
-    expect(compared).toBeGreaterThanOrEqual(7);
+    // Table name, auth mode, TTLs, prefix, apply timeout, per-principal cap, schedule.
+    expect(compared).toBeGreaterThanOrEqual(9);
   });
 
-  it('When the deployed settings are parsed with their defaults, Then ConfigSchema accepts them', () => {
-    const byName = new Map(params(main).map((param) => [param.name, param]));
-    const samples: Record<string, string> = {
-      BROKER_VAULTS:
-        '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-a/providers/Microsoft.KeyVault/vaults/kv-a,' +
-        '/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-b/providers/Microsoft.KeyVault/vaults/kv-b',
-      LEASE_STORAGE__tableServiceUri: 'https://stkvleaseabc.table.core.windows.net',
-      AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
-      AUTH_AUDIENCE: 'api://kv-lease,33333333-3333-3333-3333-333333333333',
-      LEASE_POLICY: '[{"name":"pipelines","vaults":["kv-a"],"appIds":["*"],"maxTtlSeconds":1800}]',
-    };
-    // The expressions behind the samples, so the samples stand for what is deployed.
-    expect(settings.get('BROKER_VAULTS')).toBe("join(vaultIds, ',')");
-    expect(settings.get('LEASE_STORAGE__tableServiceUri')).toBe('tableServiceUri');
-    expect(withoutComments(main)).toMatch(
-      /var tableServiceUri = 'https:\/\/\$\{storageAccountName\}\.table\.\$\{environment\(\)\.suffixes\.storage\}'/,
+  it('When parameters are given, Then the settings carry them and ConfigSchema accepts them', () => {
+    const policy = [{ name: 'pipelines', vaults: ['kv-a'], appIds: ['*'], maxTtlSeconds: 1800 }];
+    const settings = brokerSettings(
+      appSettings(
+        deployMain(compiled, {
+          leaseDefaultTtlSeconds: 900,
+          leaseMaxTtlSeconds: 3600,
+          leasePolicy: policy,
+          leaseTableName: 'leases',
+          authAudience: 'api://kv-lease,33333333-3333-3333-3333-333333333333',
+          sweepSchedule: '0 */5 * * * *',
+        }),
+      ),
     );
-    // Derived from the app registration (see deploy.test.ts): the App ID URI and the client ID.
-    expect(settings.get('AUTH_AUDIENCE')).toBe('authAudiences');
-    // Bicep's string() of an array is its JSON text.
-    expect(settings.get('LEASE_POLICY')).toBe("empty(leasePolicy) ? '' : string(leasePolicy)");
-
-    const env: Record<string, string> = {};
-    for (const [setting, expression] of settings) {
-      const sample = samples[setting];
-      const literal = /^'(.*)'$/.exec(expression)?.[1];
-      const param = byName.get(/^(?:string\()?(\w+)\)?$/.exec(expression)?.[1] ?? '');
-      const value = sample ?? literal ?? (param?.defaultValue ?? '').replace(/^'(.*)'$/, '$1');
-      expect(value, `a value for ${setting} (${expression})`).not.toBe('');
-      env[setting] = value;
-    }
-    const result = ConfigSchema.safeParse(env);
+    expect(settings).toMatchObject({
+      LEASE_DEFAULT_TTL_SECONDS: '900',
+      LEASE_MAX_TTL_SECONDS: '3600',
+      LEASE_TABLE_NAME: 'leases',
+      AUTH_AUDIENCE: 'api://kv-lease,33333333-3333-3333-3333-333333333333',
+      SWEEP_SCHEDULE: '0 */5 * * * *',
+    });
+    const result = ConfigSchema.safeParse(settings);
     expect(result.success, JSON.stringify(result.error?.issues)).toBe(true);
-    expect(result.data?.BROKER_VAULTS.map((vault) => vault.name)).toEqual(['kv-a', 'kv-b']);
+    expect(result.data?.LEASE_POLICY).toEqual(policy);
+  });
+
+  it('When the broker runs in Azure, Then AUTH_MODE is entra and no static ARM token or disabled auth exists', () => {
+    const settings = appSettings(deployed);
+    expect(settings.AUTH_MODE).toBe('entra');
+    expect(settings).not.toHaveProperty('AZURE_ARM_TOKEN');
+    for (const file of [...INFRA_FILES, 'main.parameters.json']) {
+      expect(readText('infra', file), file).not.toContain('AZURE_ARM_TOKEN');
+    }
+  });
+
+  it('When DefaultAzureCredential and the host start, Then they use the user-assigned identity the app runs as', () => {
+    const identity = single(deployed, 'Microsoft.ManagedIdentity/userAssignedIdentities');
+    const site = single(deployed, 'Microsoft.Web/sites');
+    const settings = appSettings(deployed);
+    expect(settings.AZURE_CLIENT_ID).toBe(runtimeOf(identity, 'clientId'));
+    expect(settings.AzureWebJobsStorage__clientId).toBe(runtimeOf(identity, 'clientId'));
+    expect(settings.AzureWebJobsStorage__credential).toBe('managedidentity');
+    expect(settings.AzureWebJobsStorage__accountName).toBe(
+      single(deployed, 'Microsoft.Storage/storageAccounts').name,
+    );
+    expect(settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING).toBe(
+      `ClientId=${runtimeOf(identity, 'clientId')};Authorization=AAD`,
+    );
+    expect(site.body.identity).toEqual({
+      type: 'UserAssigned',
+      userAssignedIdentities: { [idOf(identity)]: {} },
+    });
   });
 });
 
-describe('infra Bicep files', () => {
-  it.each(INFRA_FILES)(
-    'When %s is scanned, Then its brackets, braces and strings pair up',
-    (file) => {
-      expect(unbalancedDelimiter(readText('infra', file))).toBeUndefined();
-    },
-  );
-
-  it.each(INFRA_FILES)(
-    'When %s references modules, Then each is a local file or a pinned Azure Verified Module',
-    (file) => {
-      for (const { path } of moduleReferences(readText('infra', file))) {
-        if (path.startsWith('br/')) {
-          expect(path).toMatch(/^br\/public:avm\/res\/[a-z0-9-]+\/[a-z0-9-]+:\d+\.\d+\.\d+$/);
-        } else {
-          expect(exists('infra', path), `${file} -> ${path}`).toBe(true);
-        }
-      }
-    },
-  );
-
-  it.each(INFRA_FILES)('When %s declares resources, Then each names an API version', (file) => {
-    for (const resource of resourceTypes(readText('infra', file))) {
-      if (!resource.type.includes('/')) continue; // a nested child inherits its parent's
-      // Microsoft Graph resources are versioned by the Graph endpoint (bicepconfig.json pins the types).
-      const version = resource.type.startsWith('Microsoft.Graph/')
-        ? /^v1\.0$/
-        : /^\d{4}-\d{2}-\d{2}(-preview)?$/;
-      expect(resource.apiVersion, `${resource.symbol} (${resource.type})`).toMatch(version);
+describe.skipIf(unavailable !== undefined)('the compiled Function App', () => {
+  it('When the Function App is deployed, Then it is Flex Consumption on Linux running Node.js 22', () => {
+    const plan = single(deployed, 'Microsoft.Web/serverfarms');
+    expect(plan.body.sku).toEqual({ name: 'FC1', tier: 'FlexConsumption' });
+    expect(properties(plan).reserved).toBe(true);
+    const site = single(deployed, 'Microsoft.Web/sites');
+    expect(site.body.kind).toBe('functionapp,linux');
+    expect(properties(site).serverFarmId).toBe(idOf(plan));
+    const config = asRecord(properties(site).functionAppConfig, 'functionAppConfig');
+    expect(config.runtime).toEqual({ name: 'node', version: '22' });
+    // Flex Consumption takes the runtime from functionAppConfig and refuses these settings.
+    for (const name of [
+      'FUNCTIONS_WORKER_RUNTIME',
+      'FUNCTIONS_EXTENSION_VERSION',
+      'WEBSITE_RUN_FROM_PACKAGE',
+    ]) {
+      expect(appSettings(deployed), name).not.toHaveProperty(name);
     }
+    expect(asRecord(site.body.tags, 'tags')['azd-service-name']).toBe('api');
   });
 
-  it('When azd reads main.parameters.json, Then it sets only declared parameters and every required one', () => {
-    const declared = params(main);
-    const file = asRecord(JSON.parse(readText('infra/main.parameters.json')), 'parameters file');
-    const given = Object.keys(asRecord(file.parameters, 'parameters'));
-    const declaredNames = declared.map((param) => param.name);
-    expect(given.filter((name) => !declaredNames.includes(name))).toEqual([]);
-    const required = declared
-      .filter((param) => param.defaultValue === undefined)
-      .map((param) => param.name);
-    expect(required.filter((name) => !given.includes(name))).toEqual([]);
-  });
-
-  it('When the Function App is declared, Then it is Flex Consumption on Node with identity-based storage', () => {
-    const app = withoutComments(readText('infra/function-app.bicep'));
-    expect(withoutComments(main)).toMatch(/name: 'FC1'\s+tier: 'FlexConsumption'/);
-    expect(app).toMatch(/runtime: \{\s+name: 'node'/);
-    expect(app).toMatch(/type: 'UserAssigned'/);
-    expect(app).toMatch(/AzureWebJobsStorage__credential: 'managedidentity'/);
-    expect(app).toMatch(/AzureWebJobsStorage__clientId: identityClientId/);
-    expect(app).toMatch(/AzureWebJobsStorage__accountName: storageAccountName/);
-    // Flex Consumption refuses these settings: the runtime is in functionAppConfig.
-    expect(app).not.toMatch(
-      /^\s+(FUNCTIONS_WORKER_RUNTIME|FUNCTIONS_EXTENSION_VERSION|WEBSITE_RUN_FROM_PACKAGE)\s*:/m,
-    );
-    expect(withoutComments(main)).toMatch(/'azd-service-name': 'api'/);
+  it('When the runtime parameter is read, Then Node.js 22 is the default, 24 the other choice and .nvmrc agrees', () => {
+    const nodeVersion = compiled.templates.main?.parameters?.nodeVersion;
+    expect(nodeVersion?.defaultValue).toBe('22');
+    expect(nodeVersion?.allowedValues).toEqual(['22', '24']);
+    expect(readText('.nvmrc').trim()).toBe('22');
+    const site = single(deployMain(compiled, { nodeVersion: '24' }), 'Microsoft.Web/sites');
+    expect(asRecord(properties(site).functionAppConfig, 'functionAppConfig').runtime).toEqual({
+      name: 'node',
+      version: '24',
+    });
   });
 
   it('When the sweep is kept warm, Then the always-ready entry names the timer function', () => {
@@ -202,93 +226,143 @@ describe('infra Bicep files', () => {
     })
       .filter((definition) => definition.kind === 'timer')
       .map((definition) => definition.name);
-    const entries = [...withoutComments(main).matchAll(/name: 'function:(\w+)'/g)].map(
-      (match) => match[1],
-    );
-    expect(entries).toEqual(['sweep']);
+    const scale = (parameters: Record<string, unknown>) =>
+      asRecord(
+        asRecord(
+          properties(single(deployMain(compiled, parameters), 'Microsoft.Web/sites'))
+            .functionAppConfig,
+          'config',
+        ).scaleAndConcurrency,
+        'scaleAndConcurrency',
+      );
+    expect(scale({}).alwaysReady).toEqual([]);
+    expect(scale({ sweepAlwaysReadyInstances: 1 }).alwaysReady).toEqual([
+      { name: 'function:sweep', instanceCount: 1 },
+    ]);
     expect(timers).toContain('sweep');
   });
 
-  it('When storage is declared, Then shared keys are off and the lease and audit tables exist', () => {
-    const storage = withoutComments(readText('infra/storage.bicep'));
-    expect(storage).toMatch(/allowSharedKeyAccess: false/);
-    expect(storage).toMatch(/allowBlobPublicAccess: false/);
-    expect(storage).toMatch(/'Microsoft\.Storage\/storageAccounts\/tableServices\/tables@/);
-    expect(storage).toMatch(/'Microsoft\.Storage\/storageAccounts\/blobServices\/containers@/);
+  it('When storage is deployed, Then shared keys are off and the lease and audit tables exist', () => {
+    const account = single(deployed, 'Microsoft.Storage/storageAccounts');
+    expect(properties(account)).toMatchObject({
+      allowSharedKeyAccess: false,
+      allowBlobPublicAccess: false,
+    });
     // The broker writes its audit trail to <LEASE_TABLE_NAME>audit (src/app/composition.ts).
-    expect(withoutComments(main)).toMatch(
-      /tableNames: \[\s+leaseTableName\s+'\$\{leaseTableName\}audit'\s+\]/,
+    expect(
+      ofType(deployed, 'Microsoft.Storage/storageAccounts/tableServices/tables').map((t) => t.name),
+    ).toEqual([`${account.name}/default/kvlease`, `${account.name}/default/kvleaseaudit`]);
+    expect(readText('src/app/composition.ts')).toContain(
+      'tableName: `${config.LEASE_TABLE_NAME}audit`',
     );
+  });
+
+  it('When azd reads main.parameters.json, Then it sets only declared parameters and every required one', () => {
+    const declared = compiled.templates.main?.parameters ?? {};
+    const file = asRecord(JSON.parse(readText('infra/main.parameters.json')), 'parameters file');
+    const given = Object.keys(asRecord(file.parameters, 'parameters'));
+    expect(given.filter((name) => !(name in declared))).toEqual([]);
+    const required = Object.entries(declared)
+      .filter(([, spec]) => !('defaultValue' in spec))
+      .map(([name]) => name);
+    expect(required.filter((name) => !given.includes(name))).toEqual([]);
   });
 });
 
-describe('role assignments', () => {
-  // Built-in role definition IDs, the same in every tenant.
-  const BUILT_IN: Record<string, string> = {
-    storageBlobDataOwnerRoleId: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
-    storageTableDataContributorRoleId: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
-    storageTableDataReaderRoleId: '76199698-9eea-4c19-bc75-cec21354c6b6',
-    monitoringMetricsPublisherRoleId: '3913510d-42f4-4e42-8a64-420c390055eb',
-    keyVaultContributorRoleId: 'f25e0fa2-a7c8-4377-a976-54943a77a395',
-  };
+// Built-in role definition IDs, the same in every tenant.
+const BUILT_IN = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
+  storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6',
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
+  keyVaultContributor: 'f25e0fa2-a7c8-4377-a976-54943a77a395',
+};
 
-  it('When a role is named by a constant, Then the constant holds that built-in role GUID', () => {
-    const constants = new Map([
-      ...guidConstants(readText('infra/rbac.bicep')),
-      ...guidConstants(readText('infra/vault-access.bicep')),
-    ]);
-    expect(Object.fromEntries(constants)).toEqual(BUILT_IN);
+/** Every role assignment as (role GUID, scope, principal, principal type). */
+function roleAssignments(expansion: Expansion): string[] {
+  return ofType(expansion, 'Microsoft.Authorization/roleAssignments')
+    .map((assignment) => {
+      const props = properties(assignment);
+      const role = /\/providers\/Microsoft\.Authorization\/roleDefinitions\/([\w-]+)$/.exec(
+        String(props.roleDefinitionId),
+      );
+      return `${role?.[1] ?? String(props.roleDefinitionId)} at ${assignment.scope ?? '?'} to ${String(props.principalId)} (${String(props.principalType)})`;
+    })
+    .sort();
+}
+
+describe.skipIf(unavailable !== undefined)('role assignments of the compiled deployment', () => {
+  it('When the broker is deployed, Then its identity gets exactly these roles, each at the narrowest scope', () => {
+    const identity = single(deployed, 'Microsoft.ManagedIdentity/userAssignedIdentities');
+    const principal = `${runtimeOf(identity, 'principalId')} (ServicePrincipal)`;
+    const account = idOf(single(deployed, 'Microsoft.Storage/storageAccounts'));
+    const component = idOf(single(deployed, 'Microsoft.Insights/components'));
+    const definitions = ofType(deployed, 'Microsoft.Authorization/roleDefinitions');
+    const audit = definitions.find((d) => d.resourceGroup !== '');
+    const vault = definitions.find((d) => d.resourceGroup === '');
+    expect(roleAssignments(deployed)).toEqual(
+      [
+        `${BUILT_IN.storageBlobDataOwner} at ${account} to ${principal}`,
+        `${BUILT_IN.storageTableDataContributor} at ${account}/tableServices/default/tables/kvlease to ${principal}`,
+        `${audit?.name ?? '?'} at ${account}/tableServices/default/tables/kvleaseaudit to ${principal}`,
+        `${BUILT_IN.monitoringMetricsPublisher} at ${component} to ${principal}`,
+        `${vault?.name ?? '?'} at ${VAULT_A} to ${principal}`,
+        `${vault?.name ?? '?'} at ${VAULT_B} to ${principal}`,
+      ].sort(),
+    );
+    // Each vault's assignment is deployed into the vault's own subscription and resource group.
+    const vaultAssignments = ofType(deployed, 'Microsoft.Authorization/roleAssignments').filter(
+      (a) => a.scope?.includes('Microsoft.KeyVault'),
+    );
+    expect(
+      vaultAssignments.map(
+        (a) => `/subscriptions/${a.subscriptionId}/resourceGroups/${a.resourceGroup}`,
+      ),
+    ).toEqual([VAULT_A.replace(/\/providers\/.*$/, ''), VAULT_B.replace(/\/providers\/.*$/, '')]);
   });
 
-  it.each(['rbac.bicep', 'vault-access.bicep'])(
-    'When %s assigns a role, Then it names the principal type and a deterministic name',
-    (file) => {
-      const source = withoutComments(readText('infra', file));
-      const assignments = resourceTypes(source).filter(
-        (resource) => resource.type === 'Microsoft.Authorization/roleAssignments',
-      );
-      expect(assignments.length).toBeGreaterThan(0);
-      // The operators reading the audit trail bring their own type (User, Group, ServicePrincipal).
-      expect(source.match(/principalType: ('ServicePrincipal'|reader\.type)/g)?.length).toBe(
-        assignments.length,
-      );
-      // Role assignments and role definitions alike are named by guid(), so a redeployment updates them.
-      const definitions = resourceTypes(source).filter(
-        (resource) => resource.type === 'Microsoft.Authorization/roleDefinitions',
-      );
-      expect(source.match(/name: guid\(/g)?.length).toBe(assignments.length + definitions.length);
-    },
-  );
-
-  it('When the broker gets vault access, Then it is one assignment per vault in the vault resource group', () => {
-    const access = withoutComments(readText('infra/vault-access.bicep'));
-    expect(targetScope(access)).toBe('resourceGroup');
-    expect(access).toMatch(/scope: vault\b/);
-
-    // main.bicep parses the vault resource ID with split('/'): check its indices on a real ID.
-    const id =
-      '/subscriptions/44444444-4444-4444-4444-444444444444/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults/kv-app';
-    const scope =
-      /scope: resourceGroup\(split\(vaultId, '\/'\)\[(\d+)\], split\(vaultId, '\/'\)\[(\d+)\]\)/.exec(
-        withoutComments(main),
-      );
-    expect(scope).not.toBeNull();
-    const parts = id.split('/');
-    expect(parts[Number(scope?.[1])]).toBe('44444444-4444-4444-4444-444444444444');
-    expect(parts[Number(scope?.[2])]).toBe('rg-vaults');
-    expect(withoutComments(main)).toMatch(/vaultName: last\(split\(vaultId, '\/'\)\)/);
-    expect(withoutComments(main)).toMatch(/for vaultId in vaultIds:/);
+  it('When operators read the audit trail from storage, Then they get Storage Table Data Reader on the audit table only', () => {
+    const reader = { id: '44444444-4444-4444-4444-444444444444', type: 'Group' };
+    const withReaders = deployMain(compiled, { auditReaders: [reader] });
+    const account = idOf(single(withReaders, 'Microsoft.Storage/storageAccounts'));
+    const added = roleAssignments(withReaders).filter(
+      (a) => !roleAssignments(deployed).includes(a),
+    );
+    expect(added).toEqual([
+      `${BUILT_IN.storageTableDataReader} at ${account}/tableServices/default/tables/kvleaseaudit to ${reader.id} (Group)`,
+    ]);
   });
 
-  it('When the custom role is used, Then it allows reading and writing vaults and nothing else', () => {
-    const role = withoutComments(readText('infra/custom-role.bicep'));
-    expect(targetScope(role)).toBe('subscription');
-    const actions = /actions: \[([^\]]*)\]/.exec(role)?.[1] ?? '';
-    expect([...actions.matchAll(/'([^']+)'/g)].map((match) => match[1])).toEqual([
-      'Microsoft.KeyVault/vaults/read',
-      'Microsoft.KeyVault/vaults/write',
+  it('When the custom vault role is turned off, Then each vault gets Key Vault Contributor and no role is defined for it', () => {
+    const builtIn = deployMain(compiled, { useCustomVaultRole: false });
+    const vaults = roleAssignments(builtIn).filter((a) => a.includes('Microsoft.KeyVault'));
+    expect(vaults.map((a) => a.split(' ')[0])).toEqual([
+      BUILT_IN.keyVaultContributor,
+      BUILT_IN.keyVaultContributor,
     ]);
-    expect(role).toMatch(/dataActions: \[\]/);
+    expect(ofType(builtIn, 'Microsoft.Authorization/roleDefinitions')).toHaveLength(1); // the audit appender
+  });
+
+  it("When the custom vault role is defined, Then it may read and write vaults and nothing else, assignable in the vaults' subscriptions", () => {
+    const role = ofType(deployed, 'Microsoft.Authorization/roleDefinitions').find(
+      (d) => d.resourceGroup === '',
+    );
+    expect(role?.subscriptionId).toBe(SUBSCRIPTION_ID);
+    expect(properties(role ?? single(deployed, 'none'))).toMatchObject({
+      type: 'CustomRole',
+      permissions: [
+        {
+          actions: ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
+          notActions: [],
+          dataActions: [],
+          notDataActions: [],
+        },
+      ],
+      assignableScopes: [
+        '/subscriptions/11111111-1111-1111-1111-111111111111',
+        '/subscriptions/22222222-2222-2222-2222-222222222222',
+      ],
+    });
     expect(readText('infra/vault-access.bicep')).toMatch(/access polic/i); // the risk is explained
   });
 });
