@@ -28,7 +28,6 @@ import { DomainError } from '../../src/domain/errors';
  * It passes request headers through unchanged (no X-Forwarded-For added).
  */
 
-
 interface Route {
   definition: HttpDefinition;
   pattern: RegExp;

@@ -1,6 +1,6 @@
 import type { HttpResponseInit } from '@azure/functions';
 
-import { type Problem,PROBLEM_BASE } from '../contract';
+import { type Problem, PROBLEM_BASE } from '../contract';
 import { DomainError, type ErrorCode, isDomainError } from '../domain/errors';
 
 interface ProblemKind {

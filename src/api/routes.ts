@@ -26,7 +26,6 @@ import { type Route, useCaseRoute } from './handle';
 import { openApiDocument } from './openapi';
 import { parseWith, queryObject, readJsonBody } from './request';
 
-
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function json(

@@ -38,7 +38,15 @@ export interface TimerDefinition {
 export type FunctionDefinition = HttpDefinition | TimerDefinition;
 
 /** Methods a 405 definition is registered for, less those its route serves. */
-const REFUSABLE_METHODS: HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
+const REFUSABLE_METHODS: HttpMethod[] = [
+  'GET',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'HEAD',
+  'OPTIONS',
+];
 
 /**
  * One 405 definition per route, derived from the others, so a new route (or
@@ -56,7 +64,9 @@ function methodNotAllowed(http: HttpDefinition[]): HttpDefinition[] {
     methods: REFUSABLE_METHODS.filter((method) => !allow.includes(method)),
     route,
     handler: (request) =>
-      Promise.resolve(methodNotAllowedResponse(request.method, new URL(request.url).pathname, allow)),
+      Promise.resolve(
+        methodNotAllowedResponse(request.method, new URL(request.url).pathname, allow),
+      ),
     refusesOtherMethods: true,
   }));
 }
