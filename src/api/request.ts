@@ -71,7 +71,9 @@ export async function refuseOversizedBody(request: HttpRequest): Promise<void> {
       if (size > MAX_BODY_BYTES) throw tooLarge();
     }
   } finally {
-    await reader.cancel().catch(() => undefined);
+    // NOTE: not awaited: a tee'd branch's cancel settles only once the other
+    // branch (the route's own read) is cancelled or read too.
+    reader.cancel().catch(() => undefined);
   }
 }
 
