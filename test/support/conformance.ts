@@ -115,7 +115,11 @@ export function createChecker(document: Json = openApiDocument(routes)): Checker
       const validate = validatorAt(segments);
       if (!validate(body)) {
         found.push(
-          `${where} ${answer.status}: the body does not match ${what}: ${ajv.errorsText(validate.errors, { separator: '; ' })}`,
+          `${where} ${answer.status}: the body does not match ${what}: ${(validate.errors ?? [])
+            .map(
+              (e) => `${e.instancePath || '(body)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`,
+            )
+            .join('; ')}`,
         );
       }
     };
