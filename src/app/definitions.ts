@@ -37,7 +37,7 @@ export interface TimerDefinition {
 
 export type FunctionDefinition = HttpDefinition | TimerDefinition;
 
-/** Methods a 405 definition is registered for, less those its route serves. */
+/** Methods a 405 definition is registered for, less those its route serves (and `Allow`'s order). */
 const REFUSABLE_METHODS: HttpMethod[] = [
   'GET',
   'POST',
@@ -58,17 +58,20 @@ function methodNotAllowed(http: HttpDefinition[]): HttpDefinition[] {
   for (const definition of http) {
     served.set(definition.route, [...(served.get(definition.route) ?? []), ...definition.methods]);
   }
-  return [...served].map(([route, allow]) => ({
-    kind: 'http',
-    name: `methodNotAllowed-${route.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`,
-    methods: REFUSABLE_METHODS.filter((method) => !allow.includes(method)),
-    route,
-    handler: (request) =>
-      Promise.resolve(
-        methodNotAllowedResponse(request.method, new URL(request.url).pathname, allow),
-      ),
-    refusesOtherMethods: true,
-  }));
+  return [...served].map(([route, methods]) => {
+    const allow = REFUSABLE_METHODS.filter((method) => methods.includes(method));
+    return {
+      kind: 'http',
+      name: `methodNotAllowed-${route.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`,
+      methods: REFUSABLE_METHODS.filter((method) => !methods.includes(method)),
+      route,
+      handler: (request) =>
+        Promise.resolve(
+          methodNotAllowedResponse(request.method, new URL(request.url).pathname, allow),
+        ),
+      refusesOtherMethods: true,
+    };
+  });
 }
 
 export function functionDefinitions(services: () => Services): FunctionDefinition[] {
