@@ -40,7 +40,7 @@ export interface RouteDoc {
   summary: string;
   /** Schemas of the route's `{name}` segments (every segment needs one). */
   params?: Record<string, z.ZodType>;
-  /** Query parameters; without them any query parameter is a 400. */
+  /** Query parameters the endpoint takes (a use case without them refuses any: 400). */
   query?: z.ZodObject;
   /** Request headers the endpoint reads. */
   headers?: Record<string, z.ZodType>;
