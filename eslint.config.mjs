@@ -76,6 +76,43 @@ export default tseslint.config(
     },
   },
   {
+    // The public contract imports nothing but zod, so whatever imports it (the
+    // client bundles, the console bundle) carries no broker code.
+    files: ['src/contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!zod$|\\./)',
+              message: 'src/contract imports zod and its own files only: it is bundled into clients.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Clients and the console are bundled for other machines: of the broker they
+    // import the contract only (src/contract), never its code.
+    files: ['clients/**/*.ts', 'clients/**/*.mts', 'console/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)(src|dev)(/(?!contract(/|$))|$)',
+              message:
+                'clients/ and console/ may import src/contract only: other src/ and dev/ code is the broker.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Handlers validate, call a use case and map the result: no settings, no SDK clients.
     files: ['src/api/**/*.ts', 'src/functions/**/*.ts'],
     rules: {

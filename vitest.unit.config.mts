@@ -10,6 +10,7 @@ export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts', 'test/model/**/*.test.ts'],
     pool: 'threads',
+    setupFiles: ['test/support/conformance-setup.ts'],
     testTimeout: 30_000,
     reporters: ['default'],
   },

@@ -1,55 +1,14 @@
+import type { Page } from '../src/contract';
 import { sameOriginPath } from './format';
 
 /**
  * The broker's API as the page uses it, with the operator's token when there is one.
  *
- * NOTE: the resource types restate the public contract (/api/openapi.json) rather than
- * import the server's: the bundle must not pull server modules (Node types, zod) in.
+ * NOTE: the resource types are the public contract's (src/contract), imported as types
+ * only: the bundle carries none of its code (no zod), and lint keeps every other
+ * src/ module out of the console.
  */
-
-export interface Lease {
-  id: string;
-  vault: string;
-  ip: string;
-  status: 'active' | 'released' | 'expired';
-  principal: string;
-  reason?: string | null;
-  createdAt: string;
-  expiresAt: string;
-  endedAt?: string | null;
-}
-
-export interface Vault {
-  name: string;
-  resourceId: string;
-  activeLeases: number;
-  brokerRules: number;
-  totalRules: number;
-  maxRules: number;
-  /** Added by the writer pass work; the page renders them when present. */
-  healthy?: boolean | null;
-  lastError?: string | null;
-  lastPassAt?: string | null;
-}
-
-export interface AuditItem {
-  at: string;
-  action: string;
-  principal: string;
-  // Absent or null where it does not apply.
-  appId?: string | null;
-  vault?: string | null;
-  ip?: string | null;
-  leaseId?: string | null;
-  outcome: string;
-  detail?: string | null;
-  invocationId?: string | null;
-}
-
-export interface Page<T> {
-  value: T[];
-  nextLink?: string;
-}
+export type { AuditItem, Lease, Page, Vault } from '../src/contract';
 
 export class ApiError extends Error {
   constructor(

@@ -1,6 +1,6 @@
 import { Api, type AuditItem, type Lease, query, type Vault } from './api';
 import { type ConsoleSettings, type Session, startSession } from './auth';
-import { AUDIT_COLUMNS, type CsvRow, toCsv } from './csv';
+import { AUDIT_COLUMNS, toCsv } from './csv';
 import { byId, fill, h, setText } from './dom';
 import { formatDuration } from './format';
 import { ActiveTable, reasonCell } from './leases';
@@ -272,7 +272,7 @@ function run(session: Session): void {
         const stamp = new Date().toISOString().replace(/[:.]/g, '-');
         download(
           `kv-lease-audit-${stamp}.csv`,
-          toCsv(AUDIT_COLUMNS, items as unknown as CsvRow[]),
+          toCsv(AUDIT_COLUMNS, items),
           'text/csv;charset=utf-8',
         );
         say(`Exported ${items.length} audit entr${items.length === 1 ? 'y' : 'ies'}.`);

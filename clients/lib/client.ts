@@ -1,46 +1,21 @@
 import { randomUUID } from 'node:crypto';
 
+import type {
+  AuditItem,
+  GrantBody,
+  Lease,
+  LeaseStatusFilter,
+  Page,
+  Vault,
+} from '../../src/contract';
 import { UsageError } from './errors';
 import { type RetryInfo, retryingFetch } from './retry';
 
-/** The contract's lease resource (plus `vaultUri`, which the broker returns additively). */
-export interface Lease {
-  id: string;
-  vault: string;
-  ip: string;
-  status: 'active' | 'released' | 'expired';
-  principal: string;
-  reason?: string;
-  createdAt: string;
-  expiresAt: string;
-  endedAt?: string;
-  /** The vault's data-plane URI (`https://<name>.vault.azure.net/` in the public cloud). */
-  vaultUri?: string;
-}
-
-export interface VaultSummary {
-  name: string;
-  resourceId: string;
-  activeLeases: number;
-  brokerRules: number;
-  totalRules: number;
-  maxRules: number;
-  vaultUri?: string;
-}
-
-/** An audit item; fields that do not apply are null (or absent, from older brokers). */
-export interface AuditEntry {
-  at: string;
-  action: string;
-  principal: string;
-  appId?: string | null;
-  vault?: string | null;
-  ip?: string | null;
-  leaseId?: string | null;
-  outcome: string;
-  detail?: string | null;
-  invocationId?: string | null;
-}
+/**
+ * The resources as the broker answers them: the types of the public contract
+ * (src/contract, types only, so the bundles carry none of its code).
+ */
+export type { AuditItem as AuditEntry, Lease, Vault as VaultSummary };
 
 /** Resolves to a bearer token (without the `Bearer ` prefix). */
 export type TokenProvider = () => Promise<string>;
@@ -63,16 +38,13 @@ export interface CallOptions {
   signal?: AbortSignal | undefined;
 }
 
-export interface GrantRequest {
-  vault: string;
-  ttlSeconds?: number | undefined;
-  ip?: string | undefined;
-  reason?: string | undefined;
+/** The grant's body (the contract's `GrantRequest`) and its `Idempotency-Key`. */
+export interface GrantRequest extends GrantBody {
   /** Generated (randomUUID) before the first attempt when absent, so retries never double-grant. */
   idempotencyKey?: string | undefined;
 }
 
-export type LeaseStatusFilter = 'active' | 'released' | 'expired' | 'all';
+export type { LeaseStatusFilter };
 
 export const DEFAULT_DEADLINE_MS = 120_000;
 /** A loop guard: no list of this API is anywhere near this many pages. */
@@ -154,8 +126,8 @@ export class BrokerClient {
     return this.pages<Lease>('leases', dropUndefined(query), options);
   }
 
-  async vaults(options: CallOptions = {}): Promise<VaultSummary[]> {
-    return (await this.call<{ value: VaultSummary[] }>('GET', 'vaults', options)).value;
+  async vaults(options: CallOptions = {}): Promise<Vault[]> {
+    return (await this.call<Page<Vault>>('GET', 'vaults', options)).value;
   }
 
   /** Newest first, every page. `since` is an ISO 8601 timestamp. */
@@ -166,8 +138,8 @@ export class BrokerClient {
       since?: string | undefined;
     } = {},
     options: CallOptions = {},
-  ): Promise<AuditEntry[]> {
-    return this.pages<AuditEntry>('audit', dropUndefined(query), options);
+  ): Promise<AuditItem[]> {
+    return this.pages<AuditItem>('audit', dropUndefined(query), options);
   }
 
   private url(path: string, query: Record<string, string> = {}): URL {
@@ -189,7 +161,7 @@ export class BrokerClient {
     while (url && seen.size < MAX_PAGES) {
       seen.add(url.toString());
       const remaining = deadlineMs - (Date.now() - started);
-      const page: { value: T[]; nextLink?: string } = await this.send(url, 'GET', {
+      const page: Page<T> = await this.send(url, 'GET', {
         ...options,
         deadlineMs: Math.max(1, remaining),
       });

@@ -19,6 +19,7 @@ import {
   functionDefinitions,
   type HttpDefinition,
 } from '../../src/app/definitions';
+import { MAX_BODY_BYTES } from '../../src/contract';
 import { DomainError } from '../../src/domain/errors';
 import { isLoopbackHost } from './loopback-host';
 
@@ -28,9 +29,6 @@ import { isLoopbackHost } from './loopback-host';
  * It passes request headers through unchanged (no X-Forwarded-For added), and
  * answers only requests addressed to a loopback Host (DNS rebinding defence).
  */
-
-/** Bodies above this are refused before a handler sees them (the API's own limit is 16 KiB). */
-const RUNNER_BODY_LIMIT = 1024 * 1024;
 
 interface Route {
   definition: HttpDefinition;
@@ -94,13 +92,17 @@ export function resolveSchedule(schedule: string, env: NodeJS.ProcessEnv): strin
   });
 }
 
+/**
+ * The body, or `undefined` once it passes the API's limit: refused here,
+ * before a handler (and so authentication) runs, the rest drained unkept.
+ */
 function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > RUNNER_BODY_LIMIT) {
+      if (size > MAX_BODY_BYTES) {
         resolve(undefined);
         request.resume();
         return;
@@ -193,15 +195,18 @@ export async function startRunner(options: {
           .map((route) => ({ route, match: route.pattern.exec(url.pathname) }))
           .filter((entry) => entry.match !== null);
         const method = (request.method ?? 'GET').toUpperCase();
-        const hit = matching.find((entry) =>
-          entry.route.definition.methods.includes(method as never),
-        );
+        // A method no definition names (TRACE, say) goes to the route's 405 definition too.
+        const hit =
+          matching.find((entry) => entry.route.definition.methods.includes(method as never)) ??
+          matching.find((entry) => entry.route.definition.refusesOtherMethods);
         if (!hit) {
-          const code = matching.length > 0 ? 'ROUTE.METHOD_NOT_ALLOWED' : 'ROUTE.NOT_FOUND';
           await send(
             response,
             problemResponse(
-              new DomainError(code, `${method} ${url.pathname} is not an operation of this API`),
+              new DomainError(
+                'ROUTE.NOT_FOUND',
+                `${method} ${url.pathname} is not an operation of this API`,
+              ),
             ),
           );
           return;
@@ -211,7 +216,10 @@ export async function startRunner(options: {
           await send(
             response,
             problemResponse(
-              new DomainError('REQUEST.BODY_TOO_LARGE', 'The request body exceeds 16384 bytes'),
+              new DomainError(
+                'REQUEST.BODY_TOO_LARGE',
+                `The request body exceeds ${MAX_BODY_BYTES} bytes`,
+              ),
             ),
           );
           return;

@@ -1,29 +1,63 @@
 import type {
   HttpHandler,
+  HttpMethod,
   HttpRequest,
   HttpResponseInit,
   InvocationContext,
 } from '@azure/functions';
+import type { z } from 'zod';
 
-import { isDomainError } from '../domain/errors';
+import { type ErrorCode, isDomainError } from '../domain/errors';
 import type { Attempt } from '../domain/events';
 import { perform, type UseCase } from '../domain/use-case';
 import { errorFields } from '../observability/error-fields';
 import { runInInvocation } from '../observability/invocation';
 import { redact } from '../observability/redact';
 import { problemResponse } from './problem';
+import { refuseOversizedBody } from './request';
 import type { Services } from './services';
+
+/** One answer an operation gives on success, as the OpenAPI document publishes it. */
+export interface Answer {
+  description: string;
+  /** The JSON body: a schema of src/contract. Absent: JSON the contract does not model. */
+  schema?: z.ZodType;
+  /** Headers the answer always carries: name -> what it holds. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * What an endpoint publishes in the OpenAPI document (src/api/openapi.ts):
+ * its inputs, the answers it gives on success, and the errors of its own.
+ * The errors every endpoint of its kind can answer (auth, validation, body
+ * size, store, bug) are derived there, so they cannot be forgotten.
+ */
+export interface RouteDoc {
+  name: string;
+  methods: HttpMethod[];
+  /** Route below the `api` prefix of host.json. */
+  route: string;
+  summary: string;
+  /** Schemas of the route's `{name}` segments (every segment needs one). */
+  params?: Record<string, z.ZodType>;
+  /** Query parameters the endpoint takes (a use case without them refuses any: 400). */
+  query?: z.ZodObject;
+  /** Request headers the endpoint reads. */
+  headers?: Record<string, z.ZodType>;
+  /** The JSON body the endpoint reads: it may then answer 415 as well. */
+  body?: { schema: z.ZodType; required: boolean };
+  /** Success answers by status. */
+  answers: Record<number, Answer>;
+  /** Domain errors the endpoint raises beyond those of every endpoint of its kind. */
+  errors?: ErrorCode[];
+}
 
 /**
  * One HTTP endpoint in the route table: where it lives, the use case it runs
  * (whose declaration says which roles may call it), how the request becomes
  * the use case's input (zod schemas), and how the result becomes the answer.
  */
-export interface UseCaseRoute<Input, Output> {
-  name: string;
-  methods: ('GET' | 'POST' | 'DELETE')[];
-  /** Route below the `api` prefix of host.json. */
-  route: string;
+export interface UseCaseRoute<Input, Output> extends RouteDoc {
   useCase: (services: Services) => UseCase<Input, Output>;
   /** Validates the request; notes validated values (vault, ip, lease id) on `attempt`. */
   input: (request: HttpRequest, attempt: Attempt) => Promise<Input> | Input;
@@ -34,10 +68,7 @@ export interface UseCaseRoute<Input, Output> {
  * An endpoint that is not a use case and is never audited: health and the
  * OpenAPI document (no caller), whoami (which authenticates the caller itself).
  */
-export interface PlainRoute {
-  name: string;
-  methods: ('GET' | 'POST' | 'DELETE')[];
-  route: string;
+export interface PlainRoute extends RouteDoc {
   answer: (services: Services, request: HttpRequest) => Promise<HttpResponseInit>;
 }
 
@@ -96,12 +127,17 @@ export function httpHandler(route: Route, services: () => Services): HttpHandler
   return (request, context) =>
     runInInvocation(context.invocationId, async () => {
       try {
-        if ('answer' in route) return await route.answer(services(), request);
+        if ('answer' in route) {
+          await refuseOversizedBody(request);
+          return await route.answer(services(), request);
+        }
         const built = services();
         const useCase: UseCase<unknown, unknown> = route.useCase(built);
         const output = await perform(
           useCase,
           {
+            // NOTE: before authentication: a stranger's megabytes cost no token validation.
+            admit: () => refuseOversizedBody(request),
             authenticate: () => built.auth.authenticate(request.headers),
             input: (attempt): unknown => route.input(request, attempt),
           },

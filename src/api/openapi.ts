@@ -1,212 +1,218 @@
 import { z } from 'zod';
 
-import { PROBLEM_BASE, PROBLEM_KINDS } from './problem';
-import {
-  AuditList,
-  AuditQuery,
-  GrantBody,
-  Health,
-  LeaseList,
-  LeaseResource,
-  ListQuery,
-  ProblemSchema,
-  RenewBody,
-  VaultList,
-  WhoAmIResource,
-} from './schemas';
+import { PROBLEM_BASE, requestSchemas, resourceSchemas } from '../contract';
+import type { ErrorCode } from '../domain/errors';
+import type { Route, RouteDoc } from './handle';
+import { PROBLEM_KINDS } from './problem';
 
 /**
- * The OpenAPI 3.1 document, generated from the zod schemas that validate
- * requests (OpenAPI 3.1 schemas are JSON Schema 2020-12, zod's own target).
+ * The OpenAPI 3.1 document, generated from the route table (src/api/routes.ts)
+ * and the contract's zod schemas (src/contract). OpenAPI 3.1 schemas are JSON
+ * Schema 2020-12, zod's own target. A route added to the table gets its path
+ * entry, and every status it can answer, without an edit here:
+ *
+ * - success answers are the route's `answers`;
+ * - errors are those of every endpoint of its kind (a use case: validation,
+ *   token, role, key set, store; any endpoint: body size and a bug) plus the
+ *   route's own `errors`, each mapped to its status through PROBLEM_KINDS.
+ *
+ * 405 is not listed under an operation: it answers a method that has none
+ * (with `Allow` naming the path's operations).
  */
 
 type Json = Record<string, unknown>;
 
+const COMPONENTS = '#/components/schemas/';
+
+/** Every named schema of a registry, its cross-references pointing at the components. */
+function components(registry: typeof requestSchemas, io: 'input' | 'output'): Json {
+  const { schemas } = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+    uri: (id) => `${COMPONENTS}${id}`,
+  }) as { schemas: Record<string, Json> };
+  return Object.fromEntries(
+    Object.entries(schemas).map(([id, { $schema: _schema, $id: _id, ...schema }]) => [id, schema]),
+  );
+}
+
+/** A schema as a reference when it is a named component, else inline. */
 function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Json {
-  const {
-    $schema: _drop,
-    id: _id,
-    ...rest
-  } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
-  // A schema with a registered id comes back as a $ref into $defs: unwrap it,
-  // since it becomes a component of its own.
-  const { $ref, $defs } = rest as { $ref?: string; $defs?: Record<string, Json> };
-  const own = $ref && $defs ? $defs[$ref.split('/').pop() ?? ''] : undefined;
-  if (own) {
-    const { id: _ownId, ...body } = own;
-    return body;
-  }
+  const id = (io === 'input' ? requestSchemas : resourceSchemas).get(schema)?.id;
+  if (id !== undefined) return { $ref: `${COMPONENTS}${id}` };
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+  }) as Json;
   return rest;
 }
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const UNAUTHENTICATED_HEADERS = { 'WWW-Authenticate': 'Bearer' };
+const RETRY_HEADERS = { 'Retry-After': 'Seconds to wait before a retry' };
 
-function queryParameters(schema: z.ZodObject): Json[] {
-  const json = schemaOf(schema, 'input') as { properties?: Record<string, Json> };
-  return Object.entries(json.properties ?? {}).map(([name, property]) => ({
-    name,
-    in: 'query',
-    required: false,
-    schema: property,
-  }));
+/** Errors any endpoint can answer: a body over 16 KiB (refused first), a bug. */
+const ANY_ROUTE: ErrorCode[] = ['REQUEST.BODY_TOO_LARGE'];
+/** Errors every use case can answer: its input, the token, the role, the key set, the store. */
+const USE_CASE_ROUTE: ErrorCode[] = [
+  'REQUEST.INVALID',
+  'AUTH.UNAUTHENTICATED',
+  'AUTH.FORBIDDEN',
+  'AUTH.UNAVAILABLE',
+  'STORE.UNAVAILABLE',
+];
+
+/** The domain errors a route can answer, by the kind of route and its own declaration. */
+export function errorsOf(route: Route): ErrorCode[] {
+  const codes = new Set<ErrorCode>([...ANY_ROUTE, ...(route.errors ?? [])]);
+  if ('useCase' in route) for (const code of USE_CASE_ROUTE) codes.add(code);
+  if (route.body) codes.add('REQUEST.UNSUPPORTED_MEDIA_TYPE');
+  return [...codes];
 }
 
-const problem = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: ref('Problem') } },
-});
+function headerObjects(headers: Record<string, string> | undefined): Json | undefined {
+  if (!headers) return undefined;
+  return Object.fromEntries(
+    Object.entries(headers).map(([name, description]) => [
+      name,
+      { description, required: true, schema: { type: 'string' } },
+    ]),
+  );
+}
 
-const ok = (description: string, schema: string, headers?: Json) => ({
-  description,
-  ...(headers ? { headers } : {}),
-  content: { 'application/json': { schema: ref(schema) } },
-});
+/** The responses of one operation: its answers, then a problem per status of its errors. */
+function responses(route: Route): Json {
+  const byStatus = new Map<number, { titles: string[]; headers: Record<string, string> }>();
+  for (const code of errorsOf(route)) {
+    const kind = PROBLEM_KINDS[code];
+    const entry = byStatus.get(kind.status) ?? { titles: [], headers: {} };
+    entry.titles.push(`${kind.slug} (${kind.title})`);
+    if (kind.status === 401) Object.assign(entry.headers, UNAUTHENTICATED_HEADERS);
+    if (kind.status === 503) Object.assign(entry.headers, RETRY_HEADERS);
+    byStatus.set(kind.status, entry);
+  }
+  const internal = PROBLEM_KINDS.INTERNAL;
+  byStatus.set(internal.status, { titles: [`${internal.slug} (${internal.title})`], headers: {} });
 
-const leaseIdParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-const bearer = [{ entra: [] }];
-const commonErrors = {
-  '400': problem('Invalid input'),
-  '401': problem('No or bad token (WWW-Authenticate: Bearer)'),
-  '403': problem('Authenticated but not allowed (role, or LEASE_POLICY for a grant)'),
-  '502': problem(
-    'Resource Manager refuses the vault for good (vault-unavailable: role removed, vault gone)',
-  ),
-  '503': problem('Store or vault unavailable (Retry-After)'),
-};
+  const result: Json = {};
+  for (const [status, answer] of Object.entries(route.answers)) {
+    const headers = headerObjects(answer.headers);
+    result[status] = {
+      description: answer.description,
+      ...(headers ? { headers } : {}),
+      content: {
+        'application/json': answer.schema ? { schema: schemaOf(answer.schema, 'output') } : {},
+      },
+    };
+  }
+  for (const [status, { titles, headers }] of [...byStatus].sort(([a], [b]) => a - b)) {
+    // A status the route answers with a resource of its own (health's 503) stays that.
+    if (String(status) in result) continue;
+    const headerObject = headerObjects(Object.keys(headers).length > 0 ? headers : undefined);
+    result[String(status)] = {
+      description: titles.join('; '),
+      ...(headerObject ? { headers: headerObject } : {}),
+      content: { 'application/problem+json': { schema: { $ref: `${COMPONENTS}Problem` } } },
+    };
+  }
+  return result;
+}
 
-let cached: Json | undefined;
+function parameters(route: RouteDoc): Json[] {
+  const names = [...route.route.matchAll(/\{(\w+)\}/g)].map((match) => match[1] as string);
+  const path = names.map((name) => {
+    const schema = route.params?.[name];
+    if (!schema) throw new Error(`Route ${route.name} has no schema for its {${name}} segment`);
+    return { name, in: 'path', required: true, schema: schemaOf(schema, 'input') };
+  });
+  const query = route.query
+    ? Object.entries(
+        (schemaOf(route.query, 'input') as { properties?: Record<string, Json> }).properties ?? {},
+      ).map(([name, schema]) => ({ name, in: 'query', required: false, schema }))
+    : [];
+  const headers = Object.entries(route.headers ?? {}).map(([name, schema]) => ({
+    name,
+    in: 'header',
+    required: false,
+    schema: schemaOf(schema, 'input'),
+  }));
+  return [...path, ...query, ...headers];
+}
 
-export function openApiDocument(): Json {
-  cached ??= {
+function operation(route: Route, operationId: string): Json {
+  const list = parameters(route);
+  return {
+    operationId,
+    summary: route.summary,
+    ...('useCase' in route ? {} : { security: [] }),
+    ...(list.length > 0 ? { parameters: list } : {}),
+    ...(route.body
+      ? {
+          requestBody: {
+            required: route.body.required,
+            content: { 'application/json': { schema: schemaOf(route.body.schema, 'input') } },
+          },
+        }
+      : {}),
+    responses: responses(route),
+  };
+}
+
+/** The `paths` object: one entry per route of the table, one operation per method. */
+function paths(table: Route[]): Json {
+  const result: Record<string, Json> = {};
+  for (const route of table) {
+    const entry = (result[`/${route.route}`] ??= {});
+    for (const method of route.methods) {
+      const key = method.toLowerCase();
+      if (key in entry) throw new Error(`Two routes answer ${method} /${route.route}`);
+      const operationId =
+        route.methods.length === 1 ? route.name : `${route.name}${method[0]}${key.slice(1)}`;
+      entry[key] = operation(route, operationId);
+    }
+  }
+  return result;
+}
+
+/** The Problem component, its `type` narrowed to the problem types this broker has. */
+function problemComponent(schemas: Json): Json {
+  const problem = schemas.Problem as { properties: Record<string, Json> };
+  return {
+    ...problem,
+    properties: {
+      ...problem.properties,
+      type: {
+        ...problem.properties.type,
+        enum: Object.values(PROBLEM_KINDS).map((kind) => `${PROBLEM_BASE}${kind.slug}`),
+      },
+    },
+  };
+}
+
+const cache = new WeakMap<Route[], Json>();
+
+/** The document of a route table (the one in src/api/routes.ts), built once. */
+export function openApiDocument(table: Route[]): Json {
+  const known = cache.get(table);
+  if (known) return known;
+  const resources = components(resourceSchemas, 'output');
+  const document = {
     openapi: '3.1.0',
     info: {
       title: 'kv-lease',
-      version: '1.0.0',
+      version: '1.1.0',
       description:
-        'Time-limited leases on Azure Key Vault firewall rules. Problem types: ' +
+        'Time-limited leases on Azure Key Vault firewall rules. Every error is ' +
+        'application/problem+json (RFC 9457); its type is one of: ' +
         Object.values(PROBLEM_KINDS)
           .map((kind) => `${PROBLEM_BASE}${kind.slug}`)
-          .join(', '),
+          .join(', ') +
+        '. A method a path does not serve is answered 405 with Allow.',
     },
     servers: [{ url: '/api' }],
-    security: bearer,
-    paths: {
-      '/leases': {
-        post: {
-          operationId: 'grantLease',
-          summary: "Lease the caller's IP (or, for Lease.Admin, a named ip) on a vault firewall",
-          parameters: [
-            {
-              name: 'Idempotency-Key',
-              in: 'header',
-              required: false,
-              schema: { type: 'string', maxLength: 128 },
-            },
-          ],
-          requestBody: {
-            required: true,
-            content: { 'application/json': { schema: ref('GrantRequest') } },
-          },
-          responses: {
-            '201': ok('Granted: the vault holds the rule', 'Lease', {
-              Location: { schema: { type: 'string' } },
-            }),
-            '200': ok('Idempotent repeat: the same active lease', 'Lease'),
-            ...commonErrors,
-            '404': problem('Unknown vault'),
-            '409': problem(
-              'Vault at capacity (1000 rules), or the caller holds LEASE_MAX_ACTIVE_PER_PRINCIPAL leases',
-            ),
-            '413': problem('Body over 16 KiB'),
-            '415': problem('Not JSON'),
-          },
-        },
-        get: {
-          operationId: 'listLeases',
-          parameters: queryParameters(ListQuery),
-          responses: { '200': ok('Leases', 'LeaseList'), ...commonErrors },
-        },
-      },
-      '/leases/{id}': {
-        parameters: [leaseIdParameter],
-        get: {
-          operationId: 'getLease',
-          responses: {
-            '200': ok('The lease', 'Lease'),
-            ...commonErrors,
-            '404': problem('Unknown or not visible'),
-          },
-        },
-        delete: {
-          operationId: 'releaseLease',
-          responses: {
-            '200': ok('Released (or already ended)', 'Lease'),
-            ...commonErrors,
-            '404': problem('Unknown or not visible'),
-          },
-        },
-      },
-      '/leases/{id}/renew': {
-        parameters: [leaseIdParameter],
-        post: {
-          operationId: 'renewLease',
-          requestBody: {
-            required: false,
-            content: { 'application/json': { schema: ref('RenewRequest') } },
-          },
-          responses: {
-            '200': ok('Renewed', 'Lease'),
-            ...commonErrors,
-            '404': problem('Unknown or not visible'),
-            '409': problem('Lease not active'),
-          },
-        },
-      },
-      '/vaults': {
-        get: {
-          operationId: 'listVaults',
-          responses: { '200': ok('Managed vaults', 'VaultList'), ...commonErrors },
-        },
-      },
-      '/audit': {
-        get: {
-          operationId: 'listAudit',
-          parameters: queryParameters(AuditQuery),
-          responses: { '200': ok('Audit trail, newest first', 'AuditList'), ...commonErrors },
-        },
-      },
-      '/whoami': {
-        get: {
-          operationId: 'whoami',
-          summary:
-            'Who the caller is to the broker, and the address a grant without ip would lease (changes nothing, not audited)',
-          responses: {
-            '200': ok('The caller as the broker sees it', 'WhoAmI'),
-            '400': problem('A query parameter was sent'),
-            '401': problem('No or bad token (WWW-Authenticate: Bearer)'),
-            '403': problem("A user's token without the user_impersonation scope"),
-            '503': problem('Tokens cannot be validated right now (Retry-After)'),
-          },
-        },
-      },
-      '/health': {
-        get: {
-          operationId: 'health',
-          security: [],
-          responses: {
-            '200': ok('The lease store answers', 'Health'),
-            '503': ok('The lease store does not answer', 'Health'),
-          },
-        },
-      },
-      '/openapi.json': {
-        get: {
-          operationId: 'openApi',
-          security: [],
-          responses: { '200': { description: 'This document' } },
-        },
-      },
-    },
+    security: [{ entra: [] }],
+    paths: paths(table),
     components: {
       securitySchemes: {
         entra: {
@@ -218,17 +224,12 @@ export function openApiDocument(): Json {
         },
       },
       schemas: {
-        GrantRequest: schemaOf(GrantBody, 'input'),
-        RenewRequest: schemaOf(RenewBody, 'input'),
-        Lease: schemaOf(LeaseResource, 'output'),
-        LeaseList: schemaOf(LeaseList, 'output'),
-        VaultList: schemaOf(VaultList, 'output'),
-        AuditList: schemaOf(AuditList, 'output'),
-        WhoAmI: schemaOf(WhoAmIResource, 'output'),
-        Health: schemaOf(Health, 'output'),
-        Problem: schemaOf(ProblemSchema, 'output'),
+        ...components(requestSchemas, 'input'),
+        ...resources,
+        Problem: problemComponent(resources),
       },
     },
   };
-  return cached;
+  cache.set(table, document);
+  return document;
 }

@@ -1,12 +1,7 @@
 import type { HttpResponseInit } from '@azure/functions';
 
-import { type ErrorCode, isDomainError } from '../domain/errors';
-
-/**
- * RFC 9457 problem types: one stable URI per error kind (listed in the
- * README). Only this module maps domain error codes to HTTP statuses.
- */
-export const PROBLEM_BASE = 'urn:kv-lease:problem:';
+import { type Problem, PROBLEM_BASE } from '../contract';
+import { DomainError, type ErrorCode, isDomainError } from '../domain/errors';
 
 interface ProblemKind {
   status: number;
@@ -14,6 +9,11 @@ interface ProblemKind {
   title: string;
 }
 
+/**
+ * RFC 9457 problem types: one stable URI per error kind (`PROBLEM_BASE` and
+ * the slug, listed in the README). Only this module maps domain error codes
+ * to HTTP statuses.
+ */
 export const PROBLEM_KINDS: Record<ErrorCode | 'INTERNAL', ProblemKind> = {
   'REQUEST.INVALID': { status: 400, slug: 'invalid-request', title: 'The request is not valid' },
   'REQUEST.BODY_TOO_LARGE': {
@@ -90,14 +90,6 @@ export const PROBLEM_KINDS: Record<ErrorCode | 'INTERNAL', ProblemKind> = {
   INTERNAL: { status: 500, slug: 'internal', title: 'Something went wrong' },
 };
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  errors?: { path: string; message: string }[];
-}
-
 /**
  * The response for anything thrown by a handler. A non-domain error becomes
  * a bare 500 that carries nothing of the error: the caller logs it instead.
@@ -116,4 +108,22 @@ export function problemResponse(error: unknown): HttpResponseInit {
   if (kind.status === 401) headers['WWW-Authenticate'] = 'Bearer';
   if (kind.status === 503) headers['Retry-After'] = String((known && error.retryAfterSeconds) || 5);
   return { status: kind.status, headers, body: JSON.stringify(body) };
+}
+
+/**
+ * 405 for a method a path does not serve: `Allow` names the methods it does
+ * (RFC 9110 §15.5.6), so a client learns what it may send.
+ */
+export function methodNotAllowedResponse(
+  method: string,
+  path: string,
+  allow: readonly string[],
+): HttpResponseInit {
+  const response = problemResponse(
+    new DomainError(
+      'ROUTE.METHOD_NOT_ALLOWED',
+      `${method.slice(0, 16)} is not an operation of ${path.slice(0, 200)}: it allows ${allow.join(', ')}`,
+    ),
+  );
+  return { ...response, headers: { ...(response.headers as object), Allow: allow.join(', ') } };
 }

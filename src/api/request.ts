@@ -1,8 +1,8 @@
 import type { HttpRequest } from '@azure/functions';
 import type { z } from 'zod';
 
+import { MAX_BODY_BYTES } from '../contract';
 import { DomainError, type FieldError } from '../domain/errors';
-import { MAX_BODY_BYTES } from './schemas';
 
 function invalid(message: string, errors: FieldError[]): DomainError {
   return new DomainError('REQUEST.INVALID', message, { errors });
@@ -43,12 +43,6 @@ export function parseWith<S extends z.ZodType>(
   return result.data;
 }
 
-/** Refuse an oversized body from its declared length, before reading it. */
-export function checkDeclaredLength(request: HttpRequest): void {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
-}
-
 function tooLarge(): DomainError {
   return new DomainError(
     'REQUEST.BODY_TOO_LARGE',
@@ -57,13 +51,39 @@ function tooLarge(): DomainError {
 }
 
 /**
- * The JSON body of a request: at most 16 KiB, `application/json` (or a
- * `+json` type), well-formed. An empty body is `{}` when `optional`.
+ * The one home of the body limit: a body over MAX_BODY_BYTES, declared or
+ * sent, is refused before anything else is done with the request (the
+ * handler runs this before authentication). A copy of the body is read, and
+ * no further than the limit, so the route can still read the body itself.
+ */
+export async function refuseOversizedBody(request: HttpRequest): Promise<void> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
+  if (request.body === null) return;
+  const reader = (request.clone().body as ReadableStream<Uint8Array> | null)?.getReader();
+  if (!reader) return;
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      size += value.byteLength;
+      if (size > MAX_BODY_BYTES) throw tooLarge();
+    }
+  } finally {
+    // NOTE: not awaited: a tee'd branch's cancel settles only once the other
+    // branch (the route's own read) is cancelled or read too.
+    reader.cancel().catch(() => undefined);
+  }
+}
+
+/**
+ * The JSON body of a request (its size already admitted by
+ * `refuseOversizedBody`): `application/json` (or a `+json` type),
+ * well-formed. An empty body is `{}` when `optional`.
  */
 export async function readJsonBody(request: HttpRequest, optional: boolean): Promise<unknown> {
-  checkDeclaredLength(request);
   const text = await request.text();
-  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw tooLarge();
   if (text.trim().length === 0) {
     if (optional) return {};
     throw invalid('A JSON body is required', [{ path: '(body)', message: 'is required' }]);

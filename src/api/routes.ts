@@ -1,24 +1,32 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 
+import {
+  type AuditItem,
+  AuditList,
+  AuditQuery,
+  GrantBody,
+  Health,
+  IdempotencyKey,
+  type Lease,
+  LeaseId,
+  LeaseList,
+  LeaseResource,
+  ListQuery,
+  NoQuery,
+  RenewBody,
+  VaultList,
+  WhoAmI,
+} from '../contract';
 import { DomainError } from '../domain/errors';
 import type { Attempt } from '../domain/events';
 import { callerAddress, canonicalRule } from '../domain/ip';
-import { vaultOfLeaseId } from '../domain/lease';
+import { isVisible, vaultOfLeaseId } from '../domain/lease';
 import { whoami } from '../leases/whoami';
 import type { AuditEntry } from '../ports/audit-log';
 import type { LeaseWithVaultUri } from '../vaults/vault-uri';
 import { type Route, useCaseRoute } from './handle';
 import { openApiDocument } from './openapi';
 import { parseWith, queryObject, readJsonBody } from './request';
-import {
-  AuditQuery,
-  GrantBody,
-  IdempotencyKey,
-  LeaseId,
-  ListQuery,
-  NoQuery,
-  RenewBody,
-} from './schemas';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -34,13 +42,19 @@ function json(
   };
 }
 
-/** The contract's lease resource (`vaultUri`: additive, when known). */
-export function leaseResource(lease: LeaseWithVaultUri): Record<string, unknown> {
+/**
+ * The contract's lease resource (`vaultUri`: additive, when known). The use
+ * cases only answer visible leases; a `pending` or `failed` one here is a bug,
+ * answered 500 rather than with a status the contract does not have.
+ */
+export function leaseResource(lease: LeaseWithVaultUri): Lease {
+  const status = lease.status;
+  if (!isVisible(lease)) throw new Error(`A ${status} lease reached the API`);
   return {
     id: lease.id,
     vault: lease.vault,
     ip: lease.ip,
-    status: lease.status,
+    status: status as Lease['status'],
     principal: lease.principal,
     ...(lease.reason === undefined ? {} : { reason: lease.reason }),
     createdAt: iso(lease.createdAt),
@@ -54,7 +68,7 @@ export function leaseResource(lease: LeaseWithVaultUri): Record<string, unknown>
  * The contract's audit item, every field present (`null` where it does not
  * apply), plus `appId` and `invocationId`.
  */
-export function auditResource(entry: AuditEntry): Record<string, unknown> {
+export function auditResource(entry: AuditEntry): AuditItem {
   return {
     at: iso(entry.at),
     action: entry.action,
@@ -118,6 +132,31 @@ export const routes: Route[] = [
     name: 'grantLease',
     methods: ['POST'],
     route: 'leases',
+    summary: "Lease the caller's IP (or, for Lease.Admin, a named ip) on a vault firewall",
+    headers: { 'Idempotency-Key': IdempotencyKey },
+    body: { schema: GrantBody, required: true },
+    answers: {
+      201: {
+        description: 'Granted: the vault holds the rule',
+        schema: LeaseResource,
+        headers: { Location: 'The lease: /api/leases/{id}' },
+      },
+      200: {
+        description: 'Idempotent repeat: the same active lease',
+        schema: LeaseResource,
+        headers: { Location: 'The lease: /api/leases/{id}' },
+      },
+    },
+    errors: [
+      'LEASE.IP_NOT_ALLOWED',
+      'LEASE.NO_CLIENT_IP',
+      'LEASE.TTL_OUT_OF_RANGE',
+      'VAULT.NOT_FOUND',
+      'VAULT.AT_CAPACITY',
+      'LEASE.LIMIT_REACHED',
+      'VAULT.UNAVAILABLE',
+      'VAULT.UPDATE_TIMEOUT',
+    ],
     useCase: (s) => s.leases.grant,
     input: grantInput,
     respond: ({ lease, created }) =>
@@ -127,6 +166,10 @@ export const routes: Route[] = [
     name: 'listLeases',
     methods: ['GET'],
     route: 'leases',
+    summary: 'Leases, the own ones for Lease.Request, every one for Lease.Read',
+    query: ListQuery,
+    answers: { 200: { description: 'A page of leases', schema: LeaseList } },
+    errors: ['VAULT.NOT_FOUND'],
     useCase: (s) => s.leases.list,
     input: (request, attempt) => {
       const query = parseWith(ListQuery, queryObject(request), 'query');
@@ -144,6 +187,10 @@ export const routes: Route[] = [
     name: 'getLease',
     methods: ['GET'],
     route: 'leases/{id}',
+    summary: 'One lease (a point read)',
+    params: { id: LeaseId },
+    answers: { 200: { description: 'The lease', schema: LeaseResource } },
+    errors: ['LEASE.NOT_FOUND'],
     useCase: (s) => s.leases.get,
     input: (request, attempt) => {
       noQuery(request);
@@ -155,6 +202,10 @@ export const routes: Route[] = [
     name: 'releaseLease',
     methods: ['DELETE'],
     route: 'leases/{id}',
+    summary: 'Release a lease: its rule is gone from the vault before the answer',
+    params: { id: LeaseId },
+    answers: { 200: { description: 'Released (or already ended)', schema: LeaseResource } },
+    errors: ['LEASE.NOT_FOUND', 'VAULT.UNAVAILABLE', 'VAULT.UPDATE_TIMEOUT'],
     useCase: (s) => s.leases.release,
     input: (request, attempt) => {
       noQuery(request);
@@ -166,6 +217,11 @@ export const routes: Route[] = [
     name: 'renewLease',
     methods: ['POST'],
     route: 'leases/{id}/renew',
+    summary: 'Renew an active lease: expiresAt = now + ttlSeconds',
+    params: { id: LeaseId },
+    body: { schema: RenewBody, required: false },
+    answers: { 200: { description: 'Renewed', schema: LeaseResource } },
+    errors: ['LEASE.NOT_FOUND', 'LEASE.NOT_ACTIVE', 'LEASE.TTL_OUT_OF_RANGE'],
     useCase: (s) => s.leases.renew,
     input: async (request, attempt) => {
       noQuery(request);
@@ -179,6 +235,8 @@ export const routes: Route[] = [
     name: 'listVaults',
     methods: ['GET'],
     route: 'vaults',
+    summary: 'The managed vaults, their rule counts and health',
+    answers: { 200: { description: 'Managed vaults', schema: VaultList } },
     useCase: (s) => s.vaults,
     input: (request) => {
       noQuery(request);
@@ -189,6 +247,9 @@ export const routes: Route[] = [
     name: 'listAudit',
     methods: ['GET'],
     route: 'audit',
+    summary: 'The audit trail, newest first',
+    query: AuditQuery,
+    answers: { 200: { description: 'A page of the audit trail', schema: AuditList } },
     useCase: (s) => s.audit,
     input: (request, attempt) => {
       const query = parseWith(AuditQuery, queryObject(request), 'query');
@@ -210,6 +271,9 @@ export const routes: Route[] = [
     name: 'whoami',
     methods: ['GET'],
     route: 'whoami',
+    summary: 'Who the broker takes the caller for, and the address a grant without ip would lease',
+    errors: ['AUTH.UNAUTHENTICATED', 'AUTH.FORBIDDEN', 'AUTH.UNAVAILABLE', 'REQUEST.INVALID'],
+    answers: { 200: { description: 'The caller as the broker sees it', schema: WhoAmI } },
     answer: async (s, request) => {
       const principal = await s.auth.authenticate(request.headers);
       noQuery(request);
@@ -220,6 +284,15 @@ export const routes: Route[] = [
     name: 'health',
     methods: ['GET'],
     route: 'health',
+    summary: 'Whether the lease store answers',
+    answers: {
+      200: { description: 'The lease store answers', schema: Health },
+      503: {
+        description: 'The lease store does not answer',
+        schema: Health,
+        headers: { 'Retry-After': 'Seconds to wait before asking again' },
+      },
+    },
     answer: async (s) => {
       try {
         await s.health();
@@ -233,6 +306,9 @@ export const routes: Route[] = [
     name: 'openApi',
     methods: ['GET'],
     route: 'openapi.json',
-    answer: () => Promise.resolve(json(200, openApiDocument())),
+    summary: 'This document',
+    answers: { 200: { description: 'The OpenAPI 3.1 document of this API' } },
+    // The table itself, read when the document is first asked for.
+    answer: () => Promise.resolve(json(200, openApiDocument(routes))),
   },
 ];

@@ -1,6 +1,7 @@
 import type { HttpHandler, HttpMethod, InvocationContext, Timer } from '@azure/functions';
 
 import { httpHandler } from '../api/handle';
+import { methodNotAllowedResponse } from '../api/problem';
 import { routes } from '../api/routes';
 import type { Services } from '../api/services';
 import { createConsoleHandlers } from '../console/handler';
@@ -18,6 +19,12 @@ export interface HttpDefinition {
   /** Route below the `api` prefix of host.json. */
   route: string;
   handler: HttpHandler;
+  /**
+   * Answers 405 (with `Allow`) on its route: registered for the methods no
+   * other definition of the route serves; the local runner sends it any
+   * other method as well.
+   */
+  refusesOtherMethods?: true;
 }
 
 export interface TimerDefinition {
@@ -30,9 +37,46 @@ export interface TimerDefinition {
 
 export type FunctionDefinition = HttpDefinition | TimerDefinition;
 
+/** Methods a 405 definition is registered for, less those its route serves (and `Allow`'s order). */
+const REFUSABLE_METHODS: HttpMethod[] = [
+  'GET',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'HEAD',
+  'OPTIONS',
+];
+
+/**
+ * One 405 definition per route, derived from the others, so a new route (or
+ * a new method of one) gets its `Allow` without an edit here. Without them
+ * the host answers an unknown method on a known path with a bare 404.
+ */
+function methodNotAllowed(http: HttpDefinition[]): HttpDefinition[] {
+  const served = new Map<string, HttpMethod[]>();
+  for (const definition of http) {
+    served.set(definition.route, [...(served.get(definition.route) ?? []), ...definition.methods]);
+  }
+  return [...served].map(([route, methods]) => {
+    const allow = REFUSABLE_METHODS.filter((method) => methods.includes(method));
+    return {
+      kind: 'http',
+      name: `methodNotAllowed-${route.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`,
+      methods: REFUSABLE_METHODS.filter((method) => !methods.includes(method)),
+      route,
+      handler: (request) =>
+        Promise.resolve(
+          methodNotAllowedResponse(request.method, new URL(request.url).pathname, allow),
+        ),
+      refusesOtherMethods: true,
+    };
+  });
+}
+
 export function functionDefinitions(services: () => Services): FunctionDefinition[] {
   const page = createConsoleHandlers({ settings: processConsoleSettings });
-  return [
+  const http: HttpDefinition[] = [
     ...routes.map((route): HttpDefinition => ({
       kind: 'http',
       name: route.name,
@@ -49,6 +93,10 @@ export function functionDefinitions(services: () => Services): FunctionDefinitio
       route: 'console/{file}',
       handler: page.asset,
     },
+  ];
+  return [
+    ...http,
+    ...methodNotAllowed(http),
     {
       kind: 'timer',
       name: 'sweep',

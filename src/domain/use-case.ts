@@ -22,15 +22,17 @@ export interface UseCase<Input, Output> {
 
 /** How a request reaches a use case: who is calling, and what they sent, read only once allowed. */
 export interface Invocation<Input> {
+  /** Checks that need no caller, run first (the body size): a refusal names no principal. */
+  admit?(): Promise<void>;
   authenticate(): Promise<Principal>;
   /** Validates the input, noting on `attempt` what it validated (vault, ip, lease id). */
   input(attempt: Attempt): Promise<Input> | Input;
 }
 
 /**
- * Runs a use case: authenticate, check the role before the input is even
- * looked at (a caller without the role learns nothing from validation
- * messages), validate, run. Every refusal is one `request-refused` event with
+ * Runs a use case: admit (checks that need no caller), authenticate, check
+ * the role before the input is even looked at (a caller without the role
+ * learns nothing from validation messages), validate, run. Every refusal is one `request-refused` event with
  * who, what and why as far as the request got, and a failure of a lease
  * action one `request-failed` event; then the error goes on to the caller.
  */
@@ -41,6 +43,7 @@ export async function perform<Input, Output>(
 ): Promise<Output> {
   const attempt: Attempt = { attempt: useCase.name, action: useCase.action };
   try {
+    await invocation.admit?.();
     attempt.principal = await invocation.authenticate();
     requireAnyRole(attempt.principal, useCase.roles, useCase.purpose);
     const input = await invocation.input(attempt);

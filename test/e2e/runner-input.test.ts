@@ -188,3 +188,45 @@ describe('The local runner and the Host header (DNS rebinding)', () => {
     }
   });
 });
+
+describe('Methods and bodies the API does not take, at the runner', () => {
+  it.each([
+    ['PUT', '/api/leases', 'GET, POST'],
+    ['PATCH', `/api/leases/${VAULT}.${'a'.repeat(24)}`, 'GET, DELETE'],
+    ['GET', `/api/leases/${VAULT}.${'a'.repeat(24)}/renew`, 'POST'],
+    ['DELETE', '/api/health', 'GET'],
+    // No definition names this one: the runner hands it to the route's 405 definition.
+    ['PROPFIND', '/api/vaults', 'GET'],
+  ])('When %s %s is sent, then 405 problem+json with Allow: %s', async (method, path, allow) => {
+    const response = await fetch(`${broker.url}${path}`, { method });
+    expect(response.status).toBe(405);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+    expect(response.headers.get('allow')).toBe(allow);
+    expect(((await response.json()) as { type: string }).type).toBe(
+      'urn:kv-lease:problem:method-not-allowed',
+    );
+  });
+
+  it('When a body over 16 KiB comes chunked (no Content-Length), then 413 and no rule', async () => {
+    const chunk = new TextEncoder().encode(' '.repeat(1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 0) controller.enqueue(new TextEncoder().encode(`{"vault":"${VAULT}"}`));
+        if (sent++ < 17) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const response = await fetch(`${broker.url}/api/leases`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': publicIp(10) },
+      body,
+      duplex: 'half',
+    });
+    expect(response.status).toBe(413);
+    expect(((await response.json()) as { type: string }).type).toBe(
+      'urn:kv-lease:problem:body-too-large',
+    );
+    expect(rulesOf(emulator, VAULT)).toEqual([STATIC_RULE]);
+  });
+});

@@ -52,6 +52,21 @@ const cases: Case[] = [
   ['ttl negative', { vault: VAULT, ttlSeconds: -1 }, xff, 400, 'ttl-out-of-range'],
   ['ttl a string', { vault: VAULT, ttlSeconds: '600' }, xff, 400, 'invalid-request'],
   ['reason too long', { vault: VAULT, reason: 'r'.repeat(257) }, xff, 400, 'invalid-request'],
+  // Contract §5: control characters (C0, DEL, C1) in a reason are refused.
+  ...[
+    ['an ANSI escape', 'run \u001b]52;c;ZXZpbA==\u0007 42'],
+    ['a NUL', 'run\u000042'],
+    ['a line feed', 'run 42\nFAKE: granted'],
+    ['a DEL', 'run\u007f42'],
+    ['a C1 CSI (U+009B)', 'run \u009b2J'],
+    ['a NEL (U+0085)', 'run\u008542'],
+  ].map(([what, reason]): Case => [
+    `reason with ${what}`,
+    { vault: VAULT, reason },
+    xff,
+    400,
+    'invalid-request',
+  ]),
   ['unknown field', { vault: VAULT, admin: true }, xff, 400, 'invalid-request'],
   ['private ip (RFC 1918)', { vault: VAULT, ip: '10.1.2.3' }, {}, 400, 'ip-not-allowed'],
   ['private ip 172.16/12', { vault: VAULT, ip: '172.20.0.1' }, {}, 400, 'ip-not-allowed'],
@@ -153,6 +168,17 @@ describe('When other requests are invalid', () => {
     expect(response.status).toBe(status);
     expect(response.headers.get('content-type')).toBe('application/problem+json');
     await expectNothingWritten();
+  });
+
+  it('When a reason is printable text beyond ASCII (accents, NBSP, emoji, CJK), then the grant takes it unchanged', async () => {
+    const reason = 'Déploiement\u00a0№ 42 ✓ 🚀 構築 https://dev.azure.com/o/p/_build?id=1';
+    const granted = await broker.call('POST', '/api/leases', {
+      body: { vault: VAULT, reason },
+      headers: { 'x-forwarded-for': '52.20.30.42' },
+    });
+    expect(granted.status).toBe(201);
+    expect(granted.body.reason).toBe(reason);
+    await broker.call('DELETE', `/api/leases/${granted.body.id}`);
   });
 
   it('renew with an unknown field or a bad ttl: then 400 and the lease is unchanged', async () => {

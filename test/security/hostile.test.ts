@@ -320,6 +320,23 @@ const corpus: Case[] = [
     413,
     'body-too-large',
   ),
+  // Refused before authentication: no token is looked at for a body this size.
+  grant(
+    'a 17 KiB body without a token',
+    JSON.stringify({ vault: VAULT, reason: 'x'.repeat(17 * 1024) }),
+    413,
+    'body-too-large',
+    {},
+    'anonymous',
+  ),
+  grant(
+    'a 17 KiB body with a forged token',
+    JSON.stringify({ vault: VAULT, reason: 'x'.repeat(17 * 1024) }),
+    413,
+    'body-too-large',
+    { authorization: 'Bearer x.y.z' },
+    'anonymous',
+  ),
   grant(
     '16 KiB + 1 byte of whitespace',
     `{"vault":"${VAULT}"}${' '.repeat(16 * 1024)}`,
@@ -543,11 +560,13 @@ describe('A corpus of hostile requests', () => {
       const entries = trail.filter((entry) => entry.invocationId === response.invocationId);
       expect(entries, name).toHaveLength(1);
       const [entry] = entries;
+      // A body over 16 KiB is refused before the token is read: the caller is unknown.
+      const who = response.status === 413 ? 'anonymous' : as;
       expect(entry, name).toMatchObject({
         action: 'refused',
         outcome: 'refused',
-        principal: as === 'admin' ? admin.oid : as === 'pipeline' ? pipeline.oid : 'anonymous',
-        appId: as === 'admin' ? admin.appId : as === 'pipeline' ? pipeline.appId : undefined,
+        principal: who === 'admin' ? admin.oid : who === 'pipeline' ? pipeline.oid : 'anonymous',
+        appId: who === 'admin' ? admin.appId : who === 'pipeline' ? pipeline.appId : undefined,
       });
       expect(entry?.detail, name).toMatch(
         /^(grant|renew|release|list-leases|get-lease|list-vaults|read-audit): [A-Z]+\.[A-Z_]+: ./,

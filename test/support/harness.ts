@@ -23,6 +23,7 @@ import { functionDefinitions, type HttpDefinition } from '../../src/app/definiti
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
 import type { Authenticator } from '../../src/domain/principal';
+import { check } from './conformance';
 
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 export const STATIC_RULE = '20.40.60.80/32';
@@ -195,9 +196,12 @@ export function testBroker(options: {
     });
     const response = (await hit.definition.handler(request, context)) as HttpResponseInit;
     const text = typeof response.body === 'string' ? response.body : '';
+    const status = response.status ?? 200;
+    const responseHeaders = new Headers(response.headers);
+    check({ method, path: url.pathname, status, headers: responseHeaders, text });
     return {
-      status: response.status ?? 200,
-      headers: new Headers(response.headers),
+      status,
+      headers: responseHeaders,
       text,
       body: text ? JSON.parse(text) : undefined,
       invocationId,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
 import { type BrokerProcess, startBrokerProcesses } from '../../dev/local/processes';
+import { registerBroker } from './conformance';
 import { storageConnectionString, uniqueTable, vaultId } from './harness';
 
 export type { BrokerProcess };
@@ -33,6 +34,8 @@ export async function startBrokers(options: {
     ...options.env,
   };
   const brokers = await startBrokerProcesses(options.count, env);
+  // Their answers are checked against the OpenAPI document (conformance-setup.ts).
+  for (const broker of brokers) registerBroker(broker.url);
   // KV_LEASE_TEST_LOGS=<dir> keeps the brokers' logs there, for debugging a failing test.
   const logs = process.env.KV_LEASE_TEST_LOGS;
   if (logs) {

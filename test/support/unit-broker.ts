@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
 
+import { routes } from '../../src/api/routes';
 import type { Services } from '../../src/api/services';
 import { createServices } from '../../src/app/composition';
 import { loadConfig } from '../../src/app/config';
@@ -14,6 +15,7 @@ import type { LeaseStore } from '../../src/ports/lease-store';
 import { InMemoryAuditLog } from '../fakes/audit-log';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 import { InMemoryVaultFirewall } from '../fakes/vault-firewall';
+import { check } from './conformance';
 
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 export const STATIC_RULE = '20.40.60.80/32';
@@ -106,11 +108,13 @@ export function unitBroker(options: {
       new InvocationContext({ invocationId: randomUUID(), functionName: name }),
     )) as HttpResponseInit;
     const text = typeof response.body === 'string' ? response.body : '';
-    return {
-      status: response.status ?? 200,
-      headers: new Headers(response.headers),
-      body: text ? JSON.parse(text) : undefined,
-    };
+    const status = response.status ?? 200;
+    const headers = new Headers(response.headers);
+    // Functions of the API are its operations, by name (the console's are not).
+    if (routes.some((route) => route.name === name)) {
+      check({ operationId: name, status, headers, text });
+    }
+    return { status, headers, body: text ? JSON.parse(text) : undefined };
   };
   const vault = (name: string) => config.BROKER_VAULTS.find((v) => v.name === name)!;
   return { config, services, store, firewall, audit, call, vault };
