@@ -42,6 +42,19 @@ export interface AuditEntry {
   invocationId?: string | null;
 }
 
+/**
+ * What the broker sees of its caller (`GET /api/whoami`, contract §5): the principal and roles of
+ * the token, and the address a grant without `ip` would lease, or why there is none.
+ */
+export interface WhoAmI {
+  principal: string;
+  roles: string[];
+  /** `a.b.c.d/32`, taken exactly as a grant takes it. */
+  ip?: string;
+  /** Why no address could be taken (when `ip` is absent). */
+  ipProblem?: string;
+}
+
 /** Resolves to a bearer token (without the `Bearer ` prefix). */
 export type TokenProvider = () => Promise<string>;
 
@@ -152,6 +165,11 @@ export class BrokerClient {
     options: CallOptions = {},
   ): Promise<Lease[]> {
     return this.pages<Lease>('leases', dropUndefined(query), options);
+  }
+
+  /** The caller as the broker sees it; changes nothing. A broker older than v1.1 answers 404. */
+  whoami(options: CallOptions = {}): Promise<WhoAmI> {
+    return this.call<WhoAmI>('GET', 'whoami', options);
   }
 
   async vaults(options: CallOptions = {}): Promise<VaultSummary[]> {

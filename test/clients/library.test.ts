@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 
 import {
   BrokerClient,
+  DataPlaneEndpoint,
   DeadlineError,
   exitCodeFor,
   ProblemError,
@@ -175,7 +176,11 @@ describe('client library against the local broker, azurite and the emulator', ()
     world.emulator.configureDataPlane({ vaults: { [vault]: { clientAddress: '52.10.20.50' } } });
 
     const result = await waitForDataPlane({
-      vaultUri: lease.vaultUri!,
+      endpoint: DataPlaneEndpoint.resolve({
+        vault,
+        brokerUri: lease.vaultUri,
+        allowLoopback: true,
+      }),
       leasedIp: lease.ip,
       token: vaultToken,
       fetch: trustingFetch(world.emulator),
@@ -193,7 +198,11 @@ describe('client library against the local broker, azurite and the emulator', ()
     const lease = await client.grant({ vault, ip: '52.10.20.60', ttlSeconds: 600 });
 
     const error = await waitForDataPlane({
-      vaultUri: lease.vaultUri!,
+      endpoint: DataPlaneEndpoint.resolve({
+        vault,
+        brokerUri: lease.vaultUri,
+        allowLoopback: true,
+      }),
       leasedIp: lease.ip,
       token: vaultToken,
       fetch: trustingFetch(world.emulator),
@@ -211,7 +220,11 @@ describe('client library against the local broker, azurite and the emulator', ()
     const lease = await client.grant({ vault, ip: LEASED_IP, ttlSeconds: 600 });
 
     const error = await waitForDataPlane({
-      vaultUri: lease.vaultUri!,
+      endpoint: DataPlaneEndpoint.resolve({
+        vault,
+        brokerUri: lease.vaultUri,
+        allowLoopback: true,
+      }),
       leasedIp: lease.ip,
       token: vaultToken,
       fetch: trustingFetch(world.emulator),
