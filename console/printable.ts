@@ -45,5 +45,6 @@ export function printableLines(text: string): string {
  * `\uXXXX` escapes, which JSON reads as the same characters.
  */
 export function printableJson(value: unknown, indent = 2): string {
-  return JSON.stringify(value, null, indent).replace(NON_PRINTABLE, escape);
+  // Its own line breaks (the indentation) stay; every other control is escaped.
+  return printableLines(JSON.stringify(value, null, indent));
 }
