@@ -346,13 +346,13 @@ describe('kv-lease output of hostile fields', () => {
       expect(result.stdout).not.toMatch(RAW_CONTROL);
       expect(result.stderr).not.toMatch(RAW_CONTROL);
     }
-    expect(results[1]!.stdout).toContain(
+    expect(results[1].stdout).toContain(
       'run 42\\u001b[2J\\u001b]52;c;ZWNobyBwd25lZA==\\u0007\\u000doverwritten\\u009b31m\\u202etxt.exe',
     );
-    expect(results[2]!.stdout).toContain('detailrun 42\\u001b[2J');
-    expect(JSON.parse(json[0]!.stdout)).toEqual([lease]);
-    expect(JSON.parse(json[1]!.stdout)).toEqual(audit);
-    expect(JSON.parse(json[2]!.stdout)).toEqual(vaults);
+    expect(results[2].stdout).toContain('detailrun 42\\u001b[2J');
+    expect(JSON.parse(json[0].stdout)).toEqual([lease]);
+    expect(JSON.parse(json[1].stdout)).toEqual(audit);
+    expect(JSON.parse(json[2].stdout)).toEqual(vaults);
   });
 
   it('When a problem answer carries terminal escapes, then the error line shows them escaped', async () => {
