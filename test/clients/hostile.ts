@@ -186,8 +186,8 @@ export function caFile(...certs: string[]): string {
 }
 
 /** Every character no terminal, page or spreadsheet should receive raw. */
-// eslint-disable-next-line no-control-regex -- control characters are what this looks for
 export const RAW_CONTROL =
+  // eslint-disable-next-line no-control-regex -- control characters are what this looks for
   /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 
 /** Text a hostile broker puts in any field: CSI clear, OSC 52 clipboard write, CR overwrite, C1 CSI, bidi override. */
