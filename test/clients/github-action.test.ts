@@ -12,6 +12,8 @@ import {
   certificate,
   DNS_TO_LOOPBACK,
   fakeLease,
+  HOSTILE_TEXT,
+  RAW_CONTROL,
   startFakeBroker,
   startTrap,
 } from './hostile';
@@ -259,6 +261,31 @@ describe('GitHub action (bundle, runner protocol, real broker)', () => {
       expect(trap.seen.map((s) => s.authorization)).toEqual(['Bearer local-data-plane-token']);
     } finally {
       await Promise.all([broker.close(), trap.close()]);
+    }
+  });
+
+  it("When a broker's lease fields carry a newline and terminal escapes, then the step log shows them escaped and no forged workflow command runs", async () => {
+    const broker = await startFakeBroker();
+    try {
+      broker.lease = fakeLease({
+        vault: `kv-demo\n::warning::forged${HOSTILE_TEXT}`,
+        expiresAt: `soon\n::set-output name=pwned::yes`,
+      });
+
+      const granted = await startActionStep({
+        actionDir: ACTION,
+        entry: 'main',
+        inputs: { 'broker-url': broker.url, vault: 'kv-demo', wait: 'false' },
+        env: world.env(),
+      }).done;
+
+      expect(granted.exitCode, granted.stdout).toBe(0);
+      expect(granted.commands.filter((c) => c.command === 'warning')).toEqual([]);
+      expect(granted.commands.filter((c) => c.command === 'set-output')).toEqual([]);
+      expect(granted.stdout).toContain('kv-demo\\u000a::warning::forgedrun 42\\u001b[2J');
+      expect(granted.stdout.replace(/\n/g, '')).not.toMatch(RAW_CONTROL);
+    } finally {
+      await broker.close();
     }
   });
 });
