@@ -1,14 +1,16 @@
 /**
  * CSV of audit entries (RFC 4180: every cell quoted, quotes doubled, CRLF).
- * A cell that a spreadsheet would read as a formula (starting with = + - @,
- * tab or carriage return) is prefixed with a single quote: the audit trail
- * holds text callers wrote.
+ * The audit trail holds text callers wrote: each cell is made printable
+ * first (a control character, a line break or a bidi override becomes its
+ * escape, `\u001b`), then a cell that a spreadsheet would read as a formula
+ * (starting with = + - @) is prefixed with a single quote.
  */
+import { printable } from './printable';
 
 const FORMULA_START = /^[=+\-@\t\r]/;
 
 export function csvCell(value: string | number | boolean | undefined | null): string {
-  const text = value === undefined || value === null ? '' : String(value);
+  const text = printable(value === undefined || value === null ? '' : String(value));
   const safe = FORMULA_START.test(text) ? `'${text}` : text;
   return `"${safe.replace(/"/g, '""')}"`;
 }

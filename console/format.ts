@@ -1,3 +1,5 @@
+import { printable } from './printable';
+
 /**
  * Pure helpers of the console page (no DOM): durations, links and token
  * claims. Unit-tested in test/console/format.test.ts.
@@ -19,12 +21,15 @@ export function formatDuration(ms: number): string {
 
 /**
  * The link a lease reason may become: only an absolute http(s) URL (a
- * pipeline run), never `javascript:`, `data:` or anything relative.
+ * pipeline run), never `javascript:`, `data:` or anything relative, and
+ * never one with a character that is not printable (a bidi override would
+ * make the link read as another address): that reason stays escaped text.
  */
 export function safeHttpUrl(text: string | null | undefined): string | undefined {
   if (typeof text !== 'string') return undefined;
   const trimmed = text.trim();
   if (!/^https?:\/\//i.test(trimmed) || /\s/.test(trimmed)) return undefined;
+  if (printable(trimmed) !== trimmed) return undefined;
   try {
     const url = new URL(trimmed);
     return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;

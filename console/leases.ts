@@ -1,5 +1,5 @@
 import type { Lease } from './api';
-import { h, setText } from './dom';
+import { h, setAttribute, setText } from './dom';
 import { formatDuration, safeHttpUrl } from './format';
 
 /**
@@ -45,7 +45,7 @@ function fillReason(cell: HTMLTableCellElement, reason: string | null | undefine
   if (href !== undefined && typeof reason === 'string') {
     cell.append(h('a', { href, rel: 'noopener noreferrer', target: '_blank' }, reason));
   } else {
-    cell.textContent = reason ?? '';
+    setText(cell, reason ?? '');
   }
 }
 
@@ -203,15 +203,17 @@ export class ActiveTable {
       HTMLTableCellElement,
       HTMLTableCellElement | undefined,
     ];
-    vault.textContent = lease.vault;
-    ip.textContent = lease.ip;
-    principal.textContent = lease.principal;
+    // Every field the API answered reaches the page through setText / setAttribute: printable.
+    setText(vault, lease.vault);
+    setText(ip, lease.ip);
+    setText(principal, lease.principal);
     fillReason(reason, lease.reason);
-    age.title = `since ${lease.createdAt}`;
+    setAttribute(age, 'title', `since ${lease.createdAt}`);
     if (actions) {
       const label = `${lease.ip} on ${lease.vault}`;
-      actions.children[0]?.setAttribute('aria-label', `Renew ${label}`);
-      actions.children[1]?.setAttribute('aria-label', `Release ${label}`);
+      const [renew, release] = [actions.children[0], actions.children[1]];
+      if (renew) setAttribute(renew, 'aria-label', `Renew ${label}`);
+      if (release) setAttribute(release, 'aria-label', `Release ${label}`);
     }
     const row: Row = { lease, expiresAt, createdAt: Date.parse(lease.createdAt), tr, left, age };
     this.paint(row, now);

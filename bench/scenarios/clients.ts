@@ -62,6 +62,8 @@ export async function clientsScenario(ctx: BenchContext): Promise<ScenarioResult
       KV_LEASE_BROKER: broker.url,
       KV_LEASE_AUTH: 'none',
       KV_LEASE_VAULT_TOKEN: 'bench-data-plane-token',
+      // The emulator's data plane is on loopback: the CLI's documented opt-in.
+      KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE: '1',
       NODE_EXTRA_CA_CERTS: ctx.emulator.caPath,
     };
 

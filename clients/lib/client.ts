@@ -7,6 +7,7 @@ import type {
   LeaseStatusFilter,
   Page,
   Vault,
+  WhoAmI,
 } from '../../src/contract';
 import { UsageError } from './errors';
 import { type RetryInfo, retryingFetch } from './retry';
@@ -15,7 +16,7 @@ import { type RetryInfo, retryingFetch } from './retry';
  * The resources as the broker answers them: the types of the public contract
  * (src/contract, types only, so the bundles carry none of its code).
  */
-export type { AuditItem as AuditEntry, Lease, Vault as VaultSummary };
+export type { AuditItem as AuditEntry, Lease, Vault as VaultSummary, WhoAmI };
 
 /** Resolves to a bearer token (without the `Bearer ` prefix). */
 export type TokenProvider = () => Promise<string>;
@@ -124,6 +125,11 @@ export class BrokerClient {
     options: CallOptions = {},
   ): Promise<Lease[]> {
     return this.pages<Lease>('leases', dropUndefined(query), options);
+  }
+
+  /** The caller as the broker sees it; changes nothing. A broker older than v1.1 answers 404. */
+  whoami(options: CallOptions = {}): Promise<WhoAmI> {
+    return this.call<WhoAmI>('GET', 'whoami', options);
   }
 
   async vaults(options: CallOptions = {}): Promise<Vault[]> {

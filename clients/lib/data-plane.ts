@@ -1,8 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { printable } from '../../console/printable';
 import type { TokenProvider } from './client';
-import { CredentialError, DeadlineError, VaultRefusedError, WrongAddressError } from './errors';
-import { backoffMs, networkReason } from './retry';
+import type { DataPlaneEndpoint } from './data-plane-endpoint';
+import {
+  CredentialError,
+  DeadlineError,
+  UntrustedDataPlaneError,
+  VaultRefusedError,
+  WrongAddressError,
+} from './errors';
+import { backoffMs, networkReason, tlsFailure } from './retry';
 
 export interface DataPlaneProgress {
   attempt: number;
@@ -14,11 +22,11 @@ export interface DataPlaneProgress {
 }
 
 export interface WaitForDataPlaneOptions {
-  /** `https://<name>.vault.azure.net/` */
-  vaultUri: string;
+  /** Where the token may go (`DataPlaneEndpoint.resolve`): the only address probed. */
+  endpoint: DataPlaneEndpoint;
   /** The lease's IP or CIDR, e.g. `52.10.20.30/32`. */
   leasedIp: string;
-  /** A data-plane token (scope `https://vault.azure.net/.default`, see `vaultScopeFor`). */
+  /** A data-plane token for `endpoint.scope` (see `tokenProvider`). */
   token: TokenProvider;
   /** Overall limit. Default 180 s (Azure has been seen to take 30-90 s). */
   timeoutMs?: number;
@@ -104,7 +112,8 @@ function probeUrl(vaultUri: string): string {
  *
  * Throws WrongAddressError when the vault keeps naming a client address outside the lease,
  * DeadlineError when `timeoutMs` passes, CredentialError on a 401 (the token is not for this
- * vault), VaultRefusedError when public network access is disabled.
+ * vault), VaultRefusedError when public network access is disabled, UntrustedDataPlaneError at
+ * once on a TLS failure (an untrusted certificate or a name mismatch does not pass by waiting).
  */
 export async function waitForDataPlane(
   options: WaitForDataPlaneOptions,
@@ -116,7 +125,8 @@ export async function waitForDataPlane(
   const intervalMs = options.intervalMs ?? 250;
   const maxIntervalMs = options.maxIntervalMs ?? 1000;
   const wrongAddressAfter = options.wrongAddressAfter ?? 3;
-  const url = probeUrl(options.vaultUri);
+  const vaultUri = options.endpoint.uri;
+  const url = probeUrl(vaultUri);
   let mismatches = 0;
   let clientAddress: string | undefined;
   let last = 'no answer yet';
@@ -136,18 +146,18 @@ export async function waitForDataPlane(
         return { elapsedMs: Date.now() - started, attempts: attempt };
       }
       const answer = await readVaultError(response);
-      last = `${response.status} ${answer.innerCode ?? answer.code ?? ''}`.trim();
+      last = printable(`${response.status} ${answer.innerCode ?? answer.code ?? ''}`.trim());
       if (response.status === 401) {
         throw new CredentialError(
-          `the vault refused the data-plane token (401 ${answer.code ?? ''}): set ` +
+          `the vault refused the data-plane token (401 ${printable(answer.code ?? '')}): set ` +
             `KV_LEASE_VAULT_TOKEN to a token for the vault, or sign in with an identity that ` +
-            `can get one (scope https://vault.azure.net/.default)`,
+            `can get one${options.endpoint.scope ? ` (scope ${options.endpoint.scope})` : ''}`,
         );
       }
       if (response.status === 403) {
         if (answer.innerCode === 'ForbiddenByConnection') {
           throw new VaultRefusedError(
-            `the vault's public network access is disabled: no firewall rule can open it (${answer.message ?? ''})`.trim(),
+            `the vault's public network access is disabled: no firewall rule can open it (${printable(answer.message ?? '')})`,
           );
         }
         const firewall =
@@ -163,7 +173,7 @@ export async function waitForDataPlane(
         }
       } else if (response.status !== 429 && response.status < 500) {
         throw new VaultRefusedError(
-          `the vault answered ${response.status} ${answer.code ?? ''} to ${url}: is ${options.vaultUri} the right vault URI?`,
+          `the vault answered ${response.status} ${printable(answer.code ?? '')} to ${url}: is ${vaultUri} the right vault URI?`,
         );
       }
     } catch (error) {
@@ -175,6 +185,8 @@ export async function waitForDataPlane(
         throw error;
       }
       if (options.signal?.aborted) throw options.signal.reason;
+      const tls = tlsFailure(error);
+      if (tls) throw new UntrustedDataPlaneError(vaultUri, tls, { cause: error, tls: true });
       last = networkReason(error);
     }
     const elapsedMs = Date.now() - started;

@@ -1,3 +1,5 @@
+import { printable } from '../../console/printable';
+
 /**
  * The errors of the kv-lease client, and the CLI exit code each one maps to. Every message is
  * one line (field errors excepted: one line each) and says what to do; none carries a token.
@@ -26,7 +28,9 @@ function problemMessage(title: string, detail: string | undefined, errors: Field
   const text = detail?.trim() ?? '';
   let head = title;
   if (text !== '') head = plain(text).startsWith(plain(title)) ? text : `${title}: ${text}`;
-  return `${head}${errors.map((error) => `\n  ${error.path}: ${error.message}`).join('')}`;
+  // The broker's words go on a terminal or a CI log: one printable line each.
+  const fields = errors.map((error) => `\n  ${printable(error.path)}: ${printable(error.message)}`);
+  return `${printable(head)}${fields.join('')}`;
 }
 
 /** An RFC 9457 problem+json answer of the broker, or an error answer turned into one. */
@@ -119,6 +123,27 @@ export class VaultRefusedError extends Error {
   }
 }
 
+/**
+ * A data-plane token may not go to this URI (plain http, a host that is not the lease's vault, a
+ * loopback address without the opt-in), or its TLS failed (an untrusted certificate, a name
+ * mismatch): permanent, no request with a token is sent and waiting cannot help.
+ */
+export class UntrustedDataPlaneError extends Error {
+  constructor(
+    readonly uri: string,
+    readonly reason: string,
+    options: { cause?: unknown; tls?: boolean } = {},
+  ) {
+    super(
+      options.tls
+        ? `the TLS connection to ${printable(uri)} failed, so no vault token was sent: ${reason}`
+        : `refusing to send a vault token to ${printable(uri)}: ${reason}`,
+      { cause: options.cause },
+    );
+    this.name = 'UntrustedDataPlaneError';
+  }
+}
+
 /** The documented CLI exit codes. */
 export const EXIT = {
   ok: 0,
@@ -134,7 +159,7 @@ export const EXIT = {
 
 /**
  * 0 ok · 1 unexpected · 2 usage / bad input · 3 no credential / 401 · 4 refused (400, 403, 409,
- * 413, 415) · 5 not found (404) · 6 unavailable (429/5xx after retries, unreachable) · 7 timeout ·
+ * 413, 415, or a data-plane URI or certificate a token may not go to) · 5 not found (404) · 6 unavailable (429/5xx after retries, unreachable) · 7 timeout ·
  * 8 wrong address.
  */
 export function exitCodeFor(error: unknown): number {
@@ -144,6 +169,7 @@ export function exitCodeFor(error: unknown): number {
   if (error instanceof DeadlineError) return EXIT.timeout;
   if (error instanceof UnreachableError) return EXIT.unavailable;
   if (error instanceof VaultRefusedError) return EXIT.refused;
+  if (error instanceof UntrustedDataPlaneError) return EXIT.refused;
   if (error instanceof ProblemError) {
     const status = error.status;
     if (status === 401) return EXIT.unauthenticated;

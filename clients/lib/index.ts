@@ -3,6 +3,7 @@
  * the environment or DefaultAzureCredential, and the wait for a vault's data plane. The CLI, the
  * GitHub action and the Azure Pipelines task are built on it.
  */
+export { printable, printableJson, printableLines } from '../../console/printable';
 export {
   type AuditEntry,
   BrokerClient,
@@ -15,6 +16,7 @@ export {
   normaliseBaseUrl,
   type TokenProvider,
   type VaultSummary,
+  type WhoAmI,
 } from './client';
 export {
   addressInLease,
@@ -24,6 +26,17 @@ export {
   waitForDataPlane,
   type WaitForDataPlaneOptions,
 } from './data-plane';
+export {
+  ALLOW_LOOPBACK_ENV,
+  checkConfiguredUri,
+  DATA_PLANE_SUFFIXES,
+  DataPlaneEndpoint,
+  type DataPlaneKind,
+  type KnownSuffix,
+  loopbackOptIn,
+  type ResolveOptions,
+  vaultScopeFor,
+} from './data-plane-endpoint';
 export { parseDuration, parseSince } from './duration';
 export {
   CredentialError,
@@ -33,15 +46,15 @@ export {
   type FieldError,
   ProblemError,
   UnreachableError,
+  UntrustedDataPlaneError,
   UsageError,
   VaultRefusedError,
   WrongAddressError,
 } from './errors';
-export { backoffMs, RETRYABLE_STATUSES, retryAfterMs, type RetryInfo } from './retry';
+export { backoffMs, RETRYABLE_STATUSES, retryAfterMs, type RetryInfo, tlsFailure } from './retry';
 export {
   DEFAULT_BROKER_SCOPE,
   DEFAULT_TOKEN_ENV,
   DEFAULT_VAULT_TOKEN_ENV,
   tokenProvider,
-  vaultScopeFor,
 } from './token';

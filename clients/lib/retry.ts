@@ -88,6 +88,55 @@ export function networkReason(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * TLS failures that no retry can mend: the certificate is not trusted, does not name the host,
+ * has expired, or the server does not speak TLS. By the code Node gives the cause of fetch's error.
+ */
+const TLS_FAILURES: Readonly<Record<string, 'trust' | 'name' | 'date' | 'protocol'>> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'trust',
+  UNABLE_TO_GET_ISSUER_CERT: 'trust',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'trust',
+  SELF_SIGNED_CERT_IN_CHAIN: 'trust',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'trust',
+  CERT_UNTRUSTED: 'trust',
+  CERT_SIGNATURE_FAILURE: 'trust',
+  CERT_REVOKED: 'trust',
+  INVALID_CA: 'trust',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'name',
+  HOSTNAME_MISMATCH: 'name',
+  CERT_HAS_EXPIRED: 'date',
+  CERT_NOT_YET_VALID: 'date',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'protocol',
+  ERR_SSL_PACKET_LENGTH_TOO_LONG: 'protocol',
+};
+
+/**
+ * A permanent TLS failure of a fetch, as `CODE: what to trust or fix`; undefined for any other
+ * error (those may pass and are retried).
+ */
+export function tlsFailure(error: unknown): string | undefined {
+  const code = networkReason(error);
+  switch (TLS_FAILURES[code]) {
+    case 'trust':
+      return (
+        `${code}: the server's certificate is not trusted; for the local emulator, trust its CA ` +
+        `with NODE_EXTRA_CA_CERTS=<its CA file> (npm start prints the line); behind a ` +
+        `TLS-inspecting proxy, add the proxy's CA to NODE_EXTRA_CA_CERTS`
+      );
+    case 'name':
+      return (
+        `${code}: the server's certificate does not name this host, so it is not that server; ` +
+        `check the URI and the DNS (a proxy or a private endpoint answering for it)`
+      );
+    case 'date':
+      return `${code}: the server's certificate is outside its validity dates; check the server's certificate and this machine's clock`;
+    case 'protocol':
+      return `${code}: the server does not speak TLS on that port (plain http?); fix the URI`;
+    default:
+      return undefined;
+  }
+}
+
 function isTimeout(error: unknown): boolean {
   return error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
 }
@@ -144,6 +193,13 @@ export async function retryingFetch(options: RetryingFetchOptions): Promise<Resp
         );
       }
       const origin = new URL(url).origin;
+      const tls = tlsFailure(error);
+      if (tls) {
+        // Permanent: retrying until the deadline would only delay the same answer.
+        throw new UnreachableError(`cannot reach the broker at ${origin}: ${tls}`, {
+          cause: error,
+        });
+      }
       reason = networkReason(error);
       lastFailure = new UnreachableError(`cannot reach the broker at ${origin} (${reason})`, {
         cause: error,

@@ -34,12 +34,18 @@ function firstLine(error: unknown): string {
  * A token for `scope`: the environment variable `envVar` when set (default KV_LEASE_TOKEN), else
  * DefaultAzureCredential. Cached until two minutes before it expires. The token is never part of
  * an error message; `onToken` sees each new token (a pipeline masks it there).
+ *
+ * With no `scope` (a data plane whose host implies none: a configured URI of an unknown host, the
+ * local emulator), only `envVar` can give a token: no Azure credential is asked for one, since
+ * it would be a token for some real resource, sent to that host.
  */
 export function tokenProvider(options: {
-  scope: string;
+  scope: string | undefined;
   envVar?: string;
   env?: NodeJS.ProcessEnv;
   onToken?: (token: string) => void;
+  /** For messages when there is no scope: where the token would go. */
+  destination?: string;
 }): TokenProvider {
   const envVar = options.envVar ?? DEFAULT_TOKEN_ENV;
   const env = options.env ?? process.env;
@@ -52,9 +58,17 @@ export function tokenProvider(options: {
       return fromEnv;
     }
     if (cached && cached.expiresAt - REFRESH_MARGIN_MS > Date.now()) return cached.token;
+    if (options.scope === undefined) {
+      throw new CredentialError(
+        `no token for ${options.destination ?? 'this host'}: its host implies no Azure token ` +
+          `scope, so no Azure credential is asked for one; set ${envVar} to a token for it ` +
+          `(any text for the local emulator)`,
+      );
+    }
+    const scope = options.scope;
     let token: { token: string; expiresOnTimestamp: number } | null;
     try {
-      token = await (await defaultCredential()).getToken(options.scope);
+      token = await (await defaultCredential()).getToken(scope);
     } catch (error) {
       throw new CredentialError(
         `no credential for ${options.scope}: set ${envVar} to a token, or sign in (az login, ` +
@@ -71,18 +85,4 @@ export function tokenProvider(options: {
     cached = { token: token.token, expiresAt: token.expiresOnTimestamp };
     return token.token;
   };
-}
-
-/**
- * The data-plane scope for a vault URI: `https://vault.azure.net/.default` in the public cloud,
- * the vault's own DNS suffix elsewhere (`vault.azure.cn`, `vault.usgovcloudapi.net`, ...).
- */
-export function vaultScopeFor(vaultUri: string): string {
-  try {
-    const match = /^[^.]+\.(vault\..+)$/i.exec(new URL(vaultUri).hostname);
-    if (match) return `https://${match[1]?.toLowerCase()}/.default`;
-  } catch {
-    // fall through to the public cloud's scope
-  }
-  return 'https://vault.azure.net/.default';
 }

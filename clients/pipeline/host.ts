@@ -1,4 +1,13 @@
-import { BrokerClient, DEFAULT_BROKER_SCOPE, type Lease, type TokenProvider } from '../lib/index';
+import {
+  BrokerClient,
+  checkConfiguredUri,
+  type DataPlaneEndpoint,
+  DEFAULT_BROKER_SCOPE,
+  type Lease,
+  printable,
+  printableLines,
+  type TokenProvider,
+} from '../lib/index';
 import {
   brokerScope,
   clampReason,
@@ -21,6 +30,7 @@ export type Setting =
   | 'brokerUrl'
   | 'vault'
   | 'vaultUri'
+  | 'allowLoopbackDataPlane'
   | 'scope'
   | 'ttlSeconds'
   | 'reason'
@@ -40,8 +50,8 @@ export interface PipelineHost {
   userAgent: string;
   /** The broker's token for `scope` (masked in the log). */
   brokerToken(scope: string): TokenProvider;
-  /** A data-plane token for the vault's URI (masked in the log). */
-  vaultToken(vaultUri: string): TokenProvider;
+  /** A data-plane token for the endpoint, for its scope (masked in the log). */
+  vaultToken(endpoint: DataPlaneEndpoint): TokenProvider;
   defaultReason(): string;
   /** The grant step worked: publish the lease (outputs / output variables). */
   granted(lease: Lease): void;
@@ -53,6 +63,24 @@ export interface PipelineHost {
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The host's log, and its failure, with the broker's and the vault's words made printable: a
+ * lease field with a newline or an escape sequence must not forge a CI logging command
+ * (`::set-output`, `##vso[...]`) or rewrite the log on a terminal.
+ */
+function guarded(host: PipelineHost): PipelineHost {
+  return {
+    ...host,
+    log: {
+      info: (text) => host.log.info(printable(text)),
+      warning: (text) => host.log.warning(printable(text)),
+    },
+    failed: (text) => host.failed(printableLines(text)),
+    released: ({ problem }) =>
+      host.released(problem === undefined ? {} : { problem: printable(problem) }),
+  };
 }
 
 function setting(host: PipelineHost, name: Setting): { label: string; value: string } {
@@ -75,7 +103,8 @@ function flagOf(host: PipelineHost, name: Setting, fallback: boolean): boolean {
 }
 
 /** The grant step: grant, wait for the data plane, publish the lease; any failure fails the step. */
-export async function runGrant(host: PipelineHost): Promise<void> {
+export async function runGrant(unguarded: PipelineHost): Promise<void> {
+  const host = guarded(unguarded);
   // A cancel reaches the step as SIGINT (SIGTERM later): stop waiting, and
   // leave the release to the end step, which knows the Idempotency-Key.
   const controller = new AbortController();
@@ -92,7 +121,10 @@ export async function runGrant(host: PipelineHost): Promise<void> {
     const broker = setting(host, 'brokerUrl');
     const url = required(broker.label, broker.value, 'the base URL of the kv-lease broker');
     const vault = vaultName(setting(host, 'vault').value);
-    const vaultUri = setting(host, 'vaultUri').value || undefined;
+    const configured = setting(host, 'vaultUri');
+    const vaultUri = configured.value.trim() || undefined;
+    // Checked before the grant: a configured URI no token may go to leaves no lease behind.
+    if (vaultUri) checkConfiguredUri(vaultUri, configured.label);
     const ttl = setting(host, 'ttlSeconds');
     const ttlSeconds = optionalSeconds(ttl.label, ttl.value);
     const client = new BrokerClient({
@@ -109,6 +141,7 @@ export async function runGrant(host: PipelineHost): Promise<void> {
         wait: flagOf(host, 'wait', true),
         waitTimeoutMs: secondsOf(host, 'waitTimeoutSeconds', 300),
         ...(vaultUri ? { vaultUri } : {}),
+        allowLoopbackDataPlane: flagOf(host, 'allowLoopbackDataPlane', false),
         release: flagOf(host, 'release', true),
         grantDeadlineMs: secondsOf(host, 'grantTimeoutSeconds', 120),
       },
@@ -116,7 +149,7 @@ export async function runGrant(host: PipelineHost): Promise<void> {
         client,
         state: host.state,
         log: host.log,
-        vaultToken: (uri) => host.vaultToken(uri),
+        vaultToken: (endpoint) => host.vaultToken(endpoint),
         signal: controller.signal,
       },
     );
@@ -130,7 +163,8 @@ export async function runGrant(host: PipelineHost): Promise<void> {
 }
 
 /** The end-of-job step: release (see `releaseStep`); a failure is reported, never thrown. */
-export async function runRelease(host: PipelineHost): Promise<void> {
+export async function runRelease(unguarded: PipelineHost): Promise<void> {
+  const host = guarded(unguarded);
   try {
     const outcome = await releaseStep({
       client: (baseUrl) =>

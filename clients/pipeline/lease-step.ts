@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import {
   type BrokerClient,
+  DataPlaneEndpoint,
   type Lease,
   ProblemError,
   type TokenProvider,
@@ -64,8 +65,10 @@ export interface GrantSettings {
   /** Wait for the vault's data plane to let this address in. */
   wait: boolean;
   waitTimeoutMs: number;
-  /** Used when the broker's lease has no `vaultUri`. */
+  /** The configured data-plane URI: wins over the broker's `vaultUri`. */
   vaultUri?: string;
+  /** The explicit opt-in for a loopback data plane (the local emulator). */
+  allowLoopbackDataPlane?: boolean;
   /** false: the end step leaves the lease to its expiry. */
   release: boolean;
   grantDeadlineMs: number;
@@ -77,19 +80,14 @@ interface SavedRequest {
   reason?: string;
 }
 
-/** Key Vault's public-cloud data plane for a vault name (sovereign clouds pass `vault-uri`). */
-export function defaultVaultUri(vault: string): string {
-  return `https://${vault}.vault.azure.net/`;
-}
-
 export async function grantStep(
   settings: GrantSettings,
   deps: {
     client: BrokerClient;
     state: StateStore;
     log: StepLog;
-    /** A data-plane token provider for the vault's URI (its DNS suffix names the cloud). */
-    vaultToken: (vaultUri: string) => TokenProvider;
+    /** A data-plane token provider for the endpoint (its scope follows the DNS suffix). */
+    vaultToken: (endpoint: DataPlaneEndpoint) => TokenProvider;
     signal?: AbortSignal;
     newKey?: () => string;
   },
@@ -127,11 +125,18 @@ export async function grantStep(
   );
 
   if (settings.wait) {
-    const vaultUri = lease.vaultUri ?? settings.vaultUri ?? defaultVaultUri(lease.vault);
+    // A refused URI fails the step like any failed wait: the end step releases the lease.
+    const endpoint = DataPlaneEndpoint.resolve({
+      vault: settings.vault,
+      brokerUri: lease.vaultUri,
+      configuredUri: settings.vaultUri,
+      allowLoopback: settings.allowLoopbackDataPlane,
+    });
+    const vaultUri = endpoint.uri;
     const waited = await waitForDataPlane({
-      vaultUri,
+      endpoint,
       leasedIp: lease.ip,
-      token: deps.vaultToken(vaultUri),
+      token: deps.vaultToken(endpoint),
       timeoutMs: settings.waitTimeoutMs,
       ...(deps.signal ? { signal: deps.signal } : {}),
       onProgress: ({ attempt, elapsedMs, clientAddress }) =>

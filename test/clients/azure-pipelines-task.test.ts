@@ -9,6 +9,7 @@ import { startTaskStep } from '../../dev/ci/runners';
 import { publicIp } from '../support/harness';
 import { http } from '../support/processes';
 import { ciWorld, interruptedMidGrant } from './ci-support';
+import { fakeLease, startFakeBroker, startTrap } from './hostile';
 import { readZip } from './zip';
 
 /**
@@ -73,7 +74,11 @@ describe('Azure Pipelines task (staged extension, agent protocol, real broker)',
     const ip = publicIp(205);
     world.emulator.configureDataPlane({ propagationDelayMs: 1500, clientAddress: ip });
     try {
-      const granted = await execution(ip, { wait: 'true', waitTimeoutSeconds: '30' }).done;
+      const granted = await execution(ip, {
+        wait: 'true',
+        waitTimeoutSeconds: '30',
+        allowLoopbackDataPlane: 'true',
+      }).done;
       expect(granted.result, granted.stdout).toBe('Succeeded');
       expect(granted.stdout).toMatch(/lets this address in after \d+\.\d s/);
       const released = await postJob(granted.taskVariables);
@@ -115,6 +120,37 @@ describe('Azure Pipelines task (staged extension, agent protocol, real broker)',
     expect(refused.taskVariables[STATE.phase]).toBe('refused');
     const after = await postJob(refused.taskVariables);
     expect(after.stdout).toContain('nothing to release');
+  });
+
+  it("When a broker answers a plain-http vault URI, then the task sends no token there, fails naming it, and the post-job handler releases", async () => {
+    const [broker, trap] = await Promise.all([startFakeBroker(), startTrap()]);
+    try {
+      const hostile = `http://127.0.0.1:${trap.port}/`;
+      broker.lease = fakeLease({ vaultUri: hostile });
+      const step = (
+        handler: 'execution' | 'postjobexecution',
+        variables?: Record<string, string>,
+      ) =>
+        startTaskStep({
+          taskDir,
+          handler,
+          inputs: { brokerUrl: broker.url, vault: 'kv-demo', wait: 'true' },
+          ...(variables ? { taskVariables: variables } : {}),
+          env: world.env(),
+        }).done;
+
+      const refused = await step('execution');
+      const released = await step('postjobexecution', refused.taskVariables);
+
+      expect(refused.result).toBe('Failed');
+      expect(refused.resultMessage).toContain(`refusing to send a vault token to ${hostile}`);
+      expect(refused.resultMessage).toMatch(/only sent over https, not http/);
+      expect(released.result).toBe('Succeeded');
+      expect(broker.deletes()).toEqual([broker.lease.id]);
+      expect(trap.seen).toEqual([]);
+    } finally {
+      await Promise.all([broker.close(), trap.close()]);
+    }
   });
 
   it('When the post-job handler runs for a task that never granted, then it succeeds and does nothing', async () => {

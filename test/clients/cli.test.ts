@@ -40,6 +40,8 @@ describe('kv-lease CLI against the local broker, azurite and the emulator', () =
       KV_LEASE_BROKER: world.broker.url,
       KV_LEASE_AUTH: 'none',
       KV_LEASE_VAULT_TOKEN: 'data-plane-token',
+      // The emulator's data plane is on loopback: the documented opt-in, as npm start prints it.
+      KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE: '1',
       NODE_EXTRA_CA_CERTS: world.emulator.caPath,
       ...extra,
     });
@@ -126,6 +128,45 @@ describe('kv-lease CLI against the local broker, azurite and the emulator', () =
     expect(rulesOf(world.emulator, vault)).not.toContain('52.10.20.70/32');
   });
 
+  it("When the loopback opt-in is not given, then grant --wait refuses the emulator's data plane, names the URI and the opt-in, and releases the lease", async () => {
+    const vault = world.vaults[2]!;
+    const probes = () => {
+      const stats = world.emulator.dataPlaneStats();
+      return stats.allowed + stats.refused + stats.unauthenticated;
+    };
+    const before = probes();
+
+    const refused = await kvLease(['grant', '--vault', vault, '--ip', '52.10.20.71', '--wait'], {
+      KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE: undefined,
+    });
+    const afterRefused = probes();
+    const allowed = await kvLease(
+      [
+        'grant',
+        '--vault',
+        vault,
+        '--ip',
+        LEASED_IP,
+        '--wait',
+        '--allow-loopback-data-plane',
+        '--json',
+      ],
+      { KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE: undefined },
+    );
+
+    expect(refused.code).toBe(4);
+    expectOneLineError(
+      refused,
+      /refusing to send a vault token to https:\/\/127\.0\.0\.1:\d+\/data-plane\/kv-cli-3\/: .*--allow-loopback-data-plane/,
+    );
+    expect(refused.stderr).toMatch(/released /);
+    expect(rulesOf(world.emulator, vault)).not.toContain('52.10.20.71/32');
+    expect(afterRefused).toBe(before);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(probes()).toBeGreaterThan(before);
+    await kvLease(['release', JSON.parse(allowed.stdout).id]);
+  });
+
   it('When wait is run for a lease granted earlier, then it returns once the vault admits the address', async () => {
     const vault = world.vaults[2]!;
     const lease = JSON.parse(
@@ -149,6 +190,7 @@ describe('kv-lease CLI against the local broker, azurite and the emulator', () =
           KV_LEASE_BROKER: world.broker.url,
           KV_LEASE_AUTH: 'none',
           KV_LEASE_VAULT_TOKEN: 't',
+          KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE: '1',
           NODE_EXTRA_CA_CERTS: world.emulator.caPath,
         }),
       },

@@ -7,6 +7,16 @@ import { startActionStep } from '../../dev/ci/runners';
 import { publicIp } from '../support/harness';
 import { http } from '../support/processes';
 import { ciWorld, interruptedMidGrant } from './ci-support';
+import {
+  caFile,
+  certificate,
+  DNS_TO_LOOPBACK,
+  fakeLease,
+  HOSTILE_TEXT,
+  RAW_CONTROL,
+  startFakeBroker,
+  startTrap,
+} from './hostile';
 
 /**
  * The committed bundle of the GitHub action, run as the runner runs it (its
@@ -74,7 +84,11 @@ describe('GitHub action (bundle, runner protocol, real broker)', () => {
     const ip = publicIp(107);
     world.emulator.configureDataPlane({ propagationDelayMs: 1500, clientAddress: ip });
     try {
-      const granted = await main(ip, { wait: 'true', 'wait-timeout-seconds': '30' });
+      const granted = await main(ip, {
+        wait: 'true',
+        'wait-timeout-seconds': '30',
+        'allow-loopback-data-plane': 'true',
+      });
       expect(granted.exitCode, granted.stdout).toBe(0);
       expect(granted.outputs['vault-uri']).toBe(world.emulator.vaultUri(world.vault));
       const waited = /lets this address in after (\d+\.\d) s/.exec(granted.stdout);
@@ -92,7 +106,11 @@ describe('GitHub action (bundle, runner protocol, real broker)', () => {
     const ip = publicIp(102);
     world.emulator.configureDataPlane({ clientAddress: '198.51.100.7' });
     try {
-      const granted = await main(ip, { wait: 'true', 'wait-timeout-seconds': '30' });
+      const granted = await main(ip, {
+        wait: 'true',
+        'wait-timeout-seconds': '30',
+        'allow-loopback-data-plane': 'true',
+      });
       expect(granted.exitCode).toBe(1);
       const error = granted.commands.find((c) => c.command === 'error')?.message ?? '';
       expect(error).toMatch(/^kv-lease: /);
@@ -182,5 +200,92 @@ describe('GitHub action (bundle, runner protocol, real broker)', () => {
       /broker-url is required/,
     );
     expect(failed.state).toEqual({});
+  });
+
+  it("When the allow-loopback-data-plane input is not set, then the main step refuses the emulator's data plane, naming the URI and the input, and the post step releases", async () => {
+    const ip = publicIp(108);
+    world.emulator.configureDataPlane({ clientAddress: ip });
+    try {
+      const granted = await main(ip, { wait: 'true', 'wait-timeout-seconds': '30' });
+      expect(granted.exitCode).toBe(1);
+      const error = granted.commands.find((c) => c.command === 'error')?.message ?? '';
+      expect(error).toContain(
+        `refusing to send a vault token to ${world.emulator.vaultUri(world.vault)}`,
+      );
+      expect(error).toContain('allow-loopback-data-plane');
+
+      const released = await post(granted.state);
+      expect(released.exitCode).toBe(0);
+    } finally {
+      world.emulator.configureDataPlane({ clientAddress: null });
+    }
+    expect(world.rules()).not.toContain(`${ip}/32`);
+  });
+
+  it('When a broker answers a look-alike vault URI, then the main step sends no token there and fails naming it, the post step releases, and a configured vault-uri wins', async () => {
+    const lookAlike = 'kv-demo.vault.azure.net.evil.example';
+    const tls = certificate([lookAlike]);
+    const [broker, trap] = await Promise.all([startFakeBroker(), startTrap(tls)]);
+    try {
+      const hostile = `https://${lookAlike}:${trap.port}/`;
+      broker.lease = fakeLease({ vaultUri: hostile });
+      // Every host name resolves to the trap's address: a token sent there would be recorded.
+      const env = world.env({
+        NODE_EXTRA_CA_CERTS: caFile(tls.cert),
+        NODE_OPTIONS: `--require ${DNS_TO_LOOPBACK}`,
+      });
+      const step = (
+        entry: 'main' | 'post',
+        extra: Record<string, string>,
+        state?: Record<string, string>,
+      ) =>
+        startActionStep({
+          actionDir: ACTION,
+          entry,
+          inputs: { 'broker-url': broker.url, vault: 'kv-demo', wait: 'true', ...extra },
+          ...(state ? { state } : {}),
+          env,
+        }).done;
+
+      const refused = await step('main', {});
+      const error = refused.commands.find((c) => c.command === 'error')?.message ?? '';
+      const released = await step('post', {}, refused.state);
+      const configured = await step('main', { 'vault-uri': hostile });
+
+      expect(refused.exitCode).toBe(1);
+      expect(error).toContain(`refusing to send a vault token to ${hostile}`);
+      expect(error).toMatch(/not kv-demo\.<suffix> for a known Key Vault DNS suffix/);
+      expect(released.exitCode).toBe(0);
+      expect(broker.deletes()).toEqual([broker.lease.id]);
+      expect(configured.exitCode, configured.stdout).toBe(0);
+      expect(trap.seen.map((s) => s.authorization)).toEqual(['Bearer local-data-plane-token']);
+    } finally {
+      await Promise.all([broker.close(), trap.close()]);
+    }
+  });
+
+  it("When a broker's lease fields carry a newline and terminal escapes, then the step log shows them escaped and no forged workflow command runs", async () => {
+    const broker = await startFakeBroker();
+    try {
+      broker.lease = fakeLease({
+        vault: `kv-demo\n::warning::forged${HOSTILE_TEXT}`,
+        expiresAt: `soon\n::set-output name=pwned::yes`,
+      });
+
+      const granted = await startActionStep({
+        actionDir: ACTION,
+        entry: 'main',
+        inputs: { 'broker-url': broker.url, vault: 'kv-demo', wait: 'false' },
+        env: world.env(),
+      }).done;
+
+      expect(granted.exitCode, granted.stdout).toBe(0);
+      expect(granted.commands.filter((c) => c.command === 'warning')).toEqual([]);
+      expect(granted.commands.filter((c) => c.command === 'set-output')).toEqual([]);
+      expect(granted.stdout).toContain('kv-demo\\u000a::warning::forgedrun 42\\u001b[2J');
+      expect(granted.stdout.replace(/\n/g, '')).not.toMatch(RAW_CONTROL);
+    } finally {
+      await broker.close();
+    }
   });
 });

@@ -2,17 +2,20 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 
 import {
   BrokerClient,
+  DataPlaneEndpoint,
   DeadlineError,
   exitCodeFor,
   ProblemError,
   type RetryInfo,
   UnreachableError,
+  UntrustedDataPlaneError,
   waitForDataPlane,
   WrongAddressError,
 } from '../../clients/lib';
 import { freePort } from '../../dev/local/processes';
 import { rulesOf } from '../support/harness';
 import { startBrokers } from '../support/processes';
+import { startFakeBroker } from './hostile';
 import { type ClientWorld, LEASED_IP, startWorld, trustingFetch } from './support';
 
 const vaultToken = () => Promise.resolve('data-plane-token');
@@ -175,7 +178,11 @@ describe('client library against the local broker, azurite and the emulator', ()
     world.emulator.configureDataPlane({ vaults: { [vault]: { clientAddress: '52.10.20.50' } } });
 
     const result = await waitForDataPlane({
-      vaultUri: lease.vaultUri!,
+      endpoint: DataPlaneEndpoint.resolve({
+        vault,
+        brokerUri: lease.vaultUri,
+        allowLoopback: true,
+      }),
       leasedIp: lease.ip,
       token: vaultToken,
       fetch: trustingFetch(world.emulator),
@@ -193,7 +200,11 @@ describe('client library against the local broker, azurite and the emulator', ()
     const lease = await client.grant({ vault, ip: '52.10.20.60', ttlSeconds: 600 });
 
     const error = await waitForDataPlane({
-      vaultUri: lease.vaultUri!,
+      endpoint: DataPlaneEndpoint.resolve({
+        vault,
+        brokerUri: lease.vaultUri,
+        allowLoopback: true,
+      }),
       leasedIp: lease.ip,
       token: vaultToken,
       fetch: trustingFetch(world.emulator),
@@ -211,7 +222,11 @@ describe('client library against the local broker, azurite and the emulator', ()
     const lease = await client.grant({ vault, ip: LEASED_IP, ttlSeconds: 600 });
 
     const error = await waitForDataPlane({
-      vaultUri: lease.vaultUri!,
+      endpoint: DataPlaneEndpoint.resolve({
+        vault,
+        brokerUri: lease.vaultUri,
+        allowLoopback: true,
+      }),
       leasedIp: lease.ip,
       token: vaultToken,
       fetch: trustingFetch(world.emulator),
@@ -221,5 +236,45 @@ describe('client library against the local broker, azurite and the emulator', ()
     expect(error).toBeInstanceOf(DeadlineError);
     expect(String(error)).toMatch(/403 ForbiddenByFirewall/);
     expect(exitCodeFor(error)).toBe(7);
+  });
+
+  it("When the vault's certificate is not trusted (this process does not trust the emulator's CA), then the wait fails at once with what to trust", async () => {
+    const vault = world.vaults[3]!;
+    const lease = await client.grant({ vault, ip: LEASED_IP, ttlSeconds: 600 });
+    const started = Date.now();
+    const progress: number[] = [];
+
+    const error = await waitForDataPlane({
+      endpoint: DataPlaneEndpoint.resolve({
+        vault,
+        brokerUri: lease.vaultUri,
+        allowLoopback: true,
+      }),
+      leasedIp: lease.ip,
+      token: vaultToken,
+      onProgress: (p) => progress.push(p.attempt),
+    }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(UntrustedDataPlaneError);
+    expect(String(error)).toMatch(/NODE_EXTRA_CA_CERTS/);
+    expect(progress).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(exitCodeFor(error)).toBe(4);
+  });
+});
+
+describe('client library: whoami', () => {
+  it('When the broker answers GET /api/whoami, then whoami resolves to the caller as the broker sees it', async () => {
+    const broker = await startFakeBroker();
+    onTestFinished(() => broker.close());
+    const answer = { principal: 'oid-1', roles: ['Lease.Request'], ip: '52.1.2.3/32' };
+    broker.answers.set('GET /api/whoami', { status: 200, body: answer });
+
+    const me = await new BrokerClient({ baseUrl: broker.url, token: vaultToken }).whoami();
+
+    expect(me).toEqual(answer);
+    expect(broker.seen.map((s) => [s.method, s.path, s.authorization])).toEqual([
+      ['GET', '/api/whoami', 'Bearer data-plane-token'],
+    ]);
   });
 });

@@ -76,7 +76,8 @@ function commandLine(
 
 function kvLease(args: string[], env: Record<string, string>) {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: world.env(env),
+    // The emulator's data plane is on loopback: the CLI's documented opt-in.
+    env: world.env({ KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE: '1', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -4,21 +4,35 @@ import { leaseTable, relative, table } from '../../clients/cli/src/output';
 import {
   addressInLease,
   backoffMs,
+  checkConfiguredUri,
   clientAddressOf,
   CredentialError,
+  DataPlaneEndpoint,
   DeadlineError,
   exitCodeFor,
+  loopbackOptIn,
   normaliseBaseUrl,
   parseDuration,
   parseSince,
   ProblemError,
   retryAfterMs,
+  tokenProvider,
   UnreachableError,
+  UntrustedDataPlaneError,
   UsageError,
   VaultRefusedError,
   vaultScopeFor,
   WrongAddressError,
 } from '../../clients/lib';
+
+function catching(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
 
 describe('client library: pure rules', () => {
   it('When a duration is given as seconds or units, then it is read as seconds', () => {
@@ -103,8 +117,109 @@ describe('client library: pure rules', () => {
     expect(vaultScopeFor('https://kv-gov.vault.usgovcloudapi.net/')).toBe(
       'https://vault.usgovcloudapi.net/.default',
     );
-    expect(vaultScopeFor('https://127.0.0.1:8443/data-plane/kv/')).toBe(
-      'https://vault.azure.net/.default',
+    expect(vaultScopeFor('https://127.0.0.1:8443/data-plane/kv/')).toBeUndefined();
+    expect(vaultScopeFor('https://kv-prod.vault.azure.net.evil.example/')).toBeUndefined();
+    expect(vaultScopeFor('https://vault.azure.net/')).toBeUndefined();
+  });
+
+  it.each([
+    ['http://kv-demo.vault.azure.net/', /only sent over https, not http/],
+    ['https://evil.example/', /not kv-demo\.<suffix> for a known Key Vault DNS suffix/],
+    ['https://kv-demo.vault.azure.net.evil.example/', /not kv-demo\.<suffix>/],
+    [
+      'https://kv-other.vault.azure.net/',
+      /names vault 'kv-other', not the lease's vault 'kv-demo'/,
+    ],
+    ['https://kv-demo.vault.azure.net@evil.example/', /user name or password/],
+    ['https://evil.example\\@kv-demo.vault.azure.net/', /user name or password|not kv-demo/],
+    ['https://x.kv-demo.vault.azure.net/', /not kv-demo\.<suffix>/],
+    ['https://kv-demo.vault.azure.net:8443/', /port 443/],
+    ['https://kv-demo.vault.azure.net./', /not kv-demo\.<suffix>/],
+    ['https://127.0.0.1:8443/data-plane/kv-demo/', /loopback.*--allow-loopback-data-plane/],
+    ['https://[::1]:8443/', /loopback/],
+    ['https://localhost/', /loopback/],
+    ['not a url', /not a URL/],
+  ])('When the broker answers the vault URI %s, then no token may go there', (uri, reason) => {
+    const resolve = () => DataPlaneEndpoint.resolve({ vault: 'kv-demo', brokerUri: uri });
+    expect(resolve).toThrow(UntrustedDataPlaneError);
+    expect(resolve).toThrow(reason);
+    expect(exitCodeFor(catching(resolve))).toBe(4);
+  });
+
+  it('When the broker answers the vault host under a known suffix, then the token goes there with that suffix scope', () => {
+    const cases = [
+      ['https://kv-demo.vault.azure.net/', 'https://vault.azure.net/.default'],
+      ['https://KV-DEMO.vault.azure.cn', 'https://vault.azure.cn/.default'],
+      ['https://kv-demo.vault.usgovcloudapi.net/', 'https://vault.usgovcloudapi.net/.default'],
+    ];
+    for (const [uri, scope] of cases) {
+      const endpoint = DataPlaneEndpoint.resolve({ vault: 'kv-demo', brokerUri: uri });
+      expect(endpoint.scope).toBe(scope);
+      expect(endpoint.source).toBe('broker');
+    }
+  });
+
+  it('When a vault URI is configured, then it wins over the broker and its scope follows its host (none for an unknown host)', () => {
+    const configured = DataPlaneEndpoint.resolve({
+      vault: 'kv-demo',
+      brokerUri: 'https://kv-demo.vault.azure.net/',
+      configuredUri: 'https://kv-demo.privatelink.example.internal/',
+    });
+    const sovereign = DataPlaneEndpoint.resolve({
+      vault: 'kv-demo',
+      brokerUri: 'http://evil.example/',
+      configuredUri: 'https://kv-demo.vault.azure.cn/',
+    });
+    expect(configured).toMatchObject({
+      uri: 'https://kv-demo.privatelink.example.internal/',
+      scope: undefined,
+      source: 'configured',
+    });
+    expect(sovereign).toMatchObject({ scope: 'https://vault.azure.cn/.default' });
+    expect(() => checkConfiguredUri('http://kv-demo.vault.azure.net/', '--vault-uri')).toThrow(
+      UsageError,
+    );
+  });
+
+  it('When the loopback opt-in is given, then a loopback https data plane is probed with no Azure scope, and never over http', () => {
+    const local = DataPlaneEndpoint.resolve({
+      vault: 'kv-demo',
+      brokerUri: 'https://127.0.0.1:8443/data-plane/kv-demo/',
+      allowLoopback: true,
+    });
+    expect(local).toMatchObject({ scope: undefined, source: 'broker' });
+    expect(() =>
+      DataPlaneEndpoint.resolve({
+        vault: 'kv-demo',
+        brokerUri: 'http://127.0.0.1:8443/data-plane/kv-demo/',
+        allowLoopback: true,
+      }),
+    ).toThrow(/only sent over https/);
+    expect(loopbackOptIn('1')).toBe(true);
+    expect(loopbackOptIn(undefined)).toBe(false);
+    expect(() => loopbackOptIn('yes')).toThrow(/must be 1/);
+  });
+
+  it('When the broker names no vault URI, then the public cloud host of the vault is probed', () => {
+    expect(DataPlaneEndpoint.resolve({ vault: 'KV-Demo' })).toMatchObject({
+      uri: 'https://kv-demo.vault.azure.net/',
+      scope: 'https://vault.azure.net/.default',
+      source: 'default',
+    });
+    expect(() => DataPlaneEndpoint.resolve({ vault: 'evil.example/x' })).toThrow(
+      /not a Key Vault name/,
+    );
+  });
+
+  it('When no token scope is known for a host and no token is in the environment, then no credential is asked and the message says what to set', async () => {
+    const token = tokenProvider({
+      scope: undefined,
+      envVar: 'KV_LEASE_VAULT_TOKEN',
+      env: {},
+      destination: 'https://127.0.0.1:8443/',
+    });
+    await expect(token()).rejects.toThrow(
+      /no token for https:\/\/127\.0\.0\.1:8443\/.*set KV_LEASE_VAULT_TOKEN/,
     );
   });
 

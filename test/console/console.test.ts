@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { printable } from '../../console/printable';
 import type { RunningEmulator } from '../../dev/emulator/types';
 import { haveChromium, launchChromium } from '../../dev/local/chromium';
+import { HOSTILE_TEXT, RAW_CONTROL } from '../clients/hostile';
 import { CLIENT_ID, identity, startTenant, type Tenant } from '../security/support';
 import { lockedVault, publicIp, rulesOf, testEmulator } from '../support/harness';
 import { type BrokerProcess, http, startBrokers } from '../support/processes';
@@ -342,6 +344,70 @@ describe.runIf(available)('The operator console in a browser', () => {
       );
       expect(grantLine).toContain(`"${pipeline.oid}"`);
       expect(lines.every((line) => /^"(?:[^"]|"")*"(?:,"(?:[^"]|"")*")*$/.test(line))).toBe(true);
+      expect(opened.errors).toEqual([]);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  it('When the API answers fields with terminal escapes and bidi overrides, then the page and the CSV show them escaped, never raw', async () => {
+    const now = Date.now();
+    const lease = {
+      id: `${VAULT_A}.hostile`,
+      vault: VAULT_A,
+      ip: '52.99.1.1/32',
+      status: 'active',
+      principal: `oid${HOSTILE_TEXT}`,
+      reason: HOSTILE_TEXT,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + 3_600_000).toISOString(),
+    };
+    const item = {
+      at: lease.createdAt,
+      action: 'grant',
+      principal: lease.principal,
+      vault: VAULT_A,
+      ip: lease.ip,
+      leaseId: lease.id,
+      outcome: 'success',
+      detail: `=cmd${HOSTILE_TEXT}`,
+    };
+    // The broker plays a hostile one for these two reads (as a store written before the broker
+    // refused control characters would answer): the page must escape what it gets.
+    const opened = await openConsole(browser, broker.url, await tokenOf(admin), {
+      before: async (page) => {
+        await page.route(
+          (url) => url.pathname === '/api/leases' && url.searchParams.get('status') === 'active',
+          (route) => route.fulfill({ json: { value: [lease] } }),
+        );
+        await page.route(
+          (url) => url.pathname === '/api/audit',
+          (route) => route.fulfill({ json: { value: [item] } }),
+        );
+      },
+    });
+    const { page } = opened;
+    try {
+      await page.waitForSelector(row(lease.id));
+      await page.click('#audit-form button[type="submit"]');
+      await page.waitForSelector('#audit tbody tr td.detail');
+      const shown = await page.$$eval('#active tbody tr, #audit tbody tr', (rows) =>
+        rows.flatMap((r) => [...(r as any).cells].map((cell: any) => cell.textContent as string)),
+      );
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.click('#audit-csv'),
+      ]);
+      const csv = readFileSync(await download.path(), 'utf8');
+
+      expect(await page.textContent(`${row(lease.id)} td.reason`)).toBe(printable(HOSTILE_TEXT));
+      expect(await page.textContent(`${row(lease.id)} td.principal`)).toBe(
+        printable(lease.principal),
+      );
+      expect(await page.textContent('#audit tbody td.detail')).toContain('\\u001b]52;c;');
+      expect(shown.filter((text) => RAW_CONTROL.test(text))).toEqual([]);
+      expect(csv.replace(/\r\n/g, '')).not.toMatch(RAW_CONTROL);
+      expect(csv).toContain(`"'=cmd${printable(HOSTILE_TEXT)}"`);
       expect(opened.errors).toEqual([]);
     } finally {
       await opened.close();

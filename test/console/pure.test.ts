@@ -8,6 +8,7 @@ import {
   safeHttpUrl,
   sameOriginPath,
 } from '../../console/format';
+import { printable, printableJson, printableLines } from '../../console/printable';
 import { consoleSettings } from '../../src/console/settings';
 
 describe('The console CSV export', () => {
@@ -16,9 +17,12 @@ describe('The console CSV export', () => {
     ['+1', `"'+1"`],
     ['-2+3', `"'-2+3"`],
     ['@SUM(A1)', `"'@SUM(A1)"`],
-    ['\tx', `"'\tx"`],
+    ['\tx', '"\\u0009x"'],
     ['plain, "quoted"', '"plain, ""quoted"""'],
-    ['line\nbreak', '"line\nbreak"'],
+    ['line\nbreak', '"line\\u000abreak"'],
+    ['\u001b]52;c;cHduZWQ=\u0007', '"\\u001b]52;c;cHduZWQ=\\u0007"'],
+    ['\r=1+1', '"\\u000d=1+1"'],
+    ['=1\u202e', `"'=1\\u202e"`],
     [undefined, '""'],
   ])('When a cell holds %j, then it is written as %s', (value, expected) => {
     expect(csvCell(value)).toBe(expected);
@@ -28,6 +32,33 @@ describe('The console CSV export', () => {
     expect(toCsv(['a', 'b'], [{ a: '1' }, { a: 'x', b: '=1' }])).toBe(
       `"a","b"\r\n"1",""\r\n"x","'=1"\r\n`,
     );
+  });
+});
+
+describe('Printable text (console, CSV, CLI)', () => {
+  it.each([
+    ['ESC[ (CSI)', 'a\u001b[2Jb', 'a\\u001b[2Jb'],
+    ['OSC 52 clipboard write', '\u001b]52;c;cHduZWQ=\u0007', '\\u001b]52;c;cHduZWQ=\\u0007'],
+    ['CR overwrite', 'ok\rFAIL', 'ok\\u000dFAIL'],
+    ['a C1 control (CSI)', 'x\u009b31m', 'x\\u009b31m'],
+    ['DEL', 'x\u007f', 'x\\u007f'],
+    ['a bidi override', 'abc\u202etxt.exe', 'abc\\u202etxt.exe'],
+    ['a bidi isolate', '\u2067x\u2069', '\\u2067x\\u2069'],
+    ['a zero-width space', 'ad\u200bmin', 'ad\\u200bmin'],
+    ['a line separator', 'a\u2028b', 'a\\u2028b'],
+    ['a newline', 'a\nb', 'a\\u000ab'],
+    ['a lone surrogate', 'a\ud800b', 'a\\ud800b'],
+    ['plain text, accents, emoji with a joiner', 'Zoë 👩\u200d💻 ok', 'Zoë 👩\u200d💻 ok'],
+  ])('When text holds %s, then it is shown as %j', (_what, text, shown) => {
+    expect(printable(text)).toBe(shown);
+  });
+
+  it('When lines or JSON are made printable, then their own line breaks stay and JSON reads back the same value', () => {
+    const value = { reason: 'a\u001b[2J\u009b\u202e\nb' };
+    const json = printableJson(value);
+    expect(printableLines('one\u001b\ntwo')).toBe('one\\u001b\ntwo');
+    expect(json).toBe('{\n  "reason": "a\\u001b[2J\\u009b\\u202e\\nb"\n}');
+    expect(JSON.parse(json)).toEqual(value);
   });
 });
 
@@ -53,6 +84,7 @@ describe('The console formatting helpers', () => {
     ['/api/leases', false],
     ['https://a.example/ x', false],
     ['<img src=x onerror=alert(1)>', false],
+    ['https://ci.example/\u202e/exe.txt', false],
   ])('When a reason is %j, then it becomes a link: %s', (reason, link) => {
     expect(safeHttpUrl(reason) !== undefined).toBe(link);
   });

@@ -6,8 +6,11 @@
 import { Command, CommanderError, Option } from 'commander';
 
 import {
+  ALLOW_LOOPBACK_ENV,
   BrokerClient,
   type CallOptions,
+  checkConfiguredUri,
+  DataPlaneEndpoint,
   DEFAULT_BROKER_SCOPE,
   DEFAULT_DATA_PLANE_TIMEOUT_MS,
   DEFAULT_DEADLINE_MS,
@@ -15,15 +18,18 @@ import {
   exitCodeFor,
   type Lease,
   type LeaseStatusFilter,
+  loopbackOptIn,
   parseDuration,
   parseSince,
+  printable,
+  printableJson,
+  printableLines,
   ProblemError,
   tokenProvider,
   UsageError,
-  vaultScopeFor,
   waitForDataPlane,
 } from '../../lib';
-import { auditTable, leaseBlock, leaseTable, relative, vaultTable } from './output';
+import { auditTable, leaseBlock, leaseTable, relative, vaultTable, whoamiBlock } from './output';
 
 declare const KV_LEASE_VERSION: string | undefined;
 export const VERSION = typeof KV_LEASE_VERSION === 'string' ? KV_LEASE_VERSION : '0.0.0-dev';
@@ -34,7 +40,8 @@ Exit codes:
   1  unexpected error
   2  usage / bad input (unknown option, bad TTL or duration, no broker URL)
   3  no credential, or the token was refused (401)
-  4  refused by the broker (400, 403, 409 limit or capacity) or by the vault
+  4  refused by the broker (400, 403, 409 limit or capacity) or by the vault, or the
+     vault URI or its certificate is not one a vault token may go to (see below)
   5  not found (unknown vault or lease)
   6  unavailable (503/502/429 after retries, broker unreachable)
   7  timeout (deadline passed, or the vault's data plane never let the address in)
@@ -47,6 +54,15 @@ Environment:
   KV_LEASE_TOKEN         bearer token for the broker (else DefaultAzureCredential)
   KV_LEASE_VAULT_TOKEN   bearer token for the vault's data plane (else DefaultAzureCredential)
   KV_LEASE_AUTH=none     send no token (a broker with AUTH_MODE=disabled), like --no-auth
+  KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE=1
+                         probe a loopback data plane (the local emulator), like
+                         --allow-loopback-data-plane
+  NODE_EXTRA_CA_CERTS    a CA file Node trusts besides its own (the local emulator's CA)
+
+Where the vault token goes (grant --wait, wait): only over https, to the URI given with
+--vault-uri, else to the broker's vaultUri when its host is <vault>.vault.azure.net (or
+.vault.azure.cn, .vault.usgovcloudapi.net); anything else is refused (exit 4) and the lease
+released. A TLS failure (untrusted certificate, name mismatch) stops the wait at once.
 `;
 
 const STATUSES: readonly LeaseStatusFilter[] = ['active', 'released', 'expired', 'all'];
@@ -113,18 +129,36 @@ function positive(seconds: number, what: string): number {
 }
 
 function print(io: Io, context: Context, value: unknown, human: () => string): void {
-  io.stdout(`${context.json ? JSON.stringify(value, null, 2) : human()}\n`);
+  io.stdout(`${context.json ? printableJson(value) : human()}\n`);
 }
 
-/** Progress of the data-plane wait on stderr: one rewritten line on a terminal, else every 5 s. */
+/**
+ * The process's streams with everything the CLI writes made printable: whatever the broker or a
+ * vault answered (a lease reason with terminal escapes, a problem detail) reaches the terminal
+ * escaped. Only the CLI's own line breaks pass.
+ */
+function guarded(io: Io): Io {
+  return {
+    ...io,
+    stdout: (text) => io.stdout(printableLines(text)),
+    stderr: (text) => io.stderr(printableLines(text)),
+  };
+}
+
+/**
+ * Progress of the data-plane wait on stderr: one rewritten line on a terminal, else every 5 s.
+ * It writes to the raw stream (`raw`, not `guarded`) for its own carriage return and erase-line
+ * sequence; the line itself is made printable here.
+ */
 function progressReporter(io: Io, lease: Lease) {
   let lastLineAt = 0;
   let wrote = false;
   return {
     report: (p: { attempt: number; elapsedMs: number; clientAddress?: string; last?: string }) => {
-      const line =
+      const line = printable(
         `kv-lease: waiting for ${lease.vault} to admit ${lease.ip}: ${(p.elapsedMs / 1000).toFixed(1)} s, ` +
-        `probe ${p.attempt}: ${p.last ?? ''}${p.clientAddress ? `, vault sees ${p.clientAddress}` : ''}`;
+          `probe ${p.attempt}: ${p.last ?? ''}${p.clientAddress ? `, vault sees ${p.clientAddress}` : ''}`,
+      );
       if (io.interactive) {
         io.stderr(`\r\x1b[K${line}`);
         wrote = true;
@@ -139,31 +173,61 @@ function progressReporter(io: Io, lease: Lease) {
   };
 }
 
-async function waitForLease(
-  io: Io,
-  lease: Lease,
-  options: { waitTimeout?: string; vaultUri?: string },
-): Promise<void> {
+interface WaitOptions {
+  waitTimeout?: string;
+  vaultUri?: string;
+  allowLoopbackDataPlane?: boolean;
+}
+
+/**
+ * The wait's settings, checked before anything is granted: a bad --wait-timeout, --vault-uri or
+ * KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE is a usage error that leaves no lease behind.
+ */
+function waitSettings(io: Io, options: WaitOptions) {
   const timeoutMs =
     options.waitTimeout === undefined
       ? DEFAULT_DATA_PLANE_TIMEOUT_MS
       : positive(parseDuration(options.waitTimeout, '--wait-timeout'), '--wait-timeout') * 1000;
-  let vaultUri = options.vaultUri ?? lease.vaultUri;
-  if (!vaultUri) {
-    vaultUri = `https://${lease.vault}.vault.azure.net/`;
+  if (options.vaultUri !== undefined) checkConfiguredUri(options.vaultUri, '--vault-uri');
+  const allowLoopback =
+    options.allowLoopbackDataPlane === true ||
+    loopbackOptIn(io.env[ALLOW_LOOPBACK_ENV], ALLOW_LOOPBACK_ENV);
+  return { timeoutMs, configuredUri: options.vaultUri, allowLoopback };
+}
+
+/**
+ * Waits until the vault's data plane admits the lease. `vault` is the vault the caller asked
+ * for (grant) or the lease's own (wait): the only vault whose host a token may go to.
+ */
+async function waitForLease(
+  io: Io,
+  raw: Io,
+  lease: Lease,
+  vault: string,
+  settings: ReturnType<typeof waitSettings>,
+): Promise<void> {
+  const endpoint = DataPlaneEndpoint.resolve({
+    vault,
+    brokerUri: lease.vaultUri,
+    configuredUri: settings.configuredUri,
+    allowLoopback: settings.allowLoopback,
+  });
+  if (endpoint.source === 'default') {
     io.stderr(
-      `kv-lease: the broker did not name the vault URI; probing ${vaultUri} (--vault-uri to change)\n`,
+      `kv-lease: the broker did not name the vault URI; probing ${endpoint.uri} (--vault-uri to change)\n`,
     );
   }
-  const progress = progressReporter(io, lease);
+  const timeoutMs = settings.timeoutMs;
+  const progress = progressReporter(raw, lease);
   try {
     const result = await waitForDataPlane({
-      vaultUri,
+      endpoint,
       leasedIp: lease.ip,
       token: tokenProvider({
-        scope: vaultScopeFor(vaultUri),
+        scope: endpoint.scope,
         envVar: DEFAULT_VAULT_TOKEN_ENV,
         env: io.env,
+        destination: endpoint.uri,
       }),
       timeoutMs,
       signal: io.signal,
@@ -184,7 +248,8 @@ function ttlOption(text: string | undefined): number | undefined {
   return text === undefined ? undefined : positive(parseDuration(text, '--ttl'), '--ttl');
 }
 
-export function buildProgram(io: Io): Command {
+export function buildProgram(raw: Io): Command {
+  const io = guarded(raw);
   const program = new Command('kv-lease');
   program
     .description('Time-limited leases on Azure Key Vault firewall rules (the kv-lease broker).')
@@ -223,7 +288,11 @@ export function buildProgram(io: Io): Command {
     .option('--idempotency-key <key>', 'repeat-safe key (default: a new one per run)')
     .option('--wait', "wait until the vault's data plane admits the address")
     .option('--wait-timeout <duration>', 'limit of --wait (default 180s)')
-    .option('--vault-uri <uri>', 'data-plane URI to probe (default: the one the broker returns)')
+    .option('--vault-uri <uri>', "https data-plane URI to probe; wins over the broker's vaultUri")
+    .option(
+      '--allow-loopback-data-plane',
+      `probe a loopback https data plane (the local emulator; env ${ALLOW_LOOPBACK_ENV}=1)`,
+    )
     .option('--keep-on-failure', 'keep the lease when --wait fails (default: release it)')
     .action(
       async (
@@ -236,12 +305,14 @@ export function buildProgram(io: Io): Command {
           wait?: boolean;
           waitTimeout?: string;
           vaultUri?: string;
+          allowLoopbackDataPlane?: boolean;
           keepOnFailure?: boolean;
         },
         command: Command,
       ) => {
         const context = contextFrom(command, io);
         const ttlSeconds = ttlOption(options.ttl);
+        const wait = options.wait ? waitSettings(io, options) : undefined;
         const lease = await context.client.grant(
           {
             vault: options.vault,
@@ -252,13 +323,14 @@ export function buildProgram(io: Io): Command {
           },
           context.call,
         );
-        if (options.wait) {
+        if (wait) {
           io.stderr(
             `kv-lease: granted ${lease.id} for ${lease.ip} on ${lease.vault} (expires ${relative(lease.expiresAt)})\n`,
           );
           try {
-            await waitForLease(io, lease, options);
+            await waitForLease(io, raw, lease, options.vault, wait);
           } catch (error) {
+            // Any failed wait, a refused vault URI included: the same release.
             if (!options.keepOnFailure) {
               // The lease is of no use to this run: give the rule back now rather than at expiry.
               await context.client
@@ -300,14 +372,19 @@ export function buildProgram(io: Io): Command {
     .command('wait <id>')
     .description("wait until the vault's data plane admits a lease's address")
     .option('--wait-timeout <duration>', 'limit (default 180s)')
-    .option('--vault-uri <uri>', 'data-plane URI to probe (default: the one the broker returns)')
+    .option('--vault-uri <uri>', "https data-plane URI to probe; wins over the broker's vaultUri")
+    .option(
+      '--allow-loopback-data-plane',
+      `probe a loopback https data plane (the local emulator; env ${ALLOW_LOOPBACK_ENV}=1)`,
+    )
     .action(
       async (
         id: string,
-        options: { waitTimeout?: string; vaultUri?: string },
+        options: { waitTimeout?: string; vaultUri?: string; allowLoopbackDataPlane?: boolean },
         command: Command,
       ) => {
         const context = contextFrom(command, io);
+        const settings = waitSettings(io, options);
         const lease = await context.client.get(id, context.call);
         if (lease.status !== 'active') {
           throw new ProblemError({
@@ -316,10 +393,28 @@ export function buildProgram(io: Io): Command {
             detail: `lease ${lease.id} is ${lease.status}: grant a new one`,
           });
         }
-        await waitForLease(io, lease, options);
+        await waitForLease(io, raw, lease, lease.vault, settings);
         print(io, context, lease, () => leaseBlock(lease));
       },
     );
+
+  program
+    .command('whoami')
+    .description('who the broker sees: your principal, roles, and the address a grant would lease')
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextFrom(command, io);
+      const me = await context.client.whoami(context.call).catch((error: unknown) => {
+        if (error instanceof ProblemError && error.status === 404) {
+          throw new ProblemError({
+            status: 404,
+            title: 'No whoami here',
+            detail: `${context.client.baseUrl}/whoami answered 404: the broker is older than v1.1 (update it)`,
+          });
+        }
+        throw error;
+      });
+      print(io, context, me, () => whoamiBlock(me));
+    });
 
   const leases = program.command('leases').description('list and show leases');
   leases
@@ -431,7 +526,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
         // A command group without its subcommand shows its help as an error (exit code 1).
         return error.exitCode === 0 ? 0 : 2;
       }
-      io.stderr(`kv-lease: ${error.message.replace(/^error: /, '')} (see kv-lease --help)\n`);
+      io.stderr(
+        printableLines(
+          `kv-lease: ${error.message.replace(/^error: /, '')} (see kv-lease --help)\n`,
+        ),
+      );
       return 2;
     }
     if (io.signal.aborted) {
@@ -445,7 +544,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     );
     const prefix = code === 1 ? 'unexpected error: ' : '';
     const rest = fields.map((field) => `${field}\n`).join('');
-    io.stderr(`kv-lease: ${prefix}${head}${hintFor(error)}\n${rest}`);
+    io.stderr(printableLines(`kv-lease: ${prefix}${head}${hintFor(error)}\n${rest}`));
     return code;
   }
 }

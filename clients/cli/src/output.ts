@@ -1,4 +1,4 @@
-import type { AuditEntry, Lease, VaultSummary } from '../../lib';
+import { type AuditEntry, type Lease, printable, type VaultSummary, type WhoAmI } from '../../lib';
 
 /** `in 19m`, `3h ago`: a timestamp relative to now, for people. */
 export function relative(iso: string, now = Date.now()): string {
@@ -17,6 +17,7 @@ export function relative(iso: string, now = Date.now()): string {
   return seconds >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+/** A cell is one printable line: whatever the broker answered, escaped (a reason with ESC[). */
 function cell(value: string, width: number): string {
   return value.length > width ? `${value.slice(0, Math.max(1, width - 1))}…` : value;
 }
@@ -25,7 +26,8 @@ function cell(value: string, width: number): string {
  * Columns padded to their widest cell (each capped at `max`), two spaces apart; no trailing
  * blanks, so the output is easy to read and to diff.
  */
-export function table(headers: string[], rows: string[][], max = 48): string {
+export function table(headers: string[], cells: string[][], max = 48): string {
+  const rows = cells.map((row) => row.map(printable));
   const widths = headers.map((header, column) =>
     Math.min(max, Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length))),
   );
@@ -53,8 +55,18 @@ export function leaseBlock(lease: Lease, now = Date.now()): string {
   ];
   return rows
     .filter((row): row is [string, string] => row[1] !== undefined && row[1] !== '')
-    .map(([name, value]) => `${name.padEnd(10)}${value}`)
+    .map(([name, value]) => `${name.padEnd(10)}${printable(value)}`)
     .join('\n');
+}
+
+/** `kv-lease whoami`: the caller as the broker sees it. */
+export function whoamiBlock(me: WhoAmI): string {
+  const rows: [string, string][] = [
+    ['principal', me.principal],
+    ['roles', me.roles.length === 0 ? '(none)' : me.roles.join(', ')],
+    ['ip', me.ip ?? `none: ${me.ipProblem ?? 'the broker gave no reason'}`],
+  ];
+  return rows.map(([name, value]) => `${name.padEnd(10)}${printable(value)}`).join('\n');
 }
 
 export function leaseTable(leases: Lease[], now = Date.now()): string {

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 
-import { type TokenProvider, tokenProvider, vaultScopeFor } from '../../lib/index.js';
+import { type TokenProvider, tokenProvider } from '../../lib/index.js';
 import { type PipelineHost, runGrant, runRelease } from '../../pipeline/host.js';
 import { masked } from '../../pipeline/lease-step.js';
 
@@ -11,14 +11,25 @@ import { masked } from '../../pipeline/lease-step.js';
  * the post step as STATE_* variables.
  */
 
-/** The `token` input, else KV_LEASE_TOKEN, else DefaultAzureCredential (azure/login's az CLI session). */
-function token(input: string, scope: string, envVar: string): TokenProvider {
+/**
+ * The `token` input, else KV_LEASE_TOKEN, else DefaultAzureCredential (azure/login's az CLI
+ * session); with no scope (a data plane whose host implies none), the input or the variable only.
+ */
+function token(
+  input: string,
+  scope: string | undefined,
+  envVar: string,
+  destination?: string,
+): TokenProvider {
   const explicit = core.getInput(input);
   if (explicit) {
     core.setSecret(explicit);
     return () => Promise.resolve(explicit);
   }
-  return masked(tokenProvider({ scope, envVar }), (value) => core.setSecret(value));
+  return masked(
+    tokenProvider({ scope, envVar, ...(destination ? { destination } : {}) }),
+    (value) => core.setSecret(value),
+  );
 }
 
 const host: PipelineHost = {
@@ -26,6 +37,7 @@ const host: PipelineHost = {
     brokerUrl: 'broker-url',
     vault: 'vault',
     vaultUri: 'vault-uri',
+    allowLoopbackDataPlane: 'allow-loopback-data-plane',
     scope: 'scope',
     ttlSeconds: 'ttl-seconds',
     reason: 'reason',
@@ -40,7 +52,8 @@ const host: PipelineHost = {
   log: { info: (message) => core.info(message), warning: (message) => core.warning(message) },
   userAgent: 'kv-lease-github-action',
   brokerToken: (scope) => token('token', scope, 'KV_LEASE_TOKEN'),
-  vaultToken: (vaultUri) => token('vault-token', vaultScopeFor(vaultUri), 'KV_LEASE_VAULT_TOKEN'),
+  vaultToken: (endpoint) =>
+    token('vault-token', endpoint.scope, 'KV_LEASE_VAULT_TOKEN', endpoint.uri),
   defaultReason: () => {
     const env = process.env;
     const server = env.GITHUB_SERVER_URL ?? 'https://github.com';

@@ -1,6 +1,6 @@
 import * as tl from 'azure-pipelines-task-lib/task';
 
-import { type TokenProvider, tokenProvider, vaultScopeFor } from '../../../lib/index';
+import { type TokenProvider, tokenProvider } from '../../../lib/index';
 import { type PipelineHost, runGrant, runRelease } from '../../../pipeline/host';
 import { masked } from '../../../pipeline/lease-step';
 import { chooseCredential, credentialFor } from './credential';
@@ -18,12 +18,18 @@ const input = (name: string) => tl.getInput(name, false) ?? '';
 /**
  * The service connection's identity when `azureSubscription` names one;
  * else KV_LEASE_TOKEN / KV_LEASE_VAULT_TOKEN, else DefaultAzureCredential
- * (an agent's managed identity).
+ * (an agent's managed identity). With no scope (a data plane whose host
+ * implies none), the environment variable only: no identity is asked.
  */
-function tokens(scope: string, envVar: string): TokenProvider {
+function tokens(scope: string | undefined, envVar: string, destination?: string): TokenProvider {
   const connectionId = input('azureSubscription');
   const setSecret = (value: string) => tl.setSecret(value);
-  if (!connectionId) return masked(tokenProvider({ scope, envVar }), setSecret);
+  if (!connectionId || scope === undefined) {
+    return masked(
+      tokenProvider({ scope, envVar, ...(destination ? { destination } : {}) }),
+      setSecret,
+    );
+  }
   const choice = chooseCredential({
     id: connectionId,
     scheme: tl.getEndpointAuthorizationScheme(connectionId, true) ?? '',
@@ -45,6 +51,7 @@ const host: PipelineHost = {
     brokerUrl: 'brokerUrl',
     vault: 'vault',
     vaultUri: 'vaultUri',
+    allowLoopbackDataPlane: 'allowLoopbackDataPlane',
     scope: 'scope',
     ttlSeconds: 'ttlSeconds',
     reason: 'reason',
@@ -60,7 +67,7 @@ const host: PipelineHost = {
   log: { info: (message) => console.log(message), warning: (message) => tl.warning(message) },
   userAgent: 'kv-lease-azure-pipelines-task',
   brokerToken: (scope) => tokens(scope, 'KV_LEASE_TOKEN'),
-  vaultToken: (vaultUri) => tokens(vaultScopeFor(vaultUri), 'KV_LEASE_VAULT_TOKEN'),
+  vaultToken: (endpoint) => tokens(endpoint.scope, 'KV_LEASE_VAULT_TOKEN', endpoint.uri),
   defaultReason: () => {
     const collection = tl.getVariable('System.CollectionUri') ?? '';
     const project = tl.getVariable('System.TeamProject') ?? '';
