@@ -107,7 +107,7 @@ export const WhoAmI = z
     }),
     ip: z.string().optional().meta({
       description: 'The address a grant without ip would lease for this caller',
-      example: '52.10.20.30/32',
+      examples: ['52.10.20.30/32'],
     }),
     ipProblem: z.string().optional().meta({
       description: 'Why no address could be taken (the detail a grant would answer)',
