@@ -3,9 +3,9 @@
  * routes under `/_emulator/` and, when it has one, a data-plane prefix. The server keeps what is
  * common (authentication, api-version, the admin dispatcher); the kind keeps everything else.
  */
-import { ArmError, badRequest } from './arm-error';
+import { ArmError, badRequest, resourceNotFound } from './arm-error';
 import type { Exchange } from './arm-exchange';
-import type { ArmGate } from './arm-gate';
+import type { ArmGate, RefusalTarget } from './arm-gate';
 import type { DataPlaneConfig } from './data-plane';
 
 export type AdminHandler = (url: URL, body: Buffer) => { status: number; body: unknown };
@@ -74,4 +74,48 @@ export function dataPlaneSettings(
     propagationDelayMs: own?.propagationDelayMs ?? config.propagationDelayMs,
     clientAddress: own?.clientAddress ?? config.clientAddress,
   };
+}
+
+/** Where a resource lives; every kind modelled here is a resource-group resource. */
+export interface ResourceCoordinates {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+}
+
+/** `/subscriptions/…/resourceGroups/…/providers/<type>/<name>`. */
+export function resourceId(type: string, c: ResourceCoordinates): string {
+  return `/subscriptions/${c.subscriptionId}/resourceGroups/${c.resourceGroup}/providers/${type}/${c.name}`;
+}
+
+/** What the gate's refusals need, for a resource of `type` at `c`. */
+export function refusalTargetFor(type: string, c: ResourceCoordinates): RefusalTarget {
+  const id = resourceId(type, c);
+  return {
+    name: c.name,
+    key: id.toLowerCase(),
+    id,
+    type,
+    notFound: () => resourceNotFound(`${type}/${c.name}`, c.resourceGroup),
+  };
+}
+
+/** Per-resource counters, created at zero on first use. */
+export class StatsBook<T extends object> {
+  private entries = new Map<string, T>();
+
+  constructor(private readonly zero: () => T) {}
+
+  of(key: string): T {
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = this.zero();
+      this.entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  reset(): void {
+    this.entries = new Map();
+  }
 }

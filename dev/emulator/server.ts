@@ -11,10 +11,15 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
-import { ArmError, badRequest } from './arm-error';
+import { ArmError, badRequest, resourceNotFound } from './arm-error';
 import { Exchange, parseJson, readBody, requireJsonContent } from './arm-exchange';
-import { ArmGate, type RefusalTarget } from './arm-gate';
-import type { AdminRoutes, ModelContext, ResourceModel } from './arm-model';
+import { ArmGate } from './arm-gate';
+import {
+  type AdminRoutes,
+  type ModelContext,
+  refusalTargetFor,
+  type ResourceModel,
+} from './arm-model';
 import { certificateFor, isWildcard } from './certificate';
 import { mulberry32 } from './chance';
 import { DEFAULT_CONFIG, mergeConfig, vaultSpecSchema } from './config';
@@ -42,7 +47,6 @@ import {
   VAULT_TYPE,
   type VaultCoordinates,
   vaultKey,
-  vaultResourceId,
   VaultStore,
   withNetworkAcls,
 } from './vault-store';
@@ -130,11 +134,7 @@ function isVaultMethod(method: string | undefined): method is 'GET' | WriteMetho
 }
 
 function notFound(route: VaultCoordinates): ArmError {
-  return new ArmError(
-    404,
-    'ResourceNotFound',
-    `The Resource 'Microsoft.KeyVault/vaults/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
-  );
+  return resourceNotFound(`${VAULT_TYPE}/${route.name}`, route.resourceGroup);
 }
 
 function toArmError(error: unknown): ArmError {
@@ -459,16 +459,6 @@ class KeyVaultArmEmulator {
     return stats;
   }
 
-  private refusalTarget(route: VaultCoordinates): RefusalTarget {
-    return {
-      name: route.name,
-      key: vaultKey(route),
-      id: vaultResourceId(route),
-      type: VAULT_TYPE,
-      notFound: () => notFound(route),
-    };
-  }
-
   private async read(exchange: Exchange, route: VaultCoordinates): Promise<void> {
     const key = vaultKey(route);
     this.counters.gets += 1;
@@ -476,7 +466,7 @@ class KeyVaultArmEmulator {
     if (vaultStats) {
       vaultStats.gets += 1;
     }
-    this.gate.maybeRefuse(this.refusalTarget(route), 'GET');
+    this.gate.maybeRefuse(refusalTargetFor(VAULT_TYPE, route), 'GET');
     await this.gate.read();
     const record = this.store.get(key);
     if (!record) {
@@ -498,7 +488,7 @@ class KeyVaultArmEmulator {
     if (vaultStats) {
       vaultStats.writes += 1;
     }
-    this.gate.maybeRefuse(this.refusalTarget(route), method);
+    this.gate.maybeRefuse(refusalTargetFor(VAULT_TYPE, route), method);
     const remaining = this.gate.takeWriteToken(route.subscriptionId);
     requireJsonContent(exchange);
 

@@ -9,17 +9,19 @@
  */
 import { z } from 'zod';
 
-import { ArmError, badRequest } from '../arm-error';
+import { ArmError, badRequest, resourceNotFound } from '../arm-error';
 import { parseJson, requireJsonContent } from '../arm-exchange';
-import type { RefusalTarget } from '../arm-gate';
 import {
   type AdminRoutes,
   type ArmRequest,
   decodeSegments,
   methodNotAllowed,
   type ModelContext,
+  refusalTargetFor,
   requiredQuery,
+  resourceId,
   type ResourceModel,
+  StatsBook,
 } from '../arm-model';
 import type { ArmMethod } from '../types';
 import { DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, validateSubscriptionId } from '../vault-store';
@@ -115,24 +117,17 @@ export interface SqlServersApi {
 }
 
 function serverId(c: ServerCoordinates): string {
-  return `/subscriptions/${c.subscriptionId}/resourceGroups/${c.resourceGroup}/providers/${SQL_SERVER_TYPE}/${c.name}`;
+  return resourceId(SQL_SERVER_TYPE, c);
 }
 
 function notFound(route: ServerCoordinates, rule?: string): ArmError {
-  const what =
-    rule === undefined
-      ? `${SQL_SERVER_TYPE}/${route.name}`
-      : `${SQL_SERVER_TYPE}/${route.name}/firewallRules/${rule}`;
-  return new ArmError(
-    404,
-    'ResourceNotFound',
-    `The Resource '${what}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
-  );
+  const child = rule === undefined ? '' : `/firewallRules/${rule}`;
+  return resourceNotFound(`${SQL_SERVER_TYPE}/${route.name}${child}`, route.resourceGroup);
 }
 
 export class SqlModel implements ResourceModel {
   private readonly servers = new Map<string, ServerRecord>();
-  private counters = new Map<string, Counters>();
+  private readonly counters = new StatsBook(zeroCounters);
   private readonly inFlight = new Map<string, number>();
   readonly adminRoutes: AdminRoutes;
   readonly api: SqlServersApi;
@@ -229,7 +224,7 @@ export class SqlModel implements ResourceModel {
   }
 
   resetStats(): void {
-    this.counters = new Map();
+    this.counters.reset();
   }
 
   create(spec: SqlServerSpec): string {
@@ -296,20 +291,11 @@ export class SqlModel implements ResourceModel {
     return record;
   }
 
-  private countersFor(key: string): Counters {
-    let counters = this.counters.get(key);
-    if (!counters) {
-      counters = zeroCounters();
-      this.counters.set(key, counters);
-    }
-    return counters;
-  }
-
   private stats(): Record<string, SqlServerStats> {
     return Object.fromEntries(
       [...this.servers.keys()].map((key) => [
         key,
-        { ...this.countersFor(key), writesInFlight: this.inFlight.get(key) ?? 0 },
+        { ...this.counters.of(key), writesInFlight: this.inFlight.get(key) ?? 0 },
       ]),
     );
   }
@@ -347,25 +333,14 @@ export class SqlModel implements ResourceModel {
     };
   }
 
-  private refusalTarget(route: ServerCoordinates): RefusalTarget {
-    const id = serverId(route);
-    return {
-      name: route.name,
-      key: id.toLowerCase(),
-      id,
-      type: SQL_SERVER_TYPE,
-      notFound: () => notFound(route),
-    };
-  }
-
   /** Counts the request, applies a configured refusal, and waits the read latency or fault. */
   private async readServer(
     route: ServerCoordinates,
     kind: 'gets' | 'lists',
   ): Promise<ServerRecord> {
     const key = serverId(route).toLowerCase();
-    if (this.servers.has(key)) this.countersFor(key)[kind] += 1;
-    this.context.gate.maybeRefuse(this.refusalTarget(route), 'GET');
+    if (this.servers.has(key)) this.counters.of(key)[kind] += 1;
+    this.context.gate.maybeRefuse(refusalTargetFor(SQL_SERVER_TYPE, route), 'GET');
     await this.context.gate.read();
     const server = this.servers.get(key);
     if (!server) throw notFound(route);
@@ -413,10 +388,10 @@ export class SqlModel implements ResourceModel {
     method: Extract<ArmMethod, 'PUT' | 'DELETE'>,
   ): Promise<void> {
     const key = serverId(route).toLowerCase();
-    const counters = this.countersFor(key);
+    const counters = this.counters.of(key);
     if (this.servers.has(key)) counters[method === 'PUT' ? 'puts' : 'deletes'] += 1;
     const gate = this.context.gate;
-    gate.maybeRefuse(this.refusalTarget(route), method);
+    gate.maybeRefuse(refusalTargetFor(SQL_SERVER_TYPE, route), method);
     const remaining = gate.takeWriteToken(route.subscriptionId);
     if (method === 'PUT') requireJsonContent(exchange);
     const headers: Record<string, string> =

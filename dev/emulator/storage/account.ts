@@ -4,6 +4,7 @@
  * `networkAcls` that is sent replaces the account's rule set whole (the lists are not merged).
  */
 import { ArmError, badRequest } from '../arm-error';
+import { resourceId } from '../arm-model';
 import { DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, validateSubscriptionId } from '../vault-store';
 import {
   copyStorageAcls,
@@ -60,7 +61,7 @@ const ACCOUNT_ID =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Storage\/storageAccounts\/([^/]+)\/?$/i;
 
 export function accountResourceId(c: AccountCoordinates): string {
-  return `/subscriptions/${c.subscriptionId}/resourceGroups/${c.resourceGroup}/providers/${STORAGE_TYPE}/${c.name}`;
+  return resourceId(STORAGE_TYPE, c);
 }
 
 export function accountKey(c: AccountCoordinates): string {

@@ -6,24 +6,24 @@
  */
 import { z } from 'zod';
 
-import { ArmError, badRequest } from '../arm-error';
+import { ArmError, badRequest, resourceNotFound } from '../arm-error';
 import { type Exchange, parseJson, requireJsonContent } from '../arm-exchange';
-import type { RefusalTarget } from '../arm-gate';
 import {
   type AdminRoutes,
   type ArmRequest,
   decodeSegments,
   methodNotAllowed,
   type ModelContext,
+  refusalTargetFor,
   requiredQuery,
   type ResourceModel,
+  StatsBook,
 } from '../arm-model';
 import { validateSubscriptionId } from '../vault-store';
 import {
   type AccountCoordinates,
   accountKey,
   type AccountRecord,
-  accountResourceId,
   newAccountRecord,
   parseAccountResourceId,
   patchedAccount,
@@ -80,16 +80,12 @@ export interface StorageAccountsApi {
 }
 
 function notFound(route: AccountCoordinates): ArmError {
-  return new ArmError(
-    404,
-    'ResourceNotFound',
-    `The Resource '${STORAGE_TYPE}/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
-  );
+  return resourceNotFound(`${STORAGE_TYPE}/${route.name}`, route.resourceGroup);
 }
 
 export class StorageModel implements ResourceModel {
   private readonly accounts = new Map<string, AccountRecord>();
-  private counters = new Map<string, Counters>();
+  private readonly counters = new StatsBook(zeroCounters);
   readonly blob: BlobPlane;
   readonly dataPlanePrefix = BLOB_PREFIX;
   readonly adminRoutes: AdminRoutes;
@@ -153,7 +149,7 @@ export class StorageModel implements ResourceModel {
   }
 
   resetStats(): void {
-    this.counters = new Map();
+    this.counters.reset();
     this.blob.resetStats();
   }
 
@@ -205,34 +201,15 @@ export class StorageModel implements ResourceModel {
     return Object.fromEntries(
       [...this.accounts.keys()].map((key) => [
         key,
-        { ...this.countersFor(key), writesInFlight: this.context.gate.writesInFlight(key) },
+        { ...this.counters.of(key), writesInFlight: this.context.gate.writesInFlight(key) },
       ]),
     );
   }
 
-  private countersFor(key: string): Counters {
-    let counters = this.counters.get(key);
-    if (!counters) {
-      counters = zeroCounters();
-      this.counters.set(key, counters);
-    }
-    return counters;
-  }
-
-  private refusalTarget(route: AccountCoordinates): RefusalTarget {
-    return {
-      name: route.name,
-      key: accountKey(route),
-      id: accountResourceId(route),
-      type: STORAGE_TYPE,
-      notFound: () => notFound(route),
-    };
-  }
-
   private async read(exchange: Exchange, route: AccountCoordinates): Promise<void> {
     const key = accountKey(route);
-    if (this.accounts.has(key)) this.countersFor(key).gets += 1;
-    this.context.gate.maybeRefuse(this.refusalTarget(route), 'GET');
+    if (this.accounts.has(key)) this.counters.of(key).gets += 1;
+    this.context.gate.maybeRefuse(refusalTargetFor(STORAGE_TYPE, route), 'GET');
     await this.context.gate.read();
     const record = this.accounts.get(key);
     if (!record) throw notFound(route);
@@ -242,10 +219,10 @@ export class StorageModel implements ResourceModel {
   private async write(exchange: Exchange, route: AccountCoordinates, body: Buffer): Promise<void> {
     const key = accountKey(route);
     const known = this.accounts.has(key);
-    const counters = this.countersFor(key);
+    const counters = this.counters.of(key);
     if (known) counters.patches += 1;
     const gate = this.context.gate;
-    gate.maybeRefuse(this.refusalTarget(route), 'PATCH');
+    gate.maybeRefuse(refusalTargetFor(STORAGE_TYPE, route), 'PATCH');
     const remaining = gate.takeWriteToken(route.subscriptionId);
     requireJsonContent(exchange);
     const inFlight = gate.writesInFlight(key) + 1;
