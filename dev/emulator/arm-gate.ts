@@ -17,6 +17,13 @@ const FAULT_MESSAGES: Readonly<Record<number, string>> = {
   503: 'The service is temporarily unavailable. Please retry after the time given in Retry-After.',
 };
 
+/** The header Resource Manager sends with a write when the throttle is on. */
+export function throttleHeaders(remaining: number | undefined): Record<string, string> {
+  return remaining === undefined
+    ? {}
+    : { 'x-ms-ratelimit-remaining-subscription-writes': String(remaining) };
+}
+
 /** The counters the gate itself moves; they are global across kinds. */
 export interface GateCounters {
   faultsInjected: number;

@@ -3,8 +3,11 @@
  * routes under `/_emulator/` and, when it has one, a data-plane prefix. The server keeps what is
  * common (authentication, api-version, the admin dispatcher); the kind keeps everything else.
  */
+import type { z } from 'zod';
+
 import { ArmError, badRequest, resourceNotFound } from './arm-error';
 import type { Exchange } from './arm-exchange';
+import { parseJson } from './arm-exchange';
 import type { ArmGate, RefusalTarget } from './arm-gate';
 import type { DataPlaneConfig } from './data-plane';
 
@@ -118,4 +121,15 @@ export class StatsBook<T extends object> {
   reset(): void {
     this.entries = new Map();
   }
+}
+
+/** An admin API body checked against a spec schema; a 400 naming every bad field otherwise. */
+export function parseSpec<T extends z.ZodType>(schema: T, body: Buffer, what: string): z.output<T> {
+  const spec = schema.safeParse(parseJson(body));
+  if (!spec.success) {
+    throw badRequest(
+      `Invalid ${what}: ${spec.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  return spec.data;
 }

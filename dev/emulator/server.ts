@@ -13,10 +13,11 @@ import { join } from 'node:path';
 
 import { ArmError, badRequest, resourceNotFound } from './arm-error';
 import { Exchange, parseJson, readBody, requireJsonContent } from './arm-exchange';
-import { ArmGate } from './arm-gate';
+import { ArmGate, throttleHeaders } from './arm-gate';
 import {
   type AdminRoutes,
   type ModelContext,
+  parseSpec,
   refusalTargetFor,
   type ResourceModel,
 } from './arm-model';
@@ -199,13 +200,10 @@ class KeyVaultArmEmulator {
           body: { value: this.store.list().map((record) => this.render(record)) },
         }),
         POST: (_url, body) => {
-          const spec = vaultSpecSchema.safeParse(parseJson(body));
-          if (!spec.success) {
-            throw badRequest(
-              `Invalid vault spec: ${spec.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-            );
-          }
-          return { status: 201, body: { id: this.createVault(spec.data) } };
+          return {
+            status: 201,
+            body: { id: this.createVault(parseSpec(vaultSpecSchema, body, 'vault spec')) },
+          };
         },
       },
       'vaults/acls': {
@@ -528,13 +526,7 @@ class KeyVaultArmEmulator {
         if (vaultStats) {
           vaultStats.writesApplied += 1;
         }
-        exchange.send(
-          200,
-          this.render(next),
-          remaining === undefined
-            ? {}
-            : { 'x-ms-ratelimit-remaining-subscription-writes': String(remaining) },
-        );
+        exchange.send(200, this.render(next), throttleHeaders(remaining));
       },
     });
   }

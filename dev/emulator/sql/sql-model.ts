@@ -11,12 +11,14 @@ import { z } from 'zod';
 
 import { ArmError, badRequest, resourceNotFound } from '../arm-error';
 import { parseJson, requireJsonContent } from '../arm-exchange';
+import { throttleHeaders } from '../arm-gate';
 import {
   type AdminRoutes,
   type ArmRequest,
   decodeSegments,
   methodNotAllowed,
   type ModelContext,
+  parseSpec,
   refusalTargetFor,
   requiredQuery,
   resourceId,
@@ -140,13 +142,10 @@ export class SqlModel implements ResourceModel {
           body: { value: [...this.servers.values()].map((s) => this.renderWithRules(s)) },
         }),
         POST: (_url, body) => {
-          const spec = sqlServerSpecSchema.safeParse(parseJson(body));
-          if (!spec.success) {
-            throw badRequest(
-              `Invalid SQL server spec: ${spec.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-            );
-          }
-          return { status: 201, body: { id: this.create(spec.data) } };
+          return {
+            status: 201,
+            body: { id: this.create(parseSpec(sqlServerSpecSchema, body, 'SQL server spec')) },
+          };
         },
         PATCH: (url, body) => {
           const id = requiredQuery(url, 'id', 'the SQL server resource id');
@@ -394,10 +393,7 @@ export class SqlModel implements ResourceModel {
     gate.maybeRefuse(refusalTargetFor(SQL_SERVER_TYPE, route), method);
     const remaining = gate.takeWriteToken(route.subscriptionId);
     if (method === 'PUT') requireJsonContent(exchange);
-    const headers: Record<string, string> =
-      remaining === undefined
-        ? {}
-        : { 'x-ms-ratelimit-remaining-subscription-writes': String(remaining) };
+    const headers = throttleHeaders(remaining);
     const inFlight = (this.inFlight.get(key) ?? 0) + 1;
     this.inFlight.set(key, inFlight);
     counters.peakWritesInFlight = Math.max(counters.peakWritesInFlight, inFlight);

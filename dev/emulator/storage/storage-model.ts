@@ -6,14 +6,16 @@
  */
 import { z } from 'zod';
 
-import { ArmError, badRequest, resourceNotFound } from '../arm-error';
+import { ArmError, resourceNotFound } from '../arm-error';
 import { type Exchange, parseJson, requireJsonContent } from '../arm-exchange';
+import { throttleHeaders } from '../arm-gate';
 import {
   type AdminRoutes,
   type ArmRequest,
   decodeSegments,
   methodNotAllowed,
   type ModelContext,
+  parseSpec,
   refusalTargetFor,
   requiredQuery,
   type ResourceModel,
@@ -97,13 +99,12 @@ export class StorageModel implements ResourceModel {
       'storage-accounts': {
         GET: () => ({ status: 200, body: { value: this.list() } }),
         POST: (_url, body) => {
-          const spec = storageAccountSpecSchema.safeParse(parseJson(body));
-          if (!spec.success) {
-            throw badRequest(
-              `Invalid storage account spec: ${spec.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-            );
-          }
-          return { status: 201, body: { id: this.create(spec.data) } };
+          return {
+            status: 201,
+            body: {
+              id: this.create(parseSpec(storageAccountSpecSchema, body, 'storage account spec')),
+            },
+          };
         },
       },
       'storage-accounts/acls': {
@@ -244,13 +245,7 @@ export class StorageModel implements ResourceModel {
       apply: (next) => {
         this.store(next);
         counters.writesApplied += 1;
-        exchange.send(
-          200,
-          this.render(next),
-          remaining === undefined
-            ? {}
-            : { 'x-ms-ratelimit-remaining-subscription-writes': String(remaining) },
-        );
+        exchange.send(200, this.render(next), throttleHeaders(remaining));
       },
     });
   }
