@@ -267,6 +267,36 @@ describe('Emulator: storage accounts through @azure/arm-storage', () => {
     expect(emulator.stats()).toMatchObject({ refused: 1, faultsInjected: 1 });
   });
 
+  it('When late apply is on and the client gives up on a PATCH, then the write still lands afterwards', async () => {
+    const account = createAccount();
+    emulator.configure({ lateApply: { rate: 1, ms: 500 } });
+
+    const error = await client.storageAccounts
+      .update(
+        RG,
+        account.name,
+        {
+          networkRuleSet: {
+            defaultAction: 'Deny',
+            ipRules: [{ iPAddressOrRange: '52.3.3.3', action: 'Allow' }],
+          },
+        },
+        { abortSignal: AbortSignal.timeout(100) },
+      )
+      .then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+    const before = emulator.storage.getNetworkAcls(account.id).ipRules;
+    await until(() => emulator.stats().lateApplied === 1);
+
+    expect(error).toBeInstanceOf(Error);
+    expect(before).toEqual([]);
+    expect(emulator.storage.getNetworkAcls(account.id).ipRules).toEqual([
+      { value: '52.3.3.3', action: 'Allow' },
+    ]);
+  });
+
   it('When an unknown account is read or patched, then the answer is 404 ResourceNotFound', async () => {
     const read = await restErrorOf(client.storageAccounts.getProperties(RG, 'nosuchaccount'));
     const patched = await restErrorOf(
