@@ -26,8 +26,9 @@ const ROUTE =
   /^\/subscriptions\/([^/]+)\/providers\/Microsoft\.Network\/locations\/([^/]+)\/serviceTags\/?$/i;
 
 /**
- * Default ranges: public, routable blocks Microsoft announces for these regions (none of them
- * private, shared or documentation space), a handful per region rather than Azure's thousands.
+ * Default ranges: public, routable blocks in Microsoft's address space (none of them private,
+ * shared or documentation space), a handful per region rather than Azure's thousands. They are
+ * test data, not Azure's current list: a test that cares sets its own.
  */
 export const DEFAULT_SERVICE_TAGS: Readonly<ServiceTagsConfig> = Object.freeze({
   changeNumber: 1,
