@@ -104,6 +104,21 @@ describe('Emulator: the blob data plane of each storage account', () => {
     expect((await probe(account.name)).status).toBe(200);
   });
 
+  it('When public network access is disabled, then even an open firewall answers AuthorizationFailure', async () => {
+    const name = uniqueAccountName();
+    emulator.storage.create({
+      resourceGroup: RG,
+      name,
+      publicNetworkAccess: 'Disabled',
+      networkAcls: { defaultAction: 'Allow' },
+    });
+
+    const response = await probe(name);
+
+    expect(response.status).toBe(403);
+    expect(response.headers['x-ms-error-code']).toBe('AuthorizationFailure');
+  });
+
   it('When the probe has no token or no x-ms-version, then it is rejected before the firewall', async () => {
     const account = createAccount();
 
