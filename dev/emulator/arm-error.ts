@@ -33,3 +33,12 @@ export function codeForStatus(status: number): string {
     .replace(/[^A-Za-z0-9 ]/g, '')
     .replace(/(?:^|\s+)(\w)/g, (_, c: string) => c.toUpperCase());
 }
+
+/** Resource Manager's 404 for a resource (or child, e.g. `Microsoft.Sql/servers/s/firewallRules/r`). */
+export function resourceNotFound(typeAndName: string, resourceGroup: string): ArmError {
+  return new ArmError(
+    404,
+    'ResourceNotFound',
+    `The Resource '${typeAndName}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+  );
+}

@@ -9,7 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { type RunningEmulator, startEmulator, type StartOptions, type VaultSpec } from './server';
+import {
+  type RunningEmulator,
+  type ServiceTagsConfig,
+  type SqlServerSpec,
+  startEmulator,
+  type StartOptions,
+  type StorageAccountSpec,
+  type VaultSpec,
+} from './server';
+import { parseAccountResourceId } from './storage/account';
 import { parseVaultResourceId } from './vault-store';
 
 const USAGE = `Usage: node dist/dev/emulator/cli.js [options]
@@ -19,6 +28,12 @@ const USAGE = `Usage: node dist/dev/emulator/cli.js [options]
   --cert-dir <dir>       where to write ca.pem (default: a new temporary directory)
   --vault <resourceId>   create this vault with defaultAction Deny, bypass AzureServices (repeatable)
   --static-ip <ip|cidr>  a pre-existing ipRule on every --vault (repeatable; default none)
+  --storage-account <resourceId>  create this storage account with defaultAction Deny (repeatable)
+  --sql-server <resourceId>  create this SQL server, public network access enabled (repeatable)
+  --allow-azure-services  seed AllowAllWindowsAzureIps (0.0.0.0) on every --sql-server
+  --location <region>    the region of every created resource (default westeurope)
+  --service-tag <region>=<cidr>  serve this prefix in AzureCloud.<region> (repeatable; replaces
+                         the default tags)
   --read-latency <ms>    delay of every GET (default 0)
   --write-latency <ms>   delay of every PATCH/PUT; overlapping writes on a vault get 409 (default 0)
   --no-conflict          let overlapping writes through instead of answering 409
@@ -41,6 +56,22 @@ function integer(flag: string, text: string | undefined, fallback: number): numb
   return Number(text);
 }
 
+const SQL_SERVER_ID =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Sql\/servers\/([^/]+)\/?$/i;
+
+/** `region=cidr` pairs, grouped by region (validated when the emulator starts). */
+function serviceTags(pairs: string[]): ServiceTagsConfig {
+  const regions: Record<string, string[]> = {};
+  for (const pair of pairs) {
+    const [region, prefix, extra] = pair.split('=');
+    if (!region || !prefix || extra !== undefined) {
+      throw new UsageError(`--service-tag expects <region>=<cidr>, got '${pair}'`);
+    }
+    (regions[region] ??= []).push(prefix);
+  }
+  return { changeNumber: 1, regions };
+}
+
 function parseCommandLine(args: string[]): { options: StartOptions; help: boolean } {
   const { values } = parseArgs({
     args,
@@ -52,6 +83,11 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
       'cert-dir': { type: 'string' },
       vault: { type: 'string', multiple: true },
       'static-ip': { type: 'string', multiple: true },
+      'storage-account': { type: 'string', multiple: true },
+      'sql-server': { type: 'string', multiple: true },
+      'allow-azure-services': { type: 'boolean' },
+      location: { type: 'string' },
+      'service-tag': { type: 'string', multiple: true },
       'read-latency': { type: 'string' },
       'write-latency': { type: 'string' },
       'no-conflict': { type: 'boolean' },
@@ -73,6 +109,7 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
     }
     return {
       ...coordinates,
+      ...(values.location === undefined ? {} : { location: values.location }),
       networkAcls: {
         bypass: 'AzureServices',
         defaultAction: 'Deny',
@@ -84,10 +121,41 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
   if (staticIps.length > 0 && vaults.length === 0) {
     throw new UsageError('--static-ip needs at least one --vault');
   }
+  const storageAccounts: StorageAccountSpec[] = (values['storage-account'] ?? []).map((id) => {
+    const coordinates = parseAccountResourceId(id);
+    if (!coordinates) {
+      throw new UsageError(
+        `--storage-account expects /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Storage/storageAccounts/<name>, got '${id}'`,
+      );
+    }
+    return {
+      ...coordinates,
+      ...(values.location === undefined ? {} : { location: values.location }),
+      networkAcls: { bypass: 'AzureServices', defaultAction: 'Deny' },
+    };
+  });
+  const sqlServers: SqlServerSpec[] = (values['sql-server'] ?? []).map((id) => {
+    const match = SQL_SERVER_ID.exec(id);
+    if (!match) {
+      throw new UsageError(
+        `--sql-server expects /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Sql/servers/<name>, got '${id}'`,
+      );
+    }
+    const [, subscriptionId = '', resourceGroup = '', name = ''] = match;
+    return {
+      subscriptionId,
+      resourceGroup,
+      name,
+      ...(values.location === undefined ? {} : { location: values.location }),
+      allowAzureServices: values['allow-azure-services'] === true,
+    };
+  });
   const options: StartOptions = {
     host: values.host ?? '127.0.0.1',
     port: integer('port', values.port, 0),
     vaults,
+    storageAccounts,
+    sqlServers,
     readLatencyMs: integer('read-latency', values['read-latency'], 0),
     writeLatencyMs: integer('write-latency', values['write-latency'], 0),
     conflictOnOverlap: values['no-conflict'] !== true,
@@ -103,6 +171,9 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
   }
   if (values.token !== undefined) {
     options.requiredToken = values.token;
+  }
+  if (values['service-tag'] !== undefined) {
+    options.serviceTags = serviceTags(values['service-tag']);
   }
   if (values.seed !== undefined) {
     options.seed = integer('seed', values.seed, 0);

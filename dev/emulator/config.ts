@@ -11,6 +11,7 @@ export const DEFAULT_CONFIG: Readonly<EmulatorConfig> = Object.freeze({
   hang: null,
   lateApply: null,
   refusals: [],
+  interruptedDeletes: null,
 });
 
 const MAX_DELAY_MS = 10 * 60 * 1000;
@@ -21,7 +22,7 @@ const faultSchema = z.strictObject({
   rate: probability,
   statuses: z.array(z.number().int().min(400).max(599)).min(1),
   methods: z
-    .array(z.enum(['GET', 'PATCH', 'PUT']))
+    .array(z.enum(['GET', 'PATCH', 'PUT', 'DELETE']))
     .min(1)
     .optional(),
   retryAfterSeconds: z.number().int().min(0).optional(),
@@ -45,12 +46,13 @@ export const configPatchSchema = z.strictObject({
         vault: z.string().min(1),
         status: z.union([z.literal(400), z.literal(403), z.literal(404)]),
         methods: z
-          .array(z.enum(['GET', 'PATCH', 'PUT']))
+          .array(z.enum(['GET', 'PATCH', 'PUT', 'DELETE']))
           .min(1)
           .optional(),
       }),
     )
     .optional(),
+  interruptedDeletes: z.strictObject({ rate: probability }).nullable().optional(),
 });
 
 /** Applies a validated patch; throws an Error naming every bad field and changes nothing. */

@@ -5,22 +5,31 @@
  * behaviour is unverified it picks the answer that hurts a careless client (see `patchedVault`).
  * It keeps Azure's real weaknesses too: no ETags, so stale read-modify-writes silently lose updates.
  */
-import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 
-import { ArmError, badRequest, codeForStatus } from './arm-error';
+import { ArmError, badRequest, resourceNotFound } from './arm-error';
+import { Exchange, parseJson, readBody, requireJsonContent } from './arm-exchange';
+import { ArmGate, throttleHeaders } from './arm-gate';
+import {
+  type AdminRoutes,
+  type ModelContext,
+  parseSpec,
+  refusalTargetFor,
+  type ResourceModel,
+} from './arm-model';
 import { certificateFor, isWildcard } from './certificate';
-import { mulberry32, TokenBucket } from './chance';
+import { mulberry32 } from './chance';
 import { DEFAULT_CONFIG, mergeConfig, vaultSpecSchema } from './config';
 import { DATA_PLANE_PREFIX, EmulatedDataPlane } from './data-plane';
 import { AZURE_DEFAULT_ACLS, copyAcls } from './network-acls';
+import { ServiceTagsModel } from './service-tags';
+import { SqlModel } from './sql/sql-model';
+import { StorageModel } from './storage/storage-model';
 import type {
-  ArmMethod,
   EmulatorConfig,
   EmulatorStats,
   NetworkAcls,
@@ -36,14 +45,20 @@ import {
   putVault,
   renderVault,
   validateSubscriptionId,
+  VAULT_TYPE,
   type VaultCoordinates,
   vaultKey,
-  vaultResourceId,
   VaultStore,
   withNetworkAcls,
 } from './vault-store';
 
 export type { DataPlaneConfig, DataPlanePatch, DataPlaneStats } from './data-plane';
+export type { ServiceTagsApi, ServiceTagsConfig } from './service-tags';
+export type { SqlServersApi, SqlServerSpec, SqlServerStats } from './sql/sql-model';
+export type { StorageAccountSpec } from './storage/account';
+export type { BlobPlaneStats } from './storage/blob-plane';
+export type { StorageNetworkAcls } from './storage/network-rule-set';
+export type { StorageAccountsApi, StorageAccountStats } from './storage/storage-model';
 export type {
   ArmMethod,
   Bypass,
@@ -61,7 +76,6 @@ export type {
 } from './types';
 export { DEFAULT_SUBSCRIPTION_ID } from './vault-store';
 
-const MAX_BODY_BYTES = 1024 * 1024;
 const ADMIN_PREFIX = '/_emulator/';
 const VAULT_ROUTE =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)\/?$/i;
@@ -75,13 +89,8 @@ const CONFIG_KEYS = [
   'hang',
   'lateApply',
   'refusals',
+  'interruptedDeletes',
 ] as const satisfies readonly (keyof EmulatorConfig)[];
-
-const FAULT_MESSAGES: Readonly<Record<number, string>> = {
-  429: 'Number of requests exceeded the limit. Please retry after the time given in Retry-After.',
-  500: 'The server encountered an internal error. Please retry the request.',
-  503: 'The service is temporarily unavailable. Please retry after the time given in Retry-After.',
-};
 
 /** The global counters of EmulatorStats. */
 type Counters = Omit<EmulatorStats, 'perVault'>;
@@ -104,96 +113,6 @@ function zeroVaultStats(): VaultStats {
   return { gets: 0, writes: 0, writesApplied: 0, conflicts: 0 };
 }
 
-/** One request and its answer, with the headers every Resource Manager answer carries. */
-class Exchange {
-  readonly startedAt = Date.now();
-  readonly requestId = randomUUID();
-  readonly correlationId: string;
-  private closedEarly = false;
-
-  constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    private readonly log: ((line: string) => void) | undefined,
-  ) {
-    const correlation = req.headers['x-ms-correlation-request-id'];
-    this.correlationId = typeof correlation === 'string' ? correlation : randomUUID();
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        this.closedEarly = true;
-      }
-    });
-  }
-
-  /** True once the client has hung up without waiting for the answer. */
-  get clientGone(): boolean {
-    return this.closedEarly || this.req.socket.destroyed;
-  }
-
-  send(status: number, body: unknown, headers: Record<string, string> = {}): void {
-    if (this.res.headersSent || this.res.destroyed) {
-      return;
-    }
-    const payload = JSON.stringify(body);
-    const clientRequestId = this.req.headers['x-ms-client-request-id'];
-    this.res.writeHead(status, {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(payload),
-      'x-ms-request-id': this.requestId,
-      'x-ms-correlation-request-id': this.correlationId,
-      ...(typeof clientRequestId === 'string' ? { 'x-ms-client-request-id': clientRequestId } : {}),
-      ...headers,
-    });
-    this.res.end(payload);
-    this.log?.(
-      `${this.req.method ?? '?'} ${this.req.url ?? '?'} -> ${status} (${Date.now() - this.startedAt} ms)`,
-    );
-  }
-
-  fail(error: ArmError): void {
-    this.send(error.status, error.body(), error.headers);
-  }
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => {
-      if (size > MAX_BODY_BYTES) {
-        reject(
-          new ArmError(
-            413,
-            'RequestEntityTooLarge',
-            `The request body exceeds ${MAX_BODY_BYTES} bytes.`,
-          ),
-        );
-      } else {
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    req.on('error', reject);
-  });
-}
-
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch (error) {
-    throw new ArmError(
-      400,
-      'InvalidRequestContent',
-      `The request content was invalid and could not be deserialized: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-}
-
 function matchVaultRoute(pathname: string): VaultCoordinates | undefined {
   const match = VAULT_ROUTE.exec(pathname);
   if (!match) {
@@ -211,16 +130,12 @@ function matchVaultRoute(pathname: string): VaultCoordinates | undefined {
   }
 }
 
-function isArmMethod(method: string | undefined): method is ArmMethod {
+function isVaultMethod(method: string | undefined): method is 'GET' | WriteMethod {
   return method === 'GET' || method === 'PATCH' || method === 'PUT';
 }
 
 function notFound(route: VaultCoordinates): ArmError {
-  return new ArmError(
-    404,
-    'ResourceNotFound',
-    `The Resource 'Microsoft.KeyVault/vaults/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
-  );
+  return resourceNotFound(`${VAULT_TYPE}/${route.name}`, route.resourceGroup);
 }
 
 function toArmError(error: unknown): ArmError {
@@ -231,8 +146,6 @@ function toArmError(error: unknown): ArmError {
   return new ArmError(500, 'InternalServerError', `The emulator failed: ${message}`);
 }
 
-type AdminHandler = (url: URL, body: Buffer) => { status: number; body: unknown };
-
 class KeyVaultArmEmulator {
   private config: EmulatorConfig;
   /** The vaults' data plane at their `vaultUri`, following each stored version late. */
@@ -240,24 +153,46 @@ class KeyVaultArmEmulator {
   private readonly store = new VaultStore((record, created) =>
     this.dataPlane.recordVersion(record, created),
   );
-  private counters = zeroCounters();
+  private readonly counters = zeroCounters();
   private perVault = new Map<string, VaultStats>();
-  /** Writes per vault key between arrival and answer, doomed ones included. */
-  private readonly inFlight = new Map<string, number>();
-  private buckets = new Map<string, TokenBucket>();
-  private readonly random: () => number;
   private readonly lifetime = new AbortController();
-  private readonly adminRoutes: Readonly<Record<string, Partial<Record<string, AdminHandler>>>>;
+  /** Latency, faults, throttle, refusals and the writes in flight, shared by every kind. */
+  readonly gate: ArmGate;
+  /** The other kinds (Storage, SQL, service tags): each claims its own routes. */
+  readonly storage: StorageModel;
+  readonly sql: SqlModel;
+  readonly serviceTags: ServiceTagsModel;
+  private readonly models: readonly ResourceModel[];
+  private readonly adminRoutes: Readonly<AdminRoutes>;
+  private baseUrl: string | undefined;
 
   constructor(
     config: EmulatorConfig,
     seed: number,
     private readonly requiredToken: string | undefined,
     private readonly log: ((line: string) => void) | undefined,
+    serviceTags?: StartOptions['serviceTags'],
   ) {
     this.config = config;
-    this.random = mulberry32(seed);
+    this.gate = new ArmGate(
+      () => this.config,
+      mulberry32(seed),
+      this.lifetime.signal,
+      this.counters,
+      log,
+    );
+    const context: ModelContext = {
+      gate: this.gate,
+      baseUrl: () => this.baseUrl,
+      dataPlaneConfig: () => this.dataPlane.snapshot(),
+      now: Date.now,
+    };
+    this.storage = new StorageModel(context);
+    this.sql = new SqlModel(context);
+    this.serviceTags = new ServiceTagsModel(context, serviceTags);
+    this.models = [this.storage, this.sql, this.serviceTags];
     this.adminRoutes = {
+      ...this.models.reduce<AdminRoutes>((all, model) => ({ ...all, ...model.adminRoutes }), {}),
       health: { GET: () => ({ status: 200, body: { status: 'ok' } }) },
       vaults: {
         GET: () => ({
@@ -265,13 +200,10 @@ class KeyVaultArmEmulator {
           body: { value: this.store.list().map((record) => this.render(record)) },
         }),
         POST: (_url, body) => {
-          const spec = vaultSpecSchema.safeParse(parseJson(body));
-          if (!spec.success) {
-            throw badRequest(
-              `Invalid vault spec: ${spec.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-            );
-          }
-          return { status: 201, body: { id: this.createVault(spec.data) } };
+          return {
+            status: 201,
+            body: { id: this.createVault(parseSpec(vaultSpecSchema, body, 'vault spec')) },
+          };
         },
       },
       'vaults/acls': {
@@ -349,7 +281,7 @@ class KeyVaultArmEmulator {
       throw badRequest(error instanceof Error ? error.message : String(error));
     }
     if (JSON.stringify(next.writeThrottle) !== JSON.stringify(this.config.writeThrottle)) {
-      this.buckets = new Map();
+      this.gate.resetThrottle();
     }
     this.config = next;
   }
@@ -362,8 +294,12 @@ class KeyVaultArmEmulator {
   }
 
   resetStats(): void {
-    this.counters = zeroCounters();
+    // In place: the gate holds this object.
+    Object.assign(this.counters, zeroCounters());
     this.perVault = new Map(this.store.list().map((record) => [record.key, zeroVaultStats()]));
+    for (const model of this.models) {
+      model.resetStats();
+    }
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -373,6 +309,8 @@ class KeyVaultArmEmulator {
       const body = await readBody(req);
       if (url.pathname.startsWith(ADMIN_PREFIX)) {
         this.handleAdmin(exchange, url, body);
+      } else if (this.answerModelDataPlane(exchange, url)) {
+        // A kind's data plane (a storage account's blob endpoint) answered.
       } else if (url.pathname.startsWith(DATA_PLANE_PREFIX)) {
         const answer = this.dataPlane.answer(
           {
@@ -393,6 +331,25 @@ class KeyVaultArmEmulator {
       }
       exchange.fail(toArmError(error));
     }
+  }
+
+  /** The server's address, once it listens: data-plane endpoints are rendered from it. */
+  setBaseUrl(url: string): void {
+    this.baseUrl = url;
+    this.dataPlane.setBaseUrl(url);
+  }
+
+  private answerModelDataPlane(exchange: Exchange, url: URL): boolean {
+    const model = this.models.find(
+      (candidate) =>
+        candidate.dataPlanePrefix !== undefined &&
+        url.pathname.startsWith(candidate.dataPlanePrefix),
+    );
+    if (!model?.answerDataPlane) {
+      return false;
+    }
+    model.answerDataPlane(exchange, url);
+    return true;
   }
 
   private handleAdmin(exchange: Exchange, url: URL, body: Buffer): void {
@@ -459,6 +416,12 @@ class KeyVaultArmEmulator {
         `The api-version '${apiVersion[1]}' is invalid. The supported versions look like '2026-02-01'.`,
       );
     }
+    for (const model of this.models) {
+      const handler = model.route(url.pathname);
+      if (handler) {
+        return handler({ exchange, url, body });
+      }
+    }
     const route = matchVaultRoute(url.pathname);
     if (!route) {
       throw new ArmError(
@@ -468,7 +431,7 @@ class KeyVaultArmEmulator {
       );
     }
     const method = exchange.req.method;
-    if (!isArmMethod(method)) {
+    if (!isVaultMethod(method)) {
       throw new ArmError(
         405,
         'MethodNotAllowed',
@@ -501,9 +464,8 @@ class KeyVaultArmEmulator {
     if (vaultStats) {
       vaultStats.gets += 1;
     }
-    this.maybeRefuse(route, 'GET');
-    await this.sleep(this.config.readLatencyMs);
-    this.maybeFault('GET');
+    this.gate.maybeRefuse(refusalTargetFor(VAULT_TYPE, route), 'GET');
+    await this.gate.read();
     const record = this.store.get(key);
     if (!record) {
       throw notFound(route);
@@ -511,11 +473,7 @@ class KeyVaultArmEmulator {
     exchange.send(200, this.render(record));
   }
 
-  /**
-   * A write holds its vault from arrival until it answers. One that arrives while another is in
-   * flight is doomed to a 409 but still waits its own latency (a real one costs a round trip) and
-   * still holds the vault meanwhile: Azure gives no promise that a rejected write is cheap.
-   */
+  /** A write holds its vault from arrival until it answers (see `ArmGate.write`). */
   private async write(
     exchange: Exchange,
     method: WriteMethod,
@@ -528,180 +486,49 @@ class KeyVaultArmEmulator {
     if (vaultStats) {
       vaultStats.writes += 1;
     }
-    this.maybeRefuse(route, method);
+    this.gate.maybeRefuse(refusalTargetFor(VAULT_TYPE, route), method);
+    const remaining = this.gate.takeWriteToken(route.subscriptionId);
+    requireJsonContent(exchange);
 
-    const remaining = this.takeWriteToken(route.subscriptionId);
-    const contentType = exchange.req.headers['content-type'] ?? '';
-    if (!/^application\/json\b/i.test(contentType)) {
-      throw new ArmError(
-        415,
-        'UnsupportedMediaType',
-        `The content media type '${contentType}' is not supported. Only 'application/json' is supported.`,
-      );
-    }
-
-    const conflicted = this.config.conflictOnOverlap && (this.inFlight.get(key) ?? 0) > 0;
-    this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
-    try {
-      await this.sleep(this.config.writeLatencyMs);
-      this.maybeFault(method);
-      const late = this.config.lateApply;
-      if (late && this.random() < late.rate) {
-        // Held, then applied below whether or not the client is still waiting.
-        await this.sleep(late.ms);
-      }
-      const hang = this.config.hang;
-      if (hang && this.random() < hang.rate) {
-        await this.sleep(hang.ms);
-        // NOTE: a client that gave up during the hang gets nothing applied: the hang models a
-        // request stuck before Resource Manager acted on it. (Azure can also apply a write whose
-        // client timed out; normal write latency keeps that behaviour, see below.)
-        if (exchange.clientGone) {
-          return;
+    await this.gate.write(key, exchange, method, {
+      prepare: () => {
+        const existing = this.store.get(key);
+        if (method === 'PATCH' && !existing) {
+          throw notFound(route);
         }
-      }
-      const existing = this.store.get(key);
-      if (method === 'PATCH' && !existing) {
-        throw notFound(route);
-      }
-      const now = new Date();
-      const document = parseJson(body);
-      const next =
-        method === 'PATCH' && existing
+        const now = new Date();
+        const document = parseJson(body);
+        return method === 'PATCH' && existing
           ? patchedVault(existing, document, now)
           : putVault(existing, route, document, now);
-      if (conflicted) {
+      },
+      conflict: () => {
         this.counters.conflicts += 1;
         if (vaultStats) {
           vaultStats.conflicts += 1;
         }
-        throw new ArmError(
+        return new ArmError(
           409,
           'ConflictError',
           `The resource was changed from the point the operation began. Another operation on vault '${route.name}' was in progress; serialize the operations on a vault and retry.`,
         );
-      }
-      // Applied even when the client has hung up during the write latency: Azure does not undo a
-      // write because its caller stopped listening.
-      this.store.replace(next);
-      if (exchange.clientGone) {
-        this.counters.lateApplied += 1;
-        this.log?.(`${method} ${exchange.req.url ?? '?'} applied after its client gave up`);
-      }
-      if (!vaultStats) {
-        // A PUT that created the vault: count it now that the vault exists.
-        vaultStats = this.vaultStatsFor(key);
-        if (vaultStats) {
-          vaultStats.writes += 1;
+      },
+      apply: (next) => {
+        this.store.replace(next);
+        if (!vaultStats) {
+          // A PUT that created the vault: count it now that the vault exists.
+          vaultStats = this.vaultStatsFor(key);
+          if (vaultStats) {
+            vaultStats.writes += 1;
+          }
         }
-      }
-      this.counters.writesApplied += 1;
-      if (vaultStats) {
-        vaultStats.writesApplied += 1;
-      }
-      exchange.send(
-        200,
-        this.render(next),
-        remaining === undefined
-          ? {}
-          : { 'x-ms-ratelimit-remaining-subscription-writes': String(remaining) },
-      );
-    } finally {
-      const count = (this.inFlight.get(key) ?? 1) - 1;
-      if (count === 0) {
-        this.inFlight.delete(key);
-      } else {
-        this.inFlight.set(key, count);
-      }
-    }
-  }
-
-  /** Returns the tokens left, undefined when throttling is off; throws 429 when none is left. */
-  private takeWriteToken(subscriptionId: string): number | undefined {
-    const throttle = this.config.writeThrottle;
-    if (!throttle) {
-      return undefined;
-    }
-    const bucketKey = subscriptionId.toLowerCase();
-    let bucket = this.buckets.get(bucketKey);
-    if (!bucket) {
-      bucket = new TokenBucket(throttle.capacity, throttle.refillPerSecond, Date.now());
-      this.buckets.set(bucketKey, bucket);
-    }
-    const taken = bucket.take(Date.now());
-    if (!taken.ok) {
-      this.counters.throttled += 1;
-      throw new ArmError(
-        429,
-        'TooManyRequests',
-        `Number of write requests for subscription '${subscriptionId}' exceeded the limit of ${throttle.capacity}, refilling at ${throttle.refillPerSecond} per second. Please retry after ${taken.retryAfterSeconds} second(s).`,
-        {
-          'Retry-After': String(taken.retryAfterSeconds),
-          'x-ms-ratelimit-remaining-subscription-writes': '0',
-        },
-      );
-    }
-    return taken.remaining;
-  }
-
-  /**
-   * A configured permanent refusal of the vault, answered at once (Resource Manager checks
-   * authorization and the resource before the provider sees the request).
-   */
-  private maybeRefuse(route: VaultCoordinates, method: ArmMethod): void {
-    const key = vaultKey(route);
-    const refusal = this.config.refusals.find(
-      (candidate) =>
-        (candidate.vault.toLowerCase() === key ||
-          candidate.vault.toLowerCase() === route.name.toLowerCase()) &&
-        (!candidate.methods || candidate.methods.includes(method)),
-    );
-    if (!refusal) {
-      return;
-    }
-    this.counters.refused += 1;
-    const scope = vaultResourceId(route);
-    if (refusal.status === 404) {
-      throw notFound(route);
-    }
-    if (refusal.status === 403) {
-      const action = method === 'GET' ? 'read' : 'write';
-      throw new ArmError(
-        403,
-        'AuthorizationFailed',
-        `The client 'kv-lease' with object id '00000000-0000-0000-0000-0000000000b0' does not have authorization to perform action 'Microsoft.KeyVault/vaults/${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
-      );
-    }
-    throw badRequest(
-      `The request for vault '${route.name}' is invalid (refusal configured in the emulator).`,
-    );
-  }
-
-  /** Decided after the latency and before anything is applied, so a faulted write changes nothing. */
-  private maybeFault(method: ArmMethod): void {
-    const faults = this.config.faults;
-    if (!faults || (faults.methods && !faults.methods.includes(method))) {
-      return;
-    }
-    if (this.random() >= faults.rate) {
-      return;
-    }
-    const status = faults.statuses[Math.floor(this.random() * faults.statuses.length)] ?? 500;
-    this.counters.faultsInjected += 1;
-    const headers: Record<string, string> =
-      status === 429 || status === 503
-        ? { 'Retry-After': String(faults.retryAfterSeconds ?? 1) }
-        : {};
-    throw new ArmError(
-      status,
-      codeForStatus(status),
-      `${FAULT_MESSAGES[status] ?? 'The request failed.'} (fault injected by the emulator)`,
-      headers,
-    );
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return ms > 0 ? delay(ms, undefined, { signal: this.lifetime.signal }) : Promise.resolve();
+        this.counters.writesApplied += 1;
+        if (vaultStats) {
+          vaultStats.writesApplied += 1;
+        }
+        exchange.send(200, this.render(next), throttleHeaders(remaining));
+      },
+    });
   }
 }
 
@@ -733,12 +560,24 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
   const host = options.host ?? '127.0.0.1';
   const config = mergeConfig(DEFAULT_CONFIG, pickConfig(options));
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
-  const emulator = new KeyVaultArmEmulator(config, seed, options.requiredToken, options.log);
+  const emulator = new KeyVaultArmEmulator(
+    config,
+    seed,
+    options.requiredToken,
+    options.log,
+    options.serviceTags,
+  );
   if (options.dataPlane !== undefined) {
     emulator.configureDataPlane(options.dataPlane);
   }
   for (const spec of options.vaults ?? []) {
     emulator.createVault(spec);
+  }
+  for (const spec of options.storageAccounts ?? []) {
+    emulator.storage.create(spec);
+  }
+  for (const spec of options.sqlServers ?? []) {
+    emulator.sql.create(spec);
   }
 
   const certificate = certificateFor(host);
@@ -754,7 +593,7 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
   });
   const address = await listen(server, options.port ?? 0, host);
   const urlHost = isWildcard(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  emulator.dataPlane.setBaseUrl(`https://${urlHost}:${address.port}`);
+  emulator.setBaseUrl(`https://${urlHost}:${address.port}`);
 
   let closing: Promise<void> | undefined;
   const running: RunningEmulator = {
@@ -769,6 +608,9 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
     vaultUri: (name) => emulator.dataPlane.vaultUri(name),
     configureDataPlane: (patch) => emulator.configureDataPlane(patch),
     dataPlaneStats: () => emulator.dataPlane.stats(),
+    storage: emulator.storage.api,
+    sql: emulator.sql.api,
+    serviceTags: emulator.serviceTags.api,
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         emulator.shutDown();

@@ -1,4 +1,8 @@
 import type { DataPlaneConfig, DataPlanePatch, DataPlaneStats } from './data-plane';
+import type { ServiceTagsApi, ServiceTagsConfig } from './service-tags';
+import type { SqlServersApi, SqlServerSpec } from './sql/sql-model';
+import type { StorageAccountSpec } from './storage/account';
+import type { StorageAccountsApi } from './storage/storage-model';
 
 /**
  * Public types of the Key Vault ARM emulator. They live apart from `server.ts` so the
@@ -40,7 +44,8 @@ export interface VaultSpec {
 }
 
 export type WriteMethod = 'PATCH' | 'PUT';
-export type ArmMethod = 'GET' | WriteMethod;
+/** DELETE exists for SQL firewall rules only; vaults and storage accounts answer 405. */
+export type ArmMethod = 'GET' | WriteMethod | 'DELETE';
 
 export interface FaultConfig {
   /** Probability 0..1 that a matching request fails with one of `statuses`. */
@@ -58,7 +63,10 @@ export interface FaultConfig {
  * the vault was deleted (404), or every request for it is invalid (400).
  */
 export interface VaultRefusal {
-  /** The vault's name or resource id (case-insensitive). */
+  /**
+   * The resource's name or resource id (case-insensitive): a vault, a storage account, a SQL
+   * server, or `serviceTags` for the Service Tag Discovery API. (Named `vault` since v1.)
+   */
   vault: string;
   status: 400 | 403 | 404;
   /** Default: all. */
@@ -84,8 +92,10 @@ export interface EmulatorConfig {
    * carries out after its caller timed out, which Azure does not rule out. null = off.
    */
   lateApply: { rate: number; ms: number } | null;
-  /** Vaults answered with a permanent refusal. Default: none. */
+  /** Resources answered with a permanent refusal. Default: none. */
   refusals: VaultRefusal[];
+  /** With probability `rate`, a SQL firewall rule DELETE answers 409 `OperationInterrupted`. null = off. */
+  interruptedDeletes: { rate: number } | null;
 }
 
 export interface VaultStats {
@@ -131,8 +141,15 @@ export interface StartOptions extends Partial<EmulatorConfig> {
   seed?: number;
   /** Receives one human-readable line per ARM request; silent when unset. */
   log?: (line: string) => void;
-  /** The emulated data plane: propagation delay and the client address vaults see. */
+  /**
+   * The emulated data planes (vaults' and storage accounts' blob endpoints): propagation delay
+   * and the client address they see; the per-name overrides (`vaults`) apply to any kind.
+   */
   dataPlane?: DataPlanePatch;
+  storageAccounts?: StorageAccountSpec[];
+  sqlServers?: SqlServerSpec[];
+  /** The `AzureCloud.<region>` tags served; default: a few ranges for three regions. */
+  serviceTags?: ServiceTagsConfig;
 }
 
 export interface RunningEmulator {
@@ -159,5 +176,11 @@ export interface RunningEmulator {
   /** Merges a data-plane patch (validated; throws changing nothing) and returns the result. */
   configureDataPlane(patch: DataPlanePatch): DataPlaneConfig;
   dataPlaneStats(): DataPlaneStats;
+  /** Storage accounts (`Microsoft.Storage/storageAccounts`) and their blob data plane. */
+  storage: StorageAccountsApi;
+  /** SQL servers (`Microsoft.Sql/servers`) and their firewall rules. */
+  sql: SqlServersApi;
+  /** The Service Tag Discovery API's content. */
+  serviceTags: ServiceTagsApi;
   close(): Promise<void>;
 }

@@ -150,6 +150,7 @@ describe('Key Vault ARM emulator: admin API and module API', () => {
         hang: null,
         lateApply: null,
         refusals: [],
+        interruptedDeletes: null,
       };
       expect(patched.status).toBe(200);
       expect(patched.json()).toEqual(expected);

@@ -174,7 +174,7 @@ describe('Key Vault ARM emulator: reading vaults and the front door', () => {
     const response = await rawRequest(
       emulator,
       'GET',
-      `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-test/providers/Microsoft.Storage/storageAccounts/sa1?api-version=${API_VERSION}`,
+      `/subscriptions/${SUBSCRIPTION}/resourceGroups/rg-test/providers/Microsoft.ContainerRegistry/registries/acr1?api-version=${API_VERSION}`,
       { headers: BEARER },
     );
 

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -9,11 +10,18 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { armClient, rawRequest, restErrorOf } from './helpers';
+import {
+  armClient,
+  networkClient,
+  rawRequest,
+  restErrorOf,
+  sqlClient,
+  storageClient,
+} from './helpers';
 
 const REPO = resolve(__dirname, '../..');
 const SOURCES = join(REPO, 'dev/emulator');
@@ -33,7 +41,10 @@ interface Entry {
  * temporary directory instead, so the test never exercises stale code.
  */
 async function cliEntry(): Promise<Entry> {
-  const sources = readdirSync(SOURCES).filter((file) => file.endsWith('.ts'));
+  // Recursive: the Storage and SQL models live in subdirectories.
+  const sources = readdirSync(SOURCES, { recursive: true, encoding: 'utf8' }).filter((file) =>
+    file.endsWith('.ts'),
+  );
   const distIsFresh = sources.every((file) => {
     const compiled = join(DIST, file.replace(/\.ts$/, '.js'));
     return (
@@ -54,6 +65,7 @@ async function cliEntry(): Promise<Entry> {
         esModuleInterop: true,
       },
     });
+    mkdirSync(dirname(join(out, file)), { recursive: true });
     writeFileSync(join(out, file.replace(/\.ts$/, '.js')), outputText);
   }
   return {
@@ -215,6 +227,54 @@ describe('Key Vault ARM emulator CLI', () => {
 
     expect(refused.statusCode).toBe(401);
     expect(vault.name).toBe('kv-cli');
+  });
+
+  it('When started with storage accounts, SQL servers and service tags, then the SDKs see them', async () => {
+    const sub =
+      '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-cli/providers';
+    const cli = startCli([
+      '--storage-account',
+      `${sub}/Microsoft.Storage/storageAccounts/sacli`,
+      '--sql-server',
+      `${sub}/Microsoft.Sql/servers/sql-cli`,
+      '--allow-azure-services',
+      '--location',
+      'northeurope',
+      '--service-tag',
+      'northeurope=20.38.64.0/19',
+      '--service-tag',
+      'northeurope=52.164.0.0/16',
+    ]);
+
+    const ready = await cli.ready;
+    const target = { url: ready.url, caPem: readFileSync(ready.caPath, 'utf8') };
+    const account = await storageClient(target).storageAccounts.getProperties('rg-cli', 'sacli');
+    const rules = [];
+    for await (const rule of sqlClient(target).firewallRules.listByServer('rg-cli', 'sql-cli')) {
+      rules.push(rule);
+    }
+    const tags = await networkClient(target).serviceTags.list('northeurope');
+
+    expect(account.location).toBe('northeurope');
+    expect(account.networkRuleSet).toMatchObject({ defaultAction: 'Deny', ipRules: [] });
+    expect(account.primaryEndpoints?.blob).toBe(`${ready.url}/blob/sacli/`);
+    expect(rules).toMatchObject([{ name: 'AllowAllWindowsAzureIps', startIpAddress: '0.0.0.0' }]);
+    expect(
+      tags.values?.find((tag) => tag.name === 'AzureCloud.northeurope')?.properties,
+    ).toMatchObject({
+      region: 'northeurope',
+      addressPrefixes: ['20.38.64.0/19', '52.164.0.0/16'],
+    });
+  });
+
+  it('When a storage account id or a service tag is malformed, then the CLI exits 2 naming the flag', async () => {
+    const badAccount = startCli(['--storage-account', '/subscriptions/x/storageAccounts/sa']);
+    const badTag = startCli(['--service-tag', 'westeurope']);
+
+    expect((await badAccount.exited).code).toBe(2);
+    expect((await badTag.exited).code).toBe(2);
+    expect(badAccount.stderr()).toContain('--storage-account expects');
+    expect(badTag.stderr()).toContain('--service-tag expects');
   });
 
   it('When another Node process trusts the CA through NODE_EXTRA_CA_CERTS, then the SDK reaches the emulator without tlsOptions', async () => {

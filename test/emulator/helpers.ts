@@ -2,6 +2,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
+import { NetworkManagementClient } from '@azure/arm-network';
+import { SqlManagementClient } from '@azure/arm-sql';
+import { StorageManagementClient } from '@azure/arm-storage';
 import { isRestError, type RestError } from '@azure/core-rest-pipeline';
 
 import type { RunningEmulator, VaultSpec } from '../../dev/emulator/server';
@@ -34,12 +37,66 @@ export function armClient(
   );
 }
 
+type ClientOptions = { maxRetries?: number; token?: string; subscriptionId?: string };
+
+/** The options every Azure SDK client gets: the emulator's endpoint and CA, no retries. */
+function sdkOptions(emulator: Pick<RunningEmulator, 'url' | 'caPem'>, options: ClientOptions) {
+  return {
+    endpoint: emulator.url,
+    credentials: { scopes: ['https://management.azure.com/.default'] },
+    tlsOptions: { ca: emulator.caPem },
+    retryOptions: { maxRetries: options.maxRetries ?? 0 },
+  };
+}
+
+/** `@azure/arm-storage`, as the broker will build it. */
+export function storageClient(
+  emulator: Pick<RunningEmulator, 'url' | 'caPem'>,
+  options: ClientOptions = {},
+): StorageManagementClient {
+  return new StorageManagementClient(
+    staticCredential(options.token),
+    options.subscriptionId ?? SUBSCRIPTION,
+    sdkOptions(emulator, options),
+  );
+}
+
+/** `@azure/arm-sql`, as the broker will build it. */
+export function sqlClient(
+  emulator: Pick<RunningEmulator, 'url' | 'caPem'>,
+  options: ClientOptions = {},
+): SqlManagementClient {
+  return new SqlManagementClient(
+    staticCredential(options.token),
+    options.subscriptionId ?? SUBSCRIPTION,
+    sdkOptions(emulator, options),
+  );
+}
+
+/** `@azure/arm-network` (the Service Tag Discovery API), as the broker will build it. */
+export function networkClient(
+  emulator: Pick<RunningEmulator, 'url' | 'caPem'>,
+  options: ClientOptions = {},
+): NetworkManagementClient {
+  return new NetworkManagementClient(
+    staticCredential(options.token),
+    options.subscriptionId ?? SUBSCRIPTION,
+    sdkOptions(emulator, options),
+  );
+}
+
 let counter = 0;
 
 /** A fresh vault name per test (3-24 characters, as Azure requires). */
 export function uniqueName(prefix = 'kv'): string {
   counter += 1;
   return `${prefix}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** A fresh storage account name: 3-24 lower-case letters and digits. */
+export function uniqueAccountName(): string {
+  counter += 1;
+  return `sa${counter}${Math.random().toString(36).slice(2, 10)}`.replace(/[^a-z0-9]/g, '');
 }
 
 /** Creates a Deny-by-default vault with a unique name in resource group `rg-test`. */
@@ -125,4 +182,13 @@ export async function restErrorOf(promise: Promise<unknown>): Promise<RestError>
     throw error;
   }
   throw new Error('expected the call to fail with a RestError, but it succeeded');
+}
+
+/** Polls a condition every 5 ms; fails after `ms`. */
+export async function until(condition: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
