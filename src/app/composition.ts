@@ -150,7 +150,15 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     sweep: (invocationId) => {
       const id = invocationId ?? currentInvocationId() ?? `sweep:${randomUUID()}`;
       if (invocationId === undefined) logger.info('Sweep started', { invocationId: id });
-      return runInInvocation(id, () => sweep({ coordinator, clock, logger, vaults }));
+      return runInInvocation(id, () =>
+        sweep({
+          coordinator,
+          clock,
+          logger,
+          vaults,
+          history: { store, keepMs: config.LEASE_HISTORY_DAYS * 86_400_000 },
+        }),
+      );
     },
     shutdown: () => coordinator.shutdown(),
   };

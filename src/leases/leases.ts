@@ -15,7 +15,7 @@ import {
 import { hasRole, type Principal, requireAnyRole } from '../domain/principal';
 import { type ManagedVault, MAX_RULES_PER_VAULT } from '../domain/vault';
 import { type Allowance, allowance, type LeaseTerms, leaseTtlSeconds } from '../policy/terms';
-import type { LeaseStore, StoredLease } from '../ports/lease-store';
+import type { LeaseStore, ListQuery, StoredLease } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import type { PassOutcome, VaultCoordinator } from '../writer/coordinator';
 
@@ -454,21 +454,37 @@ export class LeaseService {
     });
   }
 
-  /** A Lease.Request caller sees its own leases; Lease.Read sees all. */
+  /**
+   * A Lease.Request caller sees its own leases; Lease.Read sees all. The list
+   * walks segments (a vault's live leases, then its history) one store page
+   * at a time, and stops after `MAX_LIST_CALLS` pages whatever they held (a
+   * filter that matches nothing in a long history still costs a bounded
+   * amount): the rest is behind `nextLink`. A caller's own history is read
+   * from its own index in the store, never by scanning other callers'.
+   */
   async list(principal: Principal, request: ListRequest): Promise<ListResult> {
     const ownOnly = !hasRole(principal, 'Lease.Read');
     const vaults =
       request.vault === undefined
         ? this.deps.vaults.map((vault) => vault.name)
         : [this.managedVault(request.vault)];
-    const cursor = decodeSkipToken(request.skipToken, vaults);
+    // An own list of every status is two reads per vault: live rows, then own history.
+    const parts: ListQuery['status'][] =
+      ownOnly && request.status === 'all' ? ['active', 'ended'] : [request.status];
+    const segments = vaults.flatMap((vault) => parts.map((status) => ({ vault, status })));
+    const cursor = decodeSkipToken(request.skipToken, segments.length);
     const leases: Lease[] = [];
     let index = cursor.index;
     let continuation = cursor.continuation;
-    while (index < vaults.length && leases.length < request.top) {
+    for (
+      let calls = 0;
+      calls < MAX_LIST_CALLS && index < segments.length && leases.length < request.top;
+      calls += 1
+    ) {
+      const segment = segments[index] as (typeof segments)[number];
       const page = await this.deps.store.listLeases({
-        vault: vaults[index] as string,
-        status: request.status,
+        vault: segment.vault,
+        status: segment.status,
         principal: ownOnly ? principal.id : undefined,
         top: request.top - leases.length,
         continuation,
@@ -481,10 +497,17 @@ export class LeaseService {
         continuation = undefined;
       }
     }
-    const more = index < vaults.length;
+    const more = index < segments.length;
     return { leases, skipToken: more ? encodeSkipToken({ index, continuation }) : undefined };
   }
 }
+
+/**
+ * Most store calls (pages) one list request makes; then it answers what it
+ * has with a `nextLink`. Enough to fill a page across a few vaults in the
+ * usual case, small enough that no request scans a long history.
+ */
+export const MAX_LIST_CALLS = 4;
 
 interface Cursor {
   index: number;
@@ -495,11 +518,11 @@ function encodeSkipToken(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-function decodeSkipToken(token: string | undefined, vaults: string[]): Cursor {
+function decodeSkipToken(token: string | undefined, segments: number): Cursor {
   if (token === undefined) return { index: 0 };
   try {
     const cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Cursor;
-    if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < vaults.length) {
+    if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < segments) {
       // The store checks its own continuation's shape (a forged one is a 400 too).
       if (cursor.continuation === undefined || typeof cursor.continuation === 'string')
         return { index: cursor.index, continuation: cursor.continuation };

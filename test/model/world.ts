@@ -205,6 +205,10 @@ export class ModelStore implements LeaseStore {
     return this.op(() => this.truth.releaseSlot(lease));
   }
 
+  pruneHistory(vault: string, endedBefore: number): Promise<number> {
+    return this.op(() => this.truth.pruneHistory(vault, endedBefore));
+  }
+
   listLeases(query: ListQuery): Promise<LeasePage> {
     return this.op(() => this.truth.listLeases(query));
   }
