@@ -208,10 +208,14 @@ export class LeaseService {
         // NOTE: the caller's deadline has passed: marking the lease failed gets a
         // short grace, not a store timeout per try. A lease left pending is
         // failed by the next writer pass (it never activates a lease past it).
-        const abandoned = this.abandon(lease, failure);
+        let answered503 = false;
+        const abandoned = this.abandon(lease, failure, () => answered503);
         let timer: ReturnType<typeof setTimeout> | undefined;
         const grace = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(failure), ABANDON_GRACE_MS);
+          timer = setTimeout(() => {
+            answered503 = true;
+            reject(failure);
+          }, ABANDON_GRACE_MS);
         });
         return Promise.race([abandoned, grace])
           .catch((abandonError: unknown) => {
@@ -345,21 +349,45 @@ export class LeaseService {
     );
   }
 
-  private async abandon(lease: StoredLease, timeout: DomainError): Promise<StoredLease> {
+  /**
+   * A grant past its deadline: mark its lease failed (conditional, so it
+   * races the writer's activation fairly). A writer that activated it first
+   * makes it a late success, if the caller is still waiting; once the caller
+   * has been answered 503 (`answered()`), an activation found afterwards is
+   * withdrawn: the lease is ended as failed, the audit trail says so, and a
+   * pass removes its rule. The answer never contradicts the firewall for long.
+   */
+  private async abandon(
+    lease: StoredLease,
+    timeout: DomainError,
+    answered: () => boolean,
+  ): Promise<StoredLease> {
     let current = await this.deps.store.getLease(lease.id, lease.vault);
     for (let attempt = 0; current && attempt < 5; attempt += 1) {
-      if (current.status !== 'pending') break;
+      if (current.status === 'active' && !answered()) return current; // just in time
+      if (current.status !== 'pending' && current.status !== 'active') break;
+      const wasActive = current.status === 'active';
       const ended = await this.deps.store.endLease(
         current,
         'failed',
         this.deps.clock.now(),
         'timeout',
       );
-      if (ended) throw timeout;
+      if (ended) {
+        if (wasActive) {
+          await this.deps.events.emit({
+            type: 'grant-withdrawn',
+            lease: stripEtag(ended),
+            detail: `its grant was answered 503 (no answer within the apply timeout) and the writer activated it afterwards; ended as failed, its rule ${ended.ip} is removed by the next pass`,
+          });
+          void this.deps.coordinator
+            .sync(ended.vault, this.deps.clock.now() + 50_000)
+            .catch(() => undefined);
+        }
+        throw timeout;
+      }
       current = await this.deps.store.getLease(lease.id, lease.vault);
     }
-    // A writer marked it active just in time: the rule is there.
-    if (current?.status === 'active') return current;
     throw timeout;
   }
 
