@@ -85,7 +85,7 @@ export function auditEntryFor(event: BrokerEvent): EntryBody {
     case 'firewall-written': {
       // What was written against what the pass read: the entry alone tells
       // which rules the write changed, and the whole list it left.
-      const changes = `added [${event.added.join(', ')}] removed [${event.removed.join(', ')}]`;
+      const list = (rules: string[]) => `[${rules.join(', ')}]`;
       const unchanged = event.added.length === 0 && event.removed.length === 0;
       return {
         action: 'firewall-write',
@@ -93,7 +93,7 @@ export function auditEntryFor(event: BrokerEvent): EntryBody {
         vault: event.vault,
         outcome: event.outcome,
         detail:
-          `${changes} relative to the ${event.read.length} rules read; ${event.outcome === 'success' ? 'wrote' : 'tried to write'} ${event.written.length} rules [${event.written.join(', ')}]${unchanged ? ' (unchanged list, rewritten while an earlier write might still land)' : ''}${event.detail ? `: ${event.detail}` : ''}`.slice(
+          `read ${list(event.read)}; ${event.outcome === 'success' ? 'wrote' : 'tried to write'} ${list(event.written)}: added ${list(event.added)} removed ${list(event.removed)}${unchanged ? ' (unchanged, rewritten while an earlier write might still land)' : ''}${event.detail ? `: ${event.detail}` : ''}`.slice(
             0,
             4096,
           ),
