@@ -776,7 +776,17 @@ export class VaultCoordinator {
     note: Notes,
   ): Promise<void> {
     if (leases.length === 0) return;
-    const { ended } = await this.options.store.endLeases(leases, 'failed', now, 'timeout');
+    const { store } = this.options;
+    const result = await store.endLeases(leases, 'failed', now, 'timeout');
+    // Those that changed meanwhile were mostly failed by their own grant at its
+    // deadline: their rules were written all the same, which the trail must say.
+    const changed = await Promise.all(
+      result.changed.map((lease) => store.getLease(lease.id, lease.vault).catch(() => undefined)),
+    );
+    const ended = [
+      ...result.ended,
+      ...changed.filter((lease): lease is StoredLease => lease?.status === 'failed'),
+    ];
     for (const lease of ended) {
       note(
         this.options.observer?.grantWithdrawn?.(
