@@ -137,8 +137,12 @@ export interface LeaseStore {
     lease: StoredLease,
     patch: Partial<Pick<Lease, 'status' | 'expiresAt'>>,
   ): Promise<StoredLease | undefined>;
-  /** Mark pending leases active after their rules were written. */
-  markActive(leases: StoredLease[]): Promise<void>;
+  /**
+   * Mark pending leases active after their rules were written; returns the
+   * ids marked (a lease that changed meanwhile, failed by its grant or
+   * released, is left as it is).
+   */
+  markActive(leases: StoredLease[]): Promise<Set<string>>;
   getVaultState(vault: string): Promise<VaultState>;
   /** Conditional write (create when `state.etag` is absent); `undefined` on a lost race. */
   putVaultState(vault: string, state: VaultState): Promise<VaultState | undefined>;

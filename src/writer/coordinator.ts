@@ -629,10 +629,14 @@ export class VaultCoordinator {
       const withdrawn = candidates.filter((lease) => this.stalePending(lease, late));
       const activated = candidates.filter((lease) => !this.stalePending(lease, late));
       await this.withdraw(vault.name, withdrawn, late, wrote, note);
-      await store.markActive(activated);
+      const marked = await store.markActive(activated);
+      // Not marked: changed meanwhile. One its grant failed at its deadline had
+      // its rule written all the same: the trail says so and a pass removes it.
+      const lost = activated.filter((lease) => !marked.has(lease.id));
+      if (lost.length > 0) await this.reportFailed(vault.name, lost, wrote, note);
       const outcome: PassOutcome = {
         pass: acquired.pass,
-        activated: new Set(activated.map((lease) => lease.id)),
+        activated: marked,
         refused,
       };
       // The rules are on the vault and the leases active: the pass is done, and
@@ -776,22 +780,40 @@ export class VaultCoordinator {
     note: Notes,
   ): Promise<void> {
     if (leases.length === 0) return;
+    const result = await this.options.store.endLeases(leases, 'failed', now, 'timeout');
+    this.say(vault, result.ended, wrote, note);
+    // Those that changed meanwhile were mostly failed by their own grant.
+    await this.reportFailed(vault, result.changed, wrote, note);
+  }
+
+  /** Of leases that changed under the pass, report those now failed (by their grant's deadline). */
+  private async reportFailed(
+    vault: string,
+    leases: StoredLease[],
+    wrote: boolean,
+    note: Notes,
+  ): Promise<void> {
     const { store } = this.options;
-    const result = await store.endLeases(leases, 'failed', now, 'timeout');
-    // Those that changed meanwhile were mostly failed by their own grant at its
-    // deadline: their rules were written all the same, which the trail must say.
-    const changed = await Promise.all(
-      result.changed.map((lease) => store.getLease(lease.id, lease.vault).catch(() => undefined)),
+    const fresh = await Promise.all(
+      leases.map((lease) => store.getLease(lease.id, lease.vault).catch(() => undefined)),
     );
-    const ended = [
-      ...result.ended,
-      ...changed.filter((lease): lease is StoredLease => lease?.status === 'failed'),
-    ];
+    this.say(
+      vault,
+      fresh.filter((lease): lease is StoredLease => lease?.status === 'failed'),
+      wrote,
+      note,
+    );
+  }
+
+  /** The trail entry of leases that failed although this pass wrote their rules, and a pass to remove them. */
+  private say(vault: string, failed: StoredLease[], wrote: boolean, note: Notes): void {
+    // Without a write of this pass, its rule was there already: nothing to contradict.
+    const ended = wrote ? failed.filter((lease) => lease.failure === 'timeout') : [];
     for (const lease of ended) {
       note(
         this.options.observer?.grantWithdrawn?.(
           lease,
-          `its grant was answered 503 (no answer within the apply timeout) before the writer could mark it active; ${wrote ? `its rule ${lease.ip} was written anyway and` : `its rule ${lease.ip}`} is removed by the next pass; the lease is failed`,
+          `its grant was answered 503 (no answer within the apply timeout) before the writer could mark it active; its rule ${lease.ip} was written anyway and is removed by the next pass (unless another live lease holds it); the lease is failed`,
         ),
       );
     }

@@ -223,10 +223,12 @@ export class InMemoryLeaseStore implements LeaseStore {
   }
 
   /** All at one instant, like a transaction: one changed meanwhile is left as it is. */
-  markActive(leases: StoredLease[]): Promise<void> {
+  markActive(leases: StoredLease[]): Promise<Set<string>> {
     this.count('markActive');
-    for (const lease of leases) this.updateOne(lease, { status: 'active' });
-    return Promise.resolve();
+    const marked = new Set<string>();
+    for (const lease of leases)
+      if (this.updateOne(lease, { status: 'active' })) marked.add(lease.id);
+    return Promise.resolve(marked);
   }
 
   getVaultState(vault: string): Promise<VaultState> {

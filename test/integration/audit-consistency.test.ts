@@ -35,50 +35,56 @@ async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Prom
 }
 
 describe('The audit trail never contradicts the firewall', () => {
-  it('When a grant’s deadline passes while the write carrying its rule is in flight, then the lease is never activated: the grant answers 503, the trail says the rule was written anyway, and a pass removes it', async () => {
-    const vault = 'kv-consistent-late';
-    emulator.createVault(lockedVault(vault));
-    // The grant gives up after 1 s; the write carrying its rule takes 4 s and lands.
-    emulator.configure({ writeLatencyMs: 4000 });
-    const broker = testBroker({
-      emulator,
-      vaults: [vault],
-      env: { LEASE_APPLY_TIMEOUT_SECONDS: '1' },
-    });
-    const applied = emulator.stats().writesApplied;
-    try {
-      const granted = await broker.call('POST', '/api/leases', {
-        body: { vault },
-        headers: { 'x-forwarded-for': '52.9.9.1' },
+  it.each([
+    { latencyMs: 1500, when: 'before the writer gives the lease up' },
+    { latencyMs: 4000, when: 'after the writer gives the lease up too' },
+  ])(
+    'When a grant’s deadline passes while the write carrying its rule is in flight and the write lands $when, then the lease is never activated: the grant answers 503, the trail says the rule was written anyway, and a pass removes it',
+    async ({ latencyMs }) => {
+      const vault = `kv-consistent-late-${latencyMs}`;
+      emulator.createVault(lockedVault(vault));
+      // The grant gives up after 1 s; the write carrying its rule lands later.
+      emulator.configure({ writeLatencyMs: latencyMs });
+      const broker = testBroker({
+        emulator,
+        vaults: [vault],
+        env: { LEASE_APPLY_TIMEOUT_SECONDS: '1' },
       });
-      expect(granted.status).toBe(503);
-      expect(granted.headers.get('retry-after')).toMatch(/^\d+$/);
-      await until(() => emulator.stats().writesApplied > applied);
-      emulator.configure({ writeLatencyMs: 0 });
-      await until(async () =>
-        (await trail(broker)).some((entry) => /written anyway/.test(entry.detail ?? '')),
-      );
+      const applied = emulator.stats().writesApplied;
+      try {
+        const granted = await broker.call('POST', '/api/leases', {
+          body: { vault },
+          headers: { 'x-forwarded-for': '52.9.9.1' },
+        });
+        expect(granted.status).toBe(503);
+        expect(granted.headers.get('retry-after')).toMatch(/^\d+$/);
+        await until(() => emulator.stats().writesApplied > applied);
+        emulator.configure({ writeLatencyMs: 0 });
+        await until(async () =>
+          (await trail(broker)).some((entry) => /written anyway/.test(entry.detail ?? '')),
+        );
 
-      const entries = await trail(broker);
-      const withdrawn = entries.find(
-        (entry) =>
-          entry.action === 'grant' &&
-          entry.outcome === 'failure' &&
-          entry.ip === '52.9.9.1/32' &&
-          /written anyway/.test(entry.detail),
-      );
-      expect(withdrawn, JSON.stringify(entries, null, 1)).toBeDefined();
-      expect(entries.some((entry) => entry.action === 'grant' && entry.outcome === 'success')).toBe(
-        false,
-      );
-      // Never shown as a lease, and its rule goes without waiting for the sweep.
-      expect((await broker.call('GET', `/api/leases/${withdrawn.leaseId}`)).status).toBe(404);
-      await until(() => !rulesOf(emulator, vault).includes('52.9.9.1/32'));
-      expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE]);
-    } finally {
-      emulator.configure({ writeLatencyMs: 0 });
-    }
-  });
+        const entries = await trail(broker);
+        const withdrawn = entries.find(
+          (entry) =>
+            entry.action === 'grant' &&
+            entry.outcome === 'failure' &&
+            entry.ip === '52.9.9.1/32' &&
+            /written anyway/.test(entry.detail),
+        );
+        expect(withdrawn, JSON.stringify(entries, null, 1)).toBeDefined();
+        expect(
+          entries.some((entry) => entry.action === 'grant' && entry.outcome === 'success'),
+        ).toBe(false);
+        // Never shown as a lease, and its rule goes without waiting for the sweep.
+        expect((await broker.call('GET', `/api/leases/${withdrawn.leaseId}`)).status).toBe(404);
+        await until(() => !rulesOf(emulator, vault).includes('52.9.9.1/32'));
+        expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE]);
+      } finally {
+        emulator.configure({ writeLatencyMs: 0 });
+      }
+    },
+  );
 
   it('When the write that would remove an expired lease’s rule fails, then its expire entry says so (outcome failure), and the next sweep removes the rule and records that write', async () => {
     const vault = 'kv-consistent-expire';

@@ -710,8 +710,9 @@ export class TableLeaseStore implements LeaseStore {
    * Mark pending leases active in transactions of up to 100; a chunk that
    * loses a race (a lease released meanwhile) falls back to one by one.
    */
-  async markActive(leases: StoredLease[]): Promise<void> {
-    await this.run(async () => {
+  async markActive(leases: StoredLease[]): Promise<Set<string>> {
+    return this.run(async () => {
+      const marked = new Set<string>();
       for (const chunk of chunks(leases, TRANSACTION_LIMIT)) {
         const actions: TransactionAction[] = chunk.map((lease) => [
           'update',
@@ -721,13 +722,16 @@ export class TableLeaseStore implements LeaseStore {
         ]);
         try {
           await this.client.submitTransaction(actions);
+          for (const lease of chunk) marked.add(lease.id);
         } catch (error) {
           if (!isConflict(error) && statusOf(error) !== 400) throw error;
-          await Promise.all(
+          const one = await Promise.all(
             chunk.map((lease) => this.updateLiveLease(lease, { status: 'active' })),
           );
+          for (const updated of one) if (updated) marked.add(updated.id);
         }
       }
+      return marked;
     });
   }
 
