@@ -116,6 +116,11 @@ param leaseApplyTimeoutSeconds int = 30
 @description('Most active leases one principal may hold at once.')
 param leaseMaxActivePerPrincipal int = 20
 
+@minValue(1)
+@maxValue(3650)
+@description('How many days ended leases stay in the lease history before the sweep removes them; the audit trail keeps everything.')
+param leaseHistoryDays int = 90
+
 @description('Who may lease which vault (LEASE_POLICY): rules like { name: \'prod pipelines\', vaults: [ \'kv-prod\' ], appIds: [ \'<guid>\' ], maxTtlSeconds: 1800 } (appIds and/or oids; \'*\' for any). Empty: any Lease.Request caller may lease any managed vault.')
 param leasePolicy array = []
 
@@ -207,6 +212,7 @@ var brokerSettings = {
   LEASE_MIN_PREFIX: string(leaseMinPrefix)
   LEASE_APPLY_TIMEOUT_SECONDS: string(leaseApplyTimeoutSeconds)
   LEASE_MAX_ACTIVE_PER_PRINCIPAL: string(leaseMaxActivePerPrincipal)
+  LEASE_HISTORY_DAYS: string(leaseHistoryDays)
   LEASE_POLICY: empty(leasePolicy) ? '' : string(leasePolicy) // JSON text; empty means no policy
   SWEEP_SCHEDULE: sweepSchedule
 }

@@ -23,7 +23,7 @@ import type { LeaseStore } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import { sweep } from '../sweep/sweep';
 import { vaultUriLookup, withVaultUris } from '../vaults/vault-uri';
-import { summariseVaults, vaultsUseCase } from '../vaults/vaults';
+import { FirewallView, summariseVaults, vaultsUseCase } from '../vaults/vaults';
 import { VaultCoordinator } from '../writer/coordinator';
 import { type Config, leaseTerms, loadConfig, runsInAzure } from './config';
 
@@ -102,6 +102,8 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
   const vaults = config.BROKER_VAULTS;
   const events = auditTrail(audit, clock);
   const terms = leaseTerms(config);
+  // Resource Manager reads for GET /api/vaults, shared by every request of this instance.
+  const view = new FirewallView(firewall, clock);
   const coordinator = new VaultCoordinator(vaults, {
     store,
     firewall,
@@ -112,8 +114,12 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     pendingTimeoutMs: terms.applyTimeoutMs + 2000,
     // What the writer did goes to the audit trail as events; the trail words them.
     observer: {
-      leaseExpired: (lease) => events.emit({ type: 'lease-expired', lease }),
-      firewallWritten: (written) => events.emit({ type: 'firewall-written', ...written }),
+      leaseExpired: (lease, result) => events.emit({ type: 'lease-expired', lease, ...result }),
+      grantWithdrawn: (lease, detail) => events.emit({ type: 'grant-withdrawn', lease, detail }),
+      firewallWritten: (written) => {
+        if (written.outcome === 'success') view.written(written.vault, written.written);
+        return events.emit({ type: 'firewall-written', ...written });
+      },
     },
   });
   const auth =
@@ -142,7 +148,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     // Leases are answered with their vault's data-plane URI (additive, for waiting clients).
     leases: withVaultUris(leaseUseCases(leases), vaultUriLookup(vaults, firewall)),
     vaults: vaultsUseCase(() =>
-      summariseVaults({ store, firewall, clock, vaults, maxRules: MAX_RULES_PER_VAULT }),
+      summariseVaults({ store, view, firewall, vaults, maxRules: MAX_RULES_PER_VAULT }),
     ),
     audit: readAuditUseCase(audit),
     logger,
@@ -150,7 +156,15 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     sweep: (invocationId) => {
       const id = invocationId ?? currentInvocationId() ?? `sweep:${randomUUID()}`;
       if (invocationId === undefined) logger.info('Sweep started', { invocationId: id });
-      return runInInvocation(id, () => sweep({ coordinator, clock, logger, vaults }));
+      return runInInvocation(id, () =>
+        sweep({
+          coordinator,
+          clock,
+          logger,
+          vaults,
+          history: { store, keepMs: config.LEASE_HISTORY_DAYS * 86_400_000 },
+        }),
+      );
     },
     shutdown: () => coordinator.shutdown(),
   };

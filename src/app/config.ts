@@ -110,6 +110,7 @@ const ConfigFields = z.object({
   LEASE_APPLY_TIMEOUT_SECONDS: intSetting(30, 1, 200),
   LEASE_POLICY: leasePolicy,
   LEASE_MAX_ACTIVE_PER_PRINCIPAL: intSetting(20, 1, 1000),
+  LEASE_HISTORY_DAYS: intSetting(90, 1, 3650),
   SWEEP_SCHEDULE: z.string().trim().min(1).default('0 */1 * * * *'),
   PORT: intSetting(7071, 0, 65535),
 });

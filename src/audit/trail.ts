@@ -70,21 +70,35 @@ export function auditEntryFor(event: BrokerEvent): EntryBody {
         principal: event.lease.principal,
         appId: event.lease.appId,
         ...leaseFields(event.lease),
-        outcome: 'success',
-        detail: `expired, ended by ${BROKER_ACTOR}`,
+        outcome: event.outcome,
+        detail: `expired, ended by ${BROKER_ACTOR}; ${event.detail}`.slice(0, 1024),
       };
-    case 'firewall-written':
+    case 'grant-withdrawn':
+      return {
+        action: 'grant',
+        principal: event.lease.principal,
+        appId: event.lease.appId,
+        ...leaseFields(event.lease),
+        outcome: 'failure',
+        detail: redact(event.detail).slice(0, 1024),
+      };
+    case 'firewall-written': {
+      // What was written against what the pass read: the entry alone tells
+      // which rules the write changed, and the whole list it left.
+      const list = (rules: string[]) => `[${rules.join(', ')}]`;
+      const unchanged = event.added.length === 0 && event.removed.length === 0;
       return {
         action: 'firewall-write',
         principal: BROKER_ACTOR,
         vault: event.vault,
         outcome: event.outcome,
         detail:
-          `added [${event.added.join(', ')}] removed [${event.removed.join(', ')}]${event.detail ? `: ${event.detail}` : ''}`.slice(
+          `read ${list(event.read)}; ${event.outcome === 'success' ? 'wrote' : 'tried to write'} ${list(event.written)}: added ${list(event.added)} removed ${list(event.removed)}${unchanged ? ' (unchanged, rewritten while an earlier write might still land)' : ''}${event.detail ? `: ${event.detail}` : ''}`.slice(
             0,
             4096,
           ),
       };
+    }
     case 'request-refused':
       return {
         action: 'refused',

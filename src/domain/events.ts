@@ -11,10 +11,32 @@ export type BrokerEvent =
   | { type: 'lease-granted'; by: Principal; lease: Lease }
   | { type: 'lease-renewed'; by: Principal; lease: Lease }
   | { type: 'lease-released'; by: Principal; lease: Lease }
-  | { type: 'lease-expired'; lease: Lease }
+  | {
+      type: 'lease-expired';
+      lease: Lease;
+      /** The outcome of the firewall write that removes its rule (or of the pass, when none was needed). */
+      outcome: 'success' | 'failure';
+      /** What became of its rule, or why the write failed. */
+      detail: string;
+    }
+  | {
+      /**
+       * A lease whose grant was answered 503 had its rule written anyway (its
+       * write was under way when the grant gave up): it is ended as failed,
+       * and the next pass removes the rule.
+       */
+      type: 'grant-withdrawn';
+      lease: Lease;
+      detail: string;
+    }
   | {
       type: 'firewall-written';
       vault: string;
+      /** `ipRules` values as the pass read them, before its write. */
+      read: string[];
+      /** The complete list the pass wrote. */
+      written: string[];
+      /** Relative to `read`. */
       added: string[];
       removed: string[];
       outcome: 'success' | 'failure';

@@ -1,4 +1,4 @@
-import { isRefusal } from './errors';
+import { isDomainError, isRefusal } from './errors';
 import type { Attempt, EventSink } from './events';
 import { type Principal, requireAnyRole, type Role } from './principal';
 
@@ -51,8 +51,13 @@ export async function perform<Input, Output>(
   } catch (error) {
     if (isRefusal(error))
       await bounded(events.emit({ type: 'request-refused', error, ...attempt }));
-    else if (attempt.action !== undefined)
-      await bounded(events.emit({ type: 'request-failed', error, ...attempt }));
+    else if (attempt.action !== undefined) {
+      const recording = events.emit({ type: 'request-failed', error, ...attempt });
+      // NOTE: the store that just failed holds the audit trail too: the entry
+      // is still written if it can be, but the 503 goes out at once, within
+      // the store timeout, not a wait later.
+      if (!isDomainError(error, 'STORE.UNAVAILABLE')) await bounded(recording);
+    }
     throw error;
   }
 }

@@ -16,7 +16,7 @@ import { hasRole, type Principal, requireAnyRole } from '../domain/principal';
 import { type ManagedVault, MAX_RULES_PER_VAULT } from '../domain/vault';
 import { holderOf } from '../policy/lease-policy';
 import { type Allowance, allowance, type LeaseTerms, leaseTtlSeconds } from '../policy/terms';
-import type { LeaseStore, StoredLease } from '../ports/lease-store';
+import type { LeaseStore, ListQuery, StoredLease } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
 import type { PassOutcome, VaultCoordinator } from '../writer/coordinator';
 
@@ -205,10 +205,14 @@ export class LeaseService {
         // NOTE: the caller's deadline has passed: marking the lease failed gets a
         // short grace, not a store timeout per try. A lease left pending is
         // failed by the next writer pass (it never activates a lease past it).
-        const abandoned = this.abandon(lease, failure);
+        let answered503 = false;
+        const abandoned = this.abandon(lease, failure, () => answered503);
         let timer: ReturnType<typeof setTimeout> | undefined;
         const grace = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(failure), ABANDON_GRACE_MS);
+          timer = setTimeout(() => {
+            answered503 = true;
+            reject(failure);
+          }, ABANDON_GRACE_MS);
         });
         return Promise.race([abandoned, grace])
           .catch((abandonError: unknown) => {
@@ -342,21 +346,45 @@ export class LeaseService {
     );
   }
 
-  private async abandon(lease: StoredLease, timeout: DomainError): Promise<StoredLease> {
+  /**
+   * A grant past its deadline: mark its lease failed (conditional, so it
+   * races the writer's activation fairly). A writer that activated it first
+   * makes it a late success, if the caller is still waiting; once the caller
+   * has been answered 503 (`answered()`), an activation found afterwards is
+   * withdrawn: the lease is ended as failed, the audit trail says so, and a
+   * pass removes its rule. The answer never contradicts the firewall for long.
+   */
+  private async abandon(
+    lease: StoredLease,
+    timeout: DomainError,
+    answered: () => boolean,
+  ): Promise<StoredLease> {
     let current = await this.deps.store.getLease(lease.id, lease.vault);
     for (let attempt = 0; current && attempt < 5; attempt += 1) {
-      if (current.status !== 'pending') break;
+      if (current.status === 'active' && !answered()) return current; // just in time
+      if (current.status !== 'pending' && current.status !== 'active') break;
+      const wasActive = current.status === 'active';
       const ended = await this.deps.store.endLease(
         current,
         'failed',
         this.deps.clock.now(),
         'timeout',
       );
-      if (ended) throw timeout;
+      if (ended) {
+        if (wasActive) {
+          await this.deps.events.emit({
+            type: 'grant-withdrawn',
+            lease: stripEtag(ended),
+            detail: `its grant was answered 503 (no answer within the apply timeout) and the writer activated it afterwards; ended as failed, its rule ${ended.ip} is removed by the next pass`,
+          });
+          void this.deps.coordinator
+            .sync(ended.vault, this.deps.clock.now() + 50_000)
+            .catch(() => undefined);
+        }
+        throw timeout;
+      }
       current = await this.deps.store.getLease(lease.id, lease.vault);
     }
-    // A writer marked it active just in time: the rule is there.
-    if (current?.status === 'active') return current;
     throw timeout;
   }
 
@@ -451,21 +479,37 @@ export class LeaseService {
     });
   }
 
-  /** A Lease.Request caller sees its own leases; Lease.Read sees all. */
+  /**
+   * A Lease.Request caller sees its own leases; Lease.Read sees all. The list
+   * walks segments (a vault's live leases, then its history) one store page
+   * at a time, and stops after `MAX_LIST_CALLS` pages whatever they held (a
+   * filter that matches nothing in a long history still costs a bounded
+   * amount): the rest is behind `nextLink`. A caller's own history is read
+   * from its own index in the store, never by scanning other callers'.
+   */
   async list(principal: Principal, request: ListRequest): Promise<ListResult> {
     const ownOnly = !hasRole(principal, 'Lease.Read');
     const vaults =
       request.vault === undefined
         ? this.deps.vaults.map((vault) => vault.name)
         : [this.managedVault(request.vault)];
-    const cursor = decodeSkipToken(request.skipToken, vaults);
+    // An own list of every status is two reads per vault: live rows, then own history.
+    const parts: ListQuery['status'][] =
+      ownOnly && request.status === 'all' ? ['active', 'ended'] : [request.status];
+    const segments = vaults.flatMap((vault) => parts.map((status) => ({ vault, status })));
+    const cursor = decodeSkipToken(request.skipToken, segments.length);
     const leases: Lease[] = [];
     let index = cursor.index;
     let continuation = cursor.continuation;
-    while (index < vaults.length && leases.length < request.top) {
+    for (
+      let calls = 0;
+      calls < MAX_LIST_CALLS && index < segments.length && leases.length < request.top;
+      calls += 1
+    ) {
+      const segment = segments[index] as (typeof segments)[number];
       const page = await this.deps.store.listLeases({
-        vault: vaults[index] as string,
-        status: request.status,
+        vault: segment.vault,
+        status: segment.status,
         principal: ownOnly ? principal.id : undefined,
         top: request.top - leases.length,
         continuation,
@@ -478,10 +522,17 @@ export class LeaseService {
         continuation = undefined;
       }
     }
-    const more = index < vaults.length;
+    const more = index < segments.length;
     return { leases, skipToken: more ? encodeSkipToken({ index, continuation }) : undefined };
   }
 }
+
+/**
+ * Most store calls (pages) one list request makes; then it answers what it
+ * has with a `nextLink`. Enough to fill a page across a few vaults in the
+ * usual case, small enough that no request scans a long history.
+ */
+export const MAX_LIST_CALLS = 4;
 
 interface Cursor {
   index: number;
@@ -492,11 +543,11 @@ function encodeSkipToken(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-function decodeSkipToken(token: string | undefined, vaults: string[]): Cursor {
+function decodeSkipToken(token: string | undefined, segments: number): Cursor {
   if (token === undefined) return { index: 0 };
   try {
     const cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Cursor;
-    if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < vaults.length) {
+    if (Number.isInteger(cursor.index) && cursor.index >= 0 && cursor.index < segments) {
       // The store checks its own continuation's shape (a forged one is a 400 too).
       if (cursor.continuation === undefined || typeof cursor.continuation === 'string')
         return { index: cursor.index, continuation: cursor.continuation };

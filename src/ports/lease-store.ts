@@ -58,7 +58,12 @@ export interface LeasePage {
 
 export interface ListQuery {
   vault: string;
-  status: PublicLeaseStatus | 'all';
+  /** `ended`: released or expired. */
+  status: PublicLeaseStatus | 'all' | 'ended';
+  /**
+   * Only this principal's leases. Its ended leases (`released`, `expired`,
+   * `ended`) are read from its own history, never by scanning other callers'.
+   */
   principal?: string | undefined;
   top: number;
   continuation?: string | undefined;
@@ -101,7 +106,14 @@ export interface LeaseStore {
   releaseSlot(lease: Pick<Lease, 'id' | 'principal'>): Promise<void>;
   /** Live (pending and active) leases of a vault: one partition range query. */
   liveLeases(vault: string): Promise<StoredLease[]>;
+  /** One page: exactly one store call (the caller bounds how many it makes). */
   listLeases(query: ListQuery): Promise<LeasePage>;
+  /**
+   * Retention: remove ended leases of a vault that ended before `endedBefore`
+   * (at most a bounded number per call; the next call goes on). The audit
+   * trail is not touched. Returns how many were removed.
+   */
+  pruneHistory(vault: string, endedBefore: number): Promise<number>;
   /** Move a live lease to an ended status; `undefined` if it changed meanwhile. */
   endLease(
     lease: StoredLease,
@@ -125,8 +137,12 @@ export interface LeaseStore {
     lease: StoredLease,
     patch: Partial<Pick<Lease, 'status' | 'expiresAt'>>,
   ): Promise<StoredLease | undefined>;
-  /** Mark pending leases active after their rules were written. */
-  markActive(leases: StoredLease[]): Promise<void>;
+  /**
+   * Mark pending leases active after their rules were written; returns the
+   * ids marked (a lease that changed meanwhile, failed by its grant or
+   * released, is left as it is).
+   */
+  markActive(leases: StoredLease[]): Promise<Set<string>>;
   getVaultState(vault: string): Promise<VaultState>;
   /** Conditional write (create when `state.etag` is absent); `undefined` on a lost race. */
   putVaultState(vault: string, state: VaultState): Promise<VaultState | undefined>;

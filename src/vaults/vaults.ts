@@ -26,50 +26,118 @@ export interface VaultSummary {
   vaultUri?: string;
 }
 
+/** How long a Resource Manager read of a vault serves `GET /api/vaults`, for every caller. */
+export const FIREWALL_VIEW_TTL_MS = 30_000;
+
+/** What this instance last learnt about a vault's firewall, and when. */
+interface Observed {
+  at: number;
+  /** Canonical rules; absent when the read failed. */
+  rules?: Set<string> | undefined;
+  /** `ipRules` entries as the vault holds them. */
+  total?: number | undefined;
+  error?: string | undefined;
+}
+
 /**
- * Per managed vault: active leases, rules the broker holds and the rule count
- * read live from the firewall (the store's last known count when Resource
- * Manager does not answer), and the vault's health: the outcome of the last
- * writer pass (recorded in the store by whichever instance ran it) and of
- * this read.
+ * The vault firewalls as `GET /api/vaults` shows them: Resource Manager is
+ * read at most once per vault per `FIREWALL_VIEW_TTL_MS` across all callers
+ * of this instance (concurrent callers share the read; a failed read is kept
+ * as long, so a failing Resource Manager is not hammered either). The writer
+ * of this instance reports each list it wrote (`written`), the freshest view
+ * there is, so an answer right after a grant or release shows its rule.
+ */
+export class FirewallView {
+  private readonly observed = new Map<string, Observed>();
+  private readonly reading = new Map<string, Promise<Observed>>();
+
+  constructor(
+    private readonly firewall: VaultFirewall,
+    private readonly clock: Clock,
+    private readonly ttlMs = FIREWALL_VIEW_TTL_MS,
+  ) {}
+
+  /** A write of this instance's writer succeeded: the vault now holds `rules`. */
+  written(vault: string, rules: string[]): void {
+    this.observed.set(vault, {
+      at: this.clock.now(),
+      rules: new Set(rules.map((rule) => canonicalRule(rule) ?? rule)),
+      total: rules.length,
+    });
+  }
+
+  read(vault: ManagedVault): Promise<Observed> {
+    const known = this.observed.get(vault.name);
+    if (known && this.clock.now() - known.at < this.ttlMs) return Promise.resolve(known);
+    let reading = this.reading.get(vault.name);
+    if (!reading) {
+      const at = this.clock.now();
+      reading = this.firewall
+        .read(vault, AbortSignal.timeout(5_000))
+        .then(
+          (acls): Observed => ({
+            at,
+            rules: new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value)),
+            total: acls.ipRules.length,
+          }),
+          (error: unknown): Observed => ({
+            at,
+            error: error instanceof Error ? error.message : 'Resource Manager did not answer',
+          }),
+        )
+        .then((fresh) => {
+          // A write reported meanwhile is newer than this read.
+          const current = this.observed.get(vault.name);
+          if (!current || current.at <= fresh.at) this.observed.set(vault.name, fresh);
+          return this.observed.get(vault.name) ?? fresh;
+        })
+        .finally(() => this.reading.delete(vault.name));
+      this.reading.set(vault.name, reading);
+    }
+    return reading;
+  }
+}
+
+/**
+ * Per managed vault: active leases and the vault's health from the store
+ * (the outcome of the last writer pass, recorded by whichever instance ran
+ * it), and the rules from the shared firewall view. The counts follow
+ * whichever is newer: the view (a Resource Manager read, or this instance's
+ * own last write), or the store row of a pass completed since (by any
+ * instance: its rule count and owned rules), so a change made through any
+ * broker shows without another Resource Manager read.
  */
 export async function summariseVaults(deps: {
   store: LeaseStore;
-  clock: Clock;
+  view: FirewallView;
   firewall: VaultFirewall;
   vaults: ManagedVault[];
   maxRules: number;
 }): Promise<VaultSummary[]> {
   return mapWithLimit(deps.vaults, 8, async (vault) => {
-    const [state, live, firewallRead] = await Promise.all([
+    const [state, live, seen] = await Promise.all([
       deps.store.getVaultState(vault.name),
       deps.store.liveLeases(vault.name),
-      deps.firewall.read(vault, AbortSignal.timeout(5_000)).then(
-        (read) => ({ read, error: undefined }),
-        (error: unknown) => ({
-          read: undefined,
-          error: error instanceof Error ? error.message : 'Resource Manager did not answer',
-        }),
-      ),
+      deps.view.read(vault),
     ]);
-    const acls = firewallRead.read;
-    const failedAt = firewallRead.error ? deps.clock.now() : state.lastErrorAt;
-    const lastError = firewallRead.error ?? (state.lastError || undefined);
-    const current = acls
-      ? new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value))
-      : undefined;
-    // Known from the read just made (or an earlier one): no extra call.
-    const vaultUri = acls
+    const current = seen.rules;
+    const failedAt = seen.error ? seen.at : state.lastErrorAt;
+    const lastError = seen.error ?? (state.lastError || undefined);
+    const storeNewer = state.lastPassAt > seen.at && state.totalRules >= 0;
+    // Known from the read made for the view (or an earlier one): no extra call.
+    const vaultUri = current
       ? await deps.firewall.vaultUri?.(vault).catch(() => undefined)
       : undefined;
     return {
       name: vault.name,
       resourceId: vault.resourceId,
       activeLeases: live.filter((lease) => lease.status === 'active').length,
-      brokerRules: current
-        ? state.owned.filter((rule) => current.has(rule)).length
-        : state.owned.length,
-      totalRules: acls ? acls.ipRules.length : Math.max(0, state.totalRules),
+      brokerRules:
+        current && !storeNewer
+          ? state.owned.filter((rule) => current.has(rule)).length
+          : state.owned.length,
+      totalRules:
+        current && !storeNewer ? (seen.total ?? current.size) : Math.max(0, state.totalRules),
       maxRules: deps.maxRules,
       healthy: lastError === undefined,
       ...(lastError === undefined

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import type { Clock } from '../domain/clock';
 import { DomainError, ensureError } from '../domain/errors';
+import { canonicalRule } from '../domain/ip';
 import type { Lease } from '../domain/lease';
 import type { Logger } from '../domain/logger';
 import { planRules } from '../domain/rule-plan';
@@ -70,9 +71,22 @@ export interface CoordinatorOptions {
  * a finished sweep has its audit entries written.
  */
 export interface PassObserver {
-  leaseExpired?(lease: Lease): void | Promise<void>;
+  /**
+   * A lease the pass ended as expired, reported once the pass knows what
+   * became of its rule: with the outcome of the write that removed it (or
+   * `success` when no write was needed), never before that write.
+   */
+  leaseExpired?(
+    lease: Lease,
+    result: { outcome: 'success' | 'failure'; detail: string },
+  ): void | Promise<void>;
+  /** A pending lease whose rule was written after its grant gave up: ended as failed instead of activated. */
+  grantWithdrawn?(lease: Lease, detail: string): void | Promise<void>;
+  /** Every firewall write a pass sent: what it read, what it wrote, and the outcome. */
   firewallWritten?(event: {
     vault: string;
+    read: string[];
+    written: string[];
     added: string[];
     removed: string[];
     outcome: 'success' | 'failure';
@@ -510,6 +524,13 @@ export class VaultCoordinator {
     const { store, firewall, clock, logger, observer } = this.options;
     const acquired = lock.state;
     const startedAt = clock.now();
+    // Leases this pass ended as expired, reported with what became of their rules.
+    let expired: StoredLease[] = [];
+    const reportExpired = (outcome: 'success' | 'failure', detail: (lease: Lease) => string) => {
+      for (const lease of expired)
+        note(observer?.leaseExpired?.(lease, { outcome, detail: detail(lease) }));
+      expired = [];
+    };
     try {
       const readAt = clock.now();
       // Every waiter here now made its change before this pass reads the
@@ -521,7 +542,8 @@ export class VaultCoordinator {
         store.liveLeases(vault.name),
       ]);
       const now = clock.now();
-      const survivors = await this.expire(live, now, note);
+      const { survivors, ended } = await this.expire(live, now);
+      expired = ended;
       const plan = planRules({
         current: acls.ipRules.map((rule) => rule.value),
         owned: acquired.owned,
@@ -555,20 +577,19 @@ export class VaultCoordinator {
         const after = new Set(plan.next);
         const added = plan.next.filter((rule) => !before.has(rule));
         const removed = [...before].filter((rule) => !after.has(rule));
+        const written = {
+          vault: vault.name,
+          read: acls.ipRules.map((rule) => rule.value),
+          written: plan.next,
+          added,
+          removed,
+        };
         try {
           await lock.call(this.callTimeoutMs, (signal) =>
             firewall.writeIpRules(vault, acls, plan.next, signal),
           );
           wrote = true;
-          if (plan.changed)
-            note(
-              observer?.firewallWritten?.({
-                vault: vault.name,
-                added,
-                removed,
-                outcome: 'success',
-              }),
-            );
+          note(observer?.firewallWritten?.({ ...written, outcome: 'success' }));
         } catch (error) {
           // A refused write changed nothing: the time it might still land is not needed.
           if (error instanceof FirewallError && !error.outcomeUnknown) {
@@ -576,9 +597,7 @@ export class VaultCoordinator {
           }
           note(
             observer?.firewallWritten?.({
-              vault: vault.name,
-              added,
-              removed,
+              ...written,
               outcome: 'failure',
               detail: error instanceof Error ? error.message : 'unknown',
             }),
@@ -586,15 +605,38 @@ export class VaultCoordinator {
           throw error;
         }
       }
+      // The expired leases' rules are gone now (or were not needed gone).
+      const kept = new Set(plan.next.map((rule) => canonicalRule(rule) ?? rule));
+      const readRules = new Set(
+        acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value),
+      );
+      reportExpired('success', (lease) =>
+        kept.has(lease.ip)
+          ? `its rule ${lease.ip} stays: another live lease holds it, or the broker did not add it`
+          : readRules.has(lease.ip)
+            ? `its rule ${lease.ip} was removed from the vault`
+            : `its rule ${lease.ip} was not on the vault`,
+      );
 
       const applied = new Set(plan.applied);
-      const activated = survivors.filter(
+      // NOTE: the write may have taken long. A pending lease whose grant has
+      // given up by now (answered 503) is never activated: it fails instead,
+      // and its rule, written anyway, is removed by the next pass.
+      const late = clock.now();
+      const candidates = survivors.filter(
         (lease) => lease.status === 'pending' && applied.has(lease.id),
       );
-      await store.markActive(activated);
+      const withdrawn = candidates.filter((lease) => this.stalePending(lease, late));
+      const activated = candidates.filter((lease) => !this.stalePending(lease, late));
+      await this.withdraw(vault.name, withdrawn, late, wrote, note);
+      const marked = await store.markActive(activated);
+      // Not marked: changed meanwhile. One its grant failed at its deadline had
+      // its rule written all the same: the trail says so and a pass removes it.
+      const lost = activated.filter((lease) => !marked.has(lease.id));
+      if (lost.length > 0) await this.reportFailed(vault.name, lost, wrote, note);
       const outcome: PassOutcome = {
         pass: acquired.pass,
-        activated: new Set(activated.map((lease) => lease.id)),
+        activated: marked,
         refused,
       };
       // The rules are on the vault and the leases active: the pass is done, and
@@ -630,6 +672,11 @@ export class VaultCoordinator {
       watch.lastFailure = undefined;
       return outcome;
     } catch (thrown) {
+      reportExpired(
+        'failure',
+        (lease) =>
+          `the pass that would remove its rule ${lease.ip} failed (${thrown instanceof Error ? thrown.message : 'unknown'}); the next pass retries`,
+      );
       if (thrown instanceof LostLock || lock.lost) {
         logger.warn('Writer lock lost during a pass; another writer took over', {
           vault: vault.name,
@@ -686,8 +733,11 @@ export class VaultCoordinator {
    * A lease still pending past the grant timeout was answered 503 by a grant
    * that could not mark it failed itself (e.g. the store was down): it fails now.
    */
-  private async expire(live: StoredLease[], now: number, note: Notes): Promise<StoredLease[]> {
-    const { store, observer } = this.options;
+  private async expire(
+    live: StoredLease[],
+    now: number,
+  ): Promise<{ survivors: StoredLease[]; ended: StoredLease[] }> {
+    const { store } = this.options;
     const survivors = live.filter(
       (lease) => lease.expiresAt > now && !this.stalePending(lease, now),
     );
@@ -700,7 +750,6 @@ export class VaultCoordinator {
       store.endLeases(timedOut, 'failed', now, 'timeout'),
       store.endLeases(expired, 'expired', now),
     ]);
-    for (const lease of ended.ended) note(observer?.leaseExpired?.(lease));
     // A lease that changed meanwhile (renewed, or activated just in time) stays if still live.
     const changed = await Promise.all(
       [...failed.changed, ...ended.changed].map((lease) => store.getLease(lease.id, lease.vault)),
@@ -714,7 +763,66 @@ export class VaultCoordinator {
         if (!this.stalePending(fresh, now)) survivors.push(fresh);
       }
     }
-    return survivors;
+    return { survivors, ended: ended.ended };
+  }
+
+  /**
+   * End as failed the pending leases this pass applied after their grants
+   * gave up, say so in the audit trail, and have a pass run soon to remove
+   * their rules (the sweep is the backstop). A lease that changed meanwhile
+   * (its grant marked it failed itself) needs no word.
+   */
+  private async withdraw(
+    vault: string,
+    leases: StoredLease[],
+    now: number,
+    wrote: boolean,
+    note: Notes,
+  ): Promise<void> {
+    if (leases.length === 0) return;
+    const result = await this.options.store.endLeases(leases, 'failed', now, 'timeout');
+    this.say(vault, result.ended, wrote, note);
+    // Those that changed meanwhile were mostly failed by their own grant.
+    await this.reportFailed(vault, result.changed, wrote, note);
+  }
+
+  /** Of leases that changed under the pass, report those now failed (by their grant's deadline). */
+  private async reportFailed(
+    vault: string,
+    leases: StoredLease[],
+    wrote: boolean,
+    note: Notes,
+  ): Promise<void> {
+    const { store } = this.options;
+    const fresh = await Promise.all(
+      leases.map((lease) => store.getLease(lease.id, lease.vault).catch(() => undefined)),
+    );
+    this.say(
+      vault,
+      fresh.filter((lease): lease is StoredLease => lease?.status === 'failed'),
+      wrote,
+      note,
+    );
+  }
+
+  /** The trail entry of leases that failed although this pass wrote their rules, and a pass to remove them. */
+  private say(vault: string, failed: StoredLease[], wrote: boolean, note: Notes): void {
+    // Without a write of this pass, its rule was there already: nothing to contradict.
+    const ended = wrote ? failed.filter((lease) => lease.failure === 'timeout') : [];
+    for (const lease of ended) {
+      note(
+        this.options.observer?.grantWithdrawn?.(
+          lease,
+          `its grant was answered 503 (no answer within the apply timeout) before the writer could mark it active; its rule ${lease.ip} was written anyway and is removed by the next pass (unless another live lease holds it); the lease is failed`,
+        ),
+      );
+    }
+    if (ended.length > 0) {
+      setTimeout(() => {
+        if (!this.stopping)
+          this.sync(vault, this.options.clock.now() + 50_000).catch(() => undefined);
+      }, 0);
+    }
   }
 
   private stalePending(lease: StoredLease, now: number): boolean {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { DomainError } from '../../src/domain/errors';
-import type { Lease } from '../../src/domain/lease';
+import { type Lease, newLeaseId } from '../../src/domain/lease';
 import type { LeaseStore } from '../../src/ports/lease-store';
 
 const NOW = Date.parse('2026-11-25T10:00:00.000Z');
@@ -135,6 +135,74 @@ export function leaseStoreContract(name: string, newStore: () => LeaseStore): vo
       expect((await store.listLeases({ vault: VAULT, status: 'expired', top: 10 })).items).toEqual(
         [],
       );
+    });
+
+    it('When a principal lists its ended leases, then it gets its own only, by status, in pages', async () => {
+      const store = newStore();
+      for (let n = 0; n < 9; n += 1)
+        await store.createLease(lease(n, { principal: n % 3 ? 'pipeline-b' : 'pipeline-a' }));
+      for (const live of await store.liveLeases(VAULT)) {
+        const n = Number(live.id.slice(-2));
+        if (n !== 8) await store.endLease(live, n % 2 ? 'released' : 'expired', NOW + n);
+      }
+      const ownEnded: string[] = [];
+      let continuation: string | undefined;
+      do {
+        const page = await store.listLeases({
+          vault: VAULT,
+          status: 'ended',
+          principal: 'pipeline-b',
+          top: 2,
+          continuation,
+        });
+        ownEnded.push(...page.items.map((l) => l.id));
+        expect(page.items.every((l) => l.principal === 'pipeline-b' && l.vault === VAULT)).toBe(
+          true,
+        );
+        continuation = page.continuation;
+      } while (continuation);
+      expect(ownEnded.sort()).toEqual([1, 2, 4, 5, 7].map((n) => lease(n).id));
+      const released = await store.listLeases({
+        vault: VAULT,
+        status: 'released',
+        principal: 'pipeline-b',
+        top: 100,
+      });
+      expect(released.items.map((l) => l.id).sort()).toEqual([1, 5, 7].map((n) => lease(n).id));
+      expect(released.items[0]).toMatchObject({ status: 'released', ip: expect.any(String) });
+      const other = await store.listLeases({
+        vault: 'kv-other',
+        status: 'ended',
+        principal: 'pipeline-b',
+        top: 100,
+      });
+      expect(other.items).toEqual([]);
+    });
+
+    it('When history is pruned, then leases that ended before the cutoff are gone and the others stay', async () => {
+      const store = newStore();
+      const DAY = 86_400_000;
+      const at = (days: number, n: number): Lease =>
+        lease(n, { id: newLeaseId(VAULT, NOW - days * DAY), createdAt: NOW - days * DAY });
+      const old = at(10, 1);
+      const young = at(1, 2);
+      const live = at(20, 3); // created long ago, renewed, still live
+      for (const created of [old, young, live]) await store.createLease(created);
+      const read = async (l: Lease) => (await store.getLease(l.id, VAULT))!;
+      await store.endLease(await read(old), 'expired', NOW - 9 * DAY);
+      await store.endLease(await read(young), 'released', NOW - DAY);
+      expect(await store.pruneHistory(VAULT, NOW - 5 * DAY)).toBe(1);
+      expect(await store.getLease(old.id, VAULT)).toBeUndefined();
+      expect((await store.getLease(young.id, VAULT))?.status).toBe('released');
+      expect((await store.getLease(live.id, VAULT))?.status).toBe('active');
+      const own = await store.listLeases({
+        vault: VAULT,
+        status: 'ended',
+        principal: 'pipeline-a',
+        top: 100,
+      });
+      expect(own.items.map((l) => l.id)).toEqual([young.id]);
+      expect(await store.pruneHistory(VAULT, NOW - 5 * DAY)).toBe(0);
     });
 
     it('When a continuation was not issued by the store, then listing refuses it with REQUEST.INVALID', async () => {

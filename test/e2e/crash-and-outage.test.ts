@@ -148,3 +148,67 @@ describe('The lease store going away', () => {
     );
   });
 });
+
+describe('The lease store hanging', () => {
+  let azurite: Child | undefined;
+  let brokers: BrokerProcess[] = [];
+  afterAll(async () => {
+    azurite?.process.kill('SIGCONT');
+    await Promise.all(brokers.map((broker) => broker.child.stop()));
+    await azurite?.stop();
+  });
+
+  it('When the store accepts connections but answers nothing, then every endpoint that needs it answers 503 problem+json with Retry-After within the store timeout, and all recover once it answers again', async () => {
+    const vault = 'kv-hung-store';
+    emulator.createVault(lockedVault(vault));
+    const started = await brokerOnOwnStore({ emulator, vault });
+    azurite = started.azurite;
+    brokers = [started.broker];
+    const broker = started.broker;
+    const held = await grantFor(broker, vault, '52.8.9.1');
+    expect(held.status).toBe(201);
+    const id = held.body.id as string;
+
+    azurite.process.kill('SIGSTOP');
+    // One stopped window, every endpoint at once.
+    const calls: [string, string, unknown?][] = [
+      ['GET', '/api/audit'],
+      ['GET', `/api/leases/${id}`],
+      ['GET', `/api/leases?vault=${vault}&status=all`],
+      ['GET', '/api/vaults'],
+      ['POST', `/api/leases/${id}/renew`, {}],
+      ['DELETE', `/api/leases/${id}`],
+    ];
+    const stoppedAt = Date.now();
+    const answers = await Promise.all(
+      calls.map(async ([method, path, body]) => {
+        const answer = await http(method, `${broker.url}${path}`, body);
+        return { path: `${method} ${path}`, ms: Date.now() - stoppedAt, ...answer };
+      }),
+    );
+    for (const answer of answers) {
+      expect({ path: answer.path, status: answer.status }).toEqual({
+        path: answer.path,
+        status: 503,
+      });
+      expect(answer.headers.get('content-type')).toBe('application/problem+json');
+      expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
+      // The store timeout is 10 s per call: no answer hangs past it (loose, for a loaded machine).
+      expect(answer.ms).toBeLessThan(14_000);
+    }
+    azurite.process.kill('SIGCONT');
+
+    await eventually(
+      async () => (await http('GET', `${broker.url}/api/leases/${id}`)).status === 200,
+      15_000,
+    );
+    for (const [method, path, body] of calls.filter(([method]) => method === 'GET')) {
+      expect((await http(method, `${broker.url}${path}`, body)).status).toBe(200);
+    }
+    expect((await http('DELETE', `${broker.url}/api/leases/${id}`)).status).toBe(200);
+    expect(rulesOf(emulator, vault)).toEqual([STATIC_RULE]);
+    process.stdout.write(
+      `[e2e hung store] 503 answers after ${answers.map((a) => `${a.path.split(' ')[0]} ${a.ms} ms`).join(', ')}\n`,
+    );
+  });
+});

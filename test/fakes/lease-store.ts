@@ -123,7 +123,12 @@ export class InMemoryLeaseStore implements LeaseStore {
               Buffer.from(checkContinuation(query.continuation), 'base64').toString('utf8'),
             ) as { nextRowKey?: string }
           ).nextRowKey;
-    const statuses = query.status === 'all' ? ['active', 'released', 'expired'] : [query.status];
+    const statuses =
+      query.status === 'all'
+        ? ['active', 'released', 'expired']
+        : query.status === 'ended'
+          ? ['released', 'expired']
+          : [query.status];
     const matching = [...this.leases.values()]
       .filter(
         (lease) =>
@@ -141,6 +146,19 @@ export class InMemoryLeaseStore implements LeaseStore {
         ).toString('base64')
       : undefined;
     return { items, continuation };
+  }
+
+  pruneHistory(vault: string, endedBefore: number): Promise<number> {
+    this.count('pruneHistory');
+    let removed = 0;
+    for (const [id, lease] of this.leases) {
+      if (lease.vault !== vault || isLive(lease)) continue;
+      if (lease.endedAt !== undefined && lease.endedAt < endedBefore) {
+        this.leases.delete(id);
+        removed += 1;
+      }
+    }
+    return Promise.resolve(removed);
   }
 
   private endOne(
@@ -205,10 +223,12 @@ export class InMemoryLeaseStore implements LeaseStore {
   }
 
   /** All at one instant, like a transaction: one changed meanwhile is left as it is. */
-  markActive(leases: StoredLease[]): Promise<void> {
+  markActive(leases: StoredLease[]): Promise<Set<string>> {
     this.count('markActive');
-    for (const lease of leases) this.updateOne(lease, { status: 'active' });
-    return Promise.resolve();
+    const marked = new Set<string>();
+    for (const lease of leases)
+      if (this.updateOne(lease, { status: 'active' })) marked.add(lease.id);
+    return Promise.resolve(marked);
   }
 
   getVaultState(vault: string): Promise<VaultState> {

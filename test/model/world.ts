@@ -170,11 +170,12 @@ export class ModelStore implements LeaseStore {
     return this.op(() => this.truth.updateLiveLease(lease, patch));
   }
 
-  markActive(leases: StoredLease[]): Promise<void> {
-    if (leases.length === 0) return Promise.resolve();
+  markActive(leases: StoredLease[]): Promise<Set<string>> {
+    if (leases.length === 0) return Promise.resolve(new Set());
     return this.op(async () => {
-      await this.truth.markActive(leases);
+      const marked = await this.truth.markActive(leases);
       trace(`markActive ${leases.map((lease) => lease.id.slice(-3)).join(',')}`);
+      return marked;
     });
   }
 
@@ -203,6 +204,10 @@ export class ModelStore implements LeaseStore {
 
   releaseSlot(lease: Pick<Lease, 'id' | 'principal'>) {
     return this.op(() => this.truth.releaseSlot(lease));
+  }
+
+  pruneHistory(vault: string, endedBefore: number): Promise<number> {
+    return this.op(() => this.truth.pruneHistory(vault, endedBefore));
   }
 
   listLeases(query: ListQuery): Promise<LeasePage> {

@@ -8,6 +8,7 @@ import type { AuditEntry } from '../../src/ports/audit-log';
 import {
   lockedVault,
   publicIp,
+  STATIC_RULE,
   storageConnectionString,
   testEmulator,
   uniqueTable,
@@ -141,7 +142,7 @@ describe('The audit trail of lease actions', () => {
           ip: null,
           leaseId: null,
           outcome: 'success',
-          detail: `added [${ip}/32] removed []`,
+          detail: `read [${STATIC_RULE}]; wrote [${STATIC_RULE}, ${ip}/32]: added [${ip}/32] removed []`,
           invocationId: granted.invocationId,
         },
       ]),
@@ -164,7 +165,7 @@ describe('The audit trail of lease actions', () => {
       outcome: 'success',
     });
     expect(releaseEntries.find((item) => item.action === 'firewall-write')?.detail).toBe(
-      `added [] removed [${ip}/32]`,
+      `read [${STATIC_RULE}, ${ip}/32]; wrote [${STATIC_RULE}]: added [] removed [${ip}/32]`,
     );
     expect(byInvocation(items, again)).toEqual([]);
   });
@@ -191,13 +192,14 @@ describe('The audit trail of lease actions', () => {
           ip: `${ip}/32`,
           leaseId: granted.body.id,
           outcome: 'success',
+          detail: `expired, ended by kv-lease; its rule ${ip}/32 was removed from the vault`,
         }),
         expect.objectContaining({
           action: 'firewall-write',
           principal: 'kv-lease',
           vault: VAULT,
           outcome: 'success',
-          detail: `added [] removed [${ip}/32]`,
+          detail: `read [${STATIC_RULE}, ${ip}/32]; wrote [${STATIC_RULE}]: added [] removed [${ip}/32]`,
         }),
       ]),
     );

@@ -6,7 +6,7 @@ import type { Logger } from '../../domain/logger';
 import { errorFields } from '../../observability/error-fields';
 import type { AuditEntry, AuditLog, AuditQueryOptions } from '../../ports/audit-log';
 import { checkContinuation } from './continuation';
-import { isTableNotFound } from './table-errors';
+import { isTableNotFound, storeCall } from './table-errors';
 
 /**
  * Keys sort newest first: PartitionKey is the reversed UTC day, RowKey the
@@ -150,7 +150,8 @@ export class TableAuditLog implements AuditLog {
   ): Promise<{ entries: AuditEntry[]; continuation?: string | undefined }> {
     const continuation =
       options.continuation === undefined ? undefined : checkContinuation(options.continuation);
-    return this.withTable(() => this.page(options, continuation));
+    // A hung or unreachable store is a 503 with Retry-After, like the lease store's.
+    return storeCall(() => this.withTable(() => this.page(options, continuation)));
   }
 
   private async page(

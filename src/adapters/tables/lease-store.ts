@@ -10,9 +10,8 @@ import {
   type TransactionAction,
 } from '@azure/data-tables';
 
-import { DomainError } from '../../domain/errors';
 import type { Lease, LeaseStatus } from '../../domain/lease';
-import { isLive } from '../../domain/lease';
+import { isLive, newLeaseId } from '../../domain/lease';
 import {
   EMPTY_VAULT_STATE,
   type LeasePage,
@@ -22,7 +21,11 @@ import {
   type VaultState,
 } from '../../ports/lease-store';
 import { checkContinuation } from './continuation';
-import { isTableNotFound } from './table-errors';
+import {
+  isTableNotFound,
+  storeCall as guard,
+  storeUnavailable as unavailable,
+} from './table-errors';
 
 /**
  * Table layout, one partition per vault (PartitionKey = vault name):
@@ -34,19 +37,33 @@ import { isTableNotFound } from './table-errors';
  * | `I_<sha256>`       | idempotency key (principal + key) → lease id       |
  * | `L_<lease id>`     | an ended lease (history)                           |
  *
- * and one partition per principal with live leases (PartitionKey =
- * `~p~<sha256(principal)>`, RowKey = lease id): the slots that count a
- * caller's live leases across vaults in one small query.
+ * and two partitions per principal:
+ * - `~p~<sha256(principal)>`, RowKey = lease id: the slots that count a
+ *   caller's live leases across vaults in one small query;
+ * - `~h~<sha256(principal)>`, RowKey = lease id (`<vault>.<reversed time>…`):
+ *   the caller's own history, a copy of each of its `L_` rows, so that a
+ *   Lease.Request caller's list of ended leases reads its own rows only,
+ *   never other callers' history.
  *
  * A lease is a point read (its id names its vault); the live leases of a vault
  * are one range query on `A_`, so neither grants nor the sweep ever read the
  * history that accumulates under `L_`.
+ *
+ * Ending a lease: (1) the conditional update of its `A_` row (the decision),
+ * (2) the upsert of its `~h~` copy, (3) one transaction that deletes `A_` and
+ * writes `L_`. A crash after (1) or (2) leaves an ended `A_` row, which
+ * `liveLeases()` finishes (2 and 3 are idempotent), so every `L_` row has its
+ * copy. Retention (`pruneHistory`) deletes the copy first and the `L_` row
+ * after it: a crash between leaves an `L_` row the next prune removes, never
+ * a copy nothing points to.
  */
 
 const VAULT_ROW = 'V';
 const LIVE = 'A_';
 const ENDED = 'L_';
 const IDEMPOTENCY = 'I_';
+/** Most history rows one prune removes per vault: a sweep's work stays bounded. */
+const PRUNE_LIMIT = 1000;
 /** Transactions hold at most 100 operations. */
 const TRANSACTION_LIMIT = 100;
 
@@ -78,41 +95,6 @@ export interface TableStoreOptions {
 
 function statusOf(error: unknown): number | undefined {
   return error instanceof RestError ? error.statusCode : undefined;
-}
-
-/** A store that does not answer is a 503 for the caller, never a 500. */
-function unavailable(error: unknown): DomainError {
-  return new DomainError(
-    'STORE.UNAVAILABLE',
-    'The lease store is not reachable; try again shortly',
-    {
-      retryAfterSeconds: 5,
-      cause: error,
-    },
-  );
-}
-
-/**
- * Whether a failure is the store's (unreachable, timed out, 5xx): a RestError
- * of the SDK's transport or of the service, or an abort. Anything else thrown
- * while talking to the store (a TypeError, bad JSON in a row) is a bug and
- * stays what it is: a 500, never a retryable 503.
- */
-function isStoreFault(error: unknown): boolean {
-  if (error instanceof RestError) {
-    const status = error.statusCode;
-    return status === undefined || status >= 500 || status === 408;
-  }
-  return error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
-}
-
-async function guard<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isStoreFault(error)) throw unavailable(error);
-    throw error;
-  }
 }
 
 function isConflict(error: unknown): boolean {
@@ -167,6 +149,32 @@ function idempotencyRow(principal: string, key: string): string {
 
 function slotPartition(principal: string): string {
   return `~p~${createHash('sha256').update(principal).digest('hex').slice(0, 40)}`;
+}
+
+function historyPartition(principal: string): string {
+  return `~h~${createHash('sha256').update(principal).digest('hex').slice(0, 40)}`;
+}
+
+/** The copy of an ended lease in its principal's history partition. */
+function historyCopy(lease: Lease): LeaseEntity & { vault: string } {
+  return {
+    ...toEntity(lease, ''),
+    partitionKey: historyPartition(lease.principal),
+    rowKey: lease.id,
+    vault: lease.vault,
+  };
+}
+
+function fromHistoryCopy(entity: LeaseEntity & { vault?: string; etag?: string }): StoredLease {
+  return {
+    ...fromEntity({ ...entity, rowKey: `${ENDED}${entity.rowKey}` }),
+    vault: String(entity.vault),
+  };
+}
+
+/** The first key of ids created at or before `at`: ids sort newest first (see newLeaseId). */
+function idsFrom(vault: string, at: number): string {
+  return newLeaseId(vault, at).slice(0, vault.length + 1 + 12);
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -427,30 +435,110 @@ export class TableLeaseStore implements LeaseStore {
     const continuationToken =
       query.continuation === undefined ? undefined : checkContinuation(query.continuation);
     return this.run(async () => {
-      const statuses = query.status === 'all' ? ['active', 'released', 'expired'] : [query.status];
-      // Live rows sort before history; idempotency rows in between carry no
-      // status. Each status reads only its own key range: listing active
-      // leases never scans history.
-      const [from, to] =
-        query.status === 'active'
-          ? [LIVE, 'A`']
-          : query.status === 'all'
-            ? [LIVE, 'L`']
-            : [ENDED, 'L`'];
-      let filter = odata`PartitionKey eq ${query.vault} and RowKey ge ${from} and RowKey lt ${to}`;
-      filter += ` and (${statuses.map((status) => odata`status eq ${status}`).join(' or ')})`;
-      if (query.principal !== undefined) filter += ` and ${odata`principal eq ${query.principal}`}`;
+      const statuses =
+        query.status === 'all'
+          ? ['active', 'released', 'expired']
+          : query.status === 'ended'
+            ? ['released', 'expired']
+            : [query.status];
+      const statusFilter = `(${statuses.map((status) => odata`status eq ${status}`).join(' or ')})`;
+      let filter: string;
+      let fromCopy = false;
+      if (query.principal !== undefined && query.status !== 'active' && query.status !== 'all') {
+        // A caller's own history: its own partition, this vault's key range only.
+        fromCopy = true;
+        filter = odata`PartitionKey eq ${historyPartition(query.principal)} and RowKey ge ${`${query.vault}.`} and RowKey lt ${`${query.vault}/`}`;
+        filter += ` and ${statusFilter}`;
+      } else {
+        // Live rows sort before history; idempotency rows in between carry no
+        // status. Each status reads only its own key range: listing active
+        // leases never scans history.
+        const [from, to] =
+          query.status === 'active'
+            ? [LIVE, 'A`']
+            : query.status === 'all'
+              ? [LIVE, 'L`']
+              : [ENDED, 'L`'];
+        filter = odata`PartitionKey eq ${query.vault} and RowKey ge ${from} and RowKey lt ${to}`;
+        filter += ` and ${statusFilter}`;
+        if (query.principal !== undefined)
+          filter += ` and ${odata`principal eq ${query.principal}`}`;
+      }
+      // One page is one store call: the caller decides how many it makes.
       const pages = this.client
-        .listEntities<LeaseEntity>({ queryOptions: { filter } })
+        .listEntities<LeaseEntity & { vault?: string }>({ queryOptions: { filter } })
         .byPage({ maxPageSize: query.top, continuationToken });
       const first = await pages.next();
       if (first.done) return { items: [] };
       const page = first.value;
       return {
-        items: page.map((entity) => fromEntity(entity as LeaseEntity & { etag: string })),
+        items: page.map((entity) =>
+          fromCopy
+            ? fromHistoryCopy(entity as LeaseEntity & { vault?: string; etag: string })
+            : fromEntity(entity as LeaseEntity & { etag: string }),
+        ),
         continuation: page.continuationToken,
       };
     });
+  }
+
+  async pruneHistory(vault: string, endedBefore: number): Promise<number> {
+    return this.run(async () => {
+      // Ids sort newest first: leases created after the cutoff cannot have
+      // ended before it, so the query starts at the cutoff's key.
+      const filter =
+        odata`PartitionKey eq ${vault} and RowKey ge ${`${ENDED}${idsFrom(vault, endedBefore)}`} and RowKey lt ${'L`'}` +
+        ` and ${odata`endedAt lt ${endedBefore}`}`;
+      const old: StoredLease[] = [];
+      for await (const page of this.client
+        .listEntities<LeaseEntity>({ queryOptions: { filter } })
+        .byPage({ maxPageSize: TRANSACTION_LIMIT })) {
+        old.push(...page.map((entity) => fromEntity(entity as LeaseEntity & { etag: string })));
+        if (old.length >= PRUNE_LIMIT) break;
+      }
+      const byPrincipal = new Map<string, StoredLease[]>();
+      for (const lease of old)
+        byPrincipal.set(lease.principal, [...(byPrincipal.get(lease.principal) ?? []), lease]);
+      // The copies first, then the vault's rows (see the layout above).
+      await Promise.all(
+        [...byPrincipal.entries()].flatMap(([principal, leases]) =>
+          chunks(leases, TRANSACTION_LIMIT).map((chunk) =>
+            this.deleteAll(
+              historyPartition(principal),
+              chunk.map((lease) => lease.id),
+            ),
+          ),
+        ),
+      );
+      await Promise.all(
+        chunks(old, TRANSACTION_LIMIT).map((chunk) =>
+          this.deleteAll(
+            vault,
+            chunk.map((lease) => `${ENDED}${lease.id}`),
+          ),
+        ),
+      );
+      return old.length;
+    });
+  }
+
+  /** Delete rows of one partition in a transaction; one by one (a row already gone is fine) if it fails. */
+  private async deleteAll(partitionKey: string, rowKeys: string[]): Promise<void> {
+    if (rowKeys.length === 0) return;
+    try {
+      await this.client.submitTransaction(
+        rowKeys.map((rowKey) => ['delete', { partitionKey, rowKey }]),
+      );
+    } catch (error) {
+      if (!isConflict(error) && statusOf(error) !== 400) throw error;
+      await Promise.all(
+        rowKeys.map((rowKey) =>
+          this.client.deleteEntity(partitionKey, rowKey).catch((failure: unknown) => {
+            if (statusOf(failure) !== 404) throw failure;
+          }),
+        ),
+      );
+    }
   }
 
   async endLease(
@@ -524,7 +612,27 @@ export class TableLeaseStore implements LeaseStore {
 
   /** Move ended leases to history and free their slots, in transactions; best effort. */
   private async tidyEnded(leases: StoredLease[]): Promise<void> {
-    const moves = chunks(leases, TRANSACTION_LIMIT / 2).map((chunk) =>
+    const byPrincipal = new Map<string, StoredLease[]>();
+    for (const lease of leases)
+      byPrincipal.set(lease.principal, [...(byPrincipal.get(lease.principal) ?? []), lease]);
+    // The principals' copies first; a lease whose copy failed stays an ended
+    // `A_` row, which liveLeases() moves later (copy included).
+    const copied: StoredLease[] = [];
+    await Promise.all(
+      [...byPrincipal.values()].flatMap((owned) =>
+        chunks(owned, TRANSACTION_LIMIT).map((chunk) =>
+          this.client
+            .submitTransaction(
+              chunk.map((lease) => ['upsert', historyCopy(withoutEtag(lease)), 'Replace']),
+            )
+            .then(
+              () => copied.push(...chunk),
+              () => undefined,
+            ),
+        ),
+      ),
+    );
+    const moves = chunks(copied, TRANSACTION_LIMIT / 2).map((chunk) =>
       this.client
         .submitTransaction(
           chunk.flatMap((lease): TransactionAction[] => [
@@ -536,9 +644,6 @@ export class TableLeaseStore implements LeaseStore {
           Promise.all(chunk.map((lease) => this.moveToHistory(lease).catch(() => undefined))),
         ),
     );
-    const byPrincipal = new Map<string, StoredLease[]>();
-    for (const lease of leases)
-      byPrincipal.set(lease.principal, [...(byPrincipal.get(lease.principal) ?? []), lease]);
     const slots = [...byPrincipal.entries()].flatMap(([principal, owned]) =>
       chunks(owned, TRANSACTION_LIMIT).map((chunk) =>
         this.client
@@ -557,6 +662,8 @@ export class TableLeaseStore implements LeaseStore {
   }
 
   private async moveToHistory(lease: StoredLease): Promise<void> {
+    // The principal's copy before the move: every `L_` row has its copy.
+    await this.client.upsertEntity(historyCopy(withoutEtag(lease)), 'Replace');
     try {
       await this.client.submitTransaction([
         ['delete', { partitionKey: lease.vault, rowKey: `${LIVE}${lease.id}` }],
@@ -603,8 +710,9 @@ export class TableLeaseStore implements LeaseStore {
    * Mark pending leases active in transactions of up to 100; a chunk that
    * loses a race (a lease released meanwhile) falls back to one by one.
    */
-  async markActive(leases: StoredLease[]): Promise<void> {
-    await this.run(async () => {
+  async markActive(leases: StoredLease[]): Promise<Set<string>> {
+    return this.run(async () => {
+      const marked = new Set<string>();
       for (const chunk of chunks(leases, TRANSACTION_LIMIT)) {
         const actions: TransactionAction[] = chunk.map((lease) => [
           'update',
@@ -614,13 +722,16 @@ export class TableLeaseStore implements LeaseStore {
         ]);
         try {
           await this.client.submitTransaction(actions);
+          for (const lease of chunk) marked.add(lease.id);
         } catch (error) {
           if (!isConflict(error) && statusOf(error) !== 400) throw error;
-          await Promise.all(
+          const one = await Promise.all(
             chunk.map((lease) => this.updateLiveLease(lease, { status: 'active' })),
           );
+          for (const updated of one) if (updated) marked.add(updated.id);
         }
       }
+      return marked;
     });
   }
 
