@@ -199,7 +199,7 @@ export class LeaseService {
         const failure =
           error instanceof DomainError
             ? error
-            : new DomainError('VAULT.UPDATE_TIMEOUT', 'The vault firewall could not be updated', {
+            : new DomainError('VAULT.UPDATE_TIMEOUT', 'No firewall write completed before the deadline', {
                 retryAfterSeconds: 5,
               });
         // NOTE: the caller's deadline has passed: marking the lease failed gets a
@@ -235,7 +235,7 @@ export class LeaseService {
         if (current.failure === 'capacity') throw this.refusedByWriter(lease);
         throw new DomainError(
           'VAULT.UPDATE_TIMEOUT',
-          'The vault firewall could not be updated in time',
+          'The writer gave up on this lease before a write carried its rule',
           {
             retryAfterSeconds: 5,
           },

@@ -276,7 +276,7 @@ export class VaultCoordinator {
     const why = watch.lastFailure ? ` (last attempt: ${watch.lastFailure})` : '';
     return new DomainError(
       'VAULT.UPDATE_TIMEOUT',
-      `The vault firewall could not be updated in time${why}`,
+      `No firewall write completed before the deadline${why}`,
       { retryAfterSeconds: 5 },
     );
   }
