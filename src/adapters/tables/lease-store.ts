@@ -40,10 +40,14 @@ import {
  * and two partitions per principal:
  * - `~p~<sha256(principal)>`, RowKey = lease id: the slots that count a
  *   caller's live leases across vaults in one small query;
- * - `~h~<sha256(principal)>`, RowKey = lease id (`<vault>.<reversed time>…`):
- *   the caller's own history, a copy of each of its `L_` rows, so that a
+ * - `~h~<sha256(principal)>~<vault>`, RowKey = lease id: the caller's own
+ *   history of that vault, a copy of each of its `L_` rows, so that a
  *   Lease.Request caller's list of ended leases reads its own rows only,
- *   never other callers' history.
+ *   never other callers' history. One partition per principal and vault,
+ *   not per principal: pipelines often share one principal, and a sweep that
+ *   ends thousands of its leases at once would otherwise write them all into
+ *   one hot partition (measured: the bench's 10k sweep took 52 s instead of
+ *   21 s, and 4 of 100 vaults missed the sweep's budget).
  *
  * A lease is a point read (its id names its vault); the live leases of a vault
  * are one range query on `A_`, so neither grants nor the sweep ever read the
@@ -151,15 +155,15 @@ function slotPartition(principal: string): string {
   return `~p~${createHash('sha256').update(principal).digest('hex').slice(0, 40)}`;
 }
 
-function historyPartition(principal: string): string {
-  return `~h~${createHash('sha256').update(principal).digest('hex').slice(0, 40)}`;
+function historyPartition(principal: string, vault: string): string {
+  return `~h~${createHash('sha256').update(principal).digest('hex').slice(0, 40)}~${vault}`;
 }
 
 /** The copy of an ended lease in its principal's history partition. */
 function historyCopy(lease: Lease): LeaseEntity & { vault: string } {
   return {
     ...toEntity(lease, ''),
-    partitionKey: historyPartition(lease.principal),
+    partitionKey: historyPartition(lease.principal, lease.vault),
     rowKey: lease.id,
     vault: lease.vault,
   };
@@ -445,9 +449,9 @@ export class TableLeaseStore implements LeaseStore {
       let filter: string;
       let fromCopy = false;
       if (query.principal !== undefined && query.status !== 'active' && query.status !== 'all') {
-        // A caller's own history: its own partition, this vault's key range only.
+        // A caller's own history of this vault: its own partition.
         fromCopy = true;
-        filter = odata`PartitionKey eq ${historyPartition(query.principal)} and RowKey ge ${`${query.vault}.`} and RowKey lt ${`${query.vault}/`}`;
+        filter = odata`PartitionKey eq ${historyPartition(query.principal, query.vault)}`;
         filter += ` and ${statusFilter}`;
       } else {
         // Live rows sort before history; idempotency rows in between carry no
@@ -504,7 +508,7 @@ export class TableLeaseStore implements LeaseStore {
         [...byPrincipal.entries()].flatMap(([principal, leases]) =>
           chunks(leases, TRANSACTION_LIMIT).map((chunk) =>
             this.deleteAll(
-              historyPartition(principal),
+              historyPartition(principal, vault),
               chunk.map((lease) => lease.id),
             ),
           ),
