@@ -22,17 +22,24 @@ export function certificateFor(host: string): Certificate {
   if (cached) {
     return cached;
   }
-  const altNames: { type: number; value?: string; ip?: string }[] = [
-    { type: 2, value: 'localhost' },
-    { type: 7, ip: '127.0.0.1' },
-    { type: 7, ip: '::1' },
-  ];
-  if (host !== 'localhost' && host !== '127.0.0.1' && host !== '::1' && !isWildcard(host)) {
-    altNames.push(isIP(host) ? { type: 7, ip: host } : { type: 2, value: host });
-  }
-  const pems = generate([{ name: 'commonName', value: 'localhost' }], {
+  const names = ['localhost', '127.0.0.1', '::1'];
+  if (!names.includes(host) && !isWildcard(host)) names.push(host);
+  const certificate = selfSignedCertificate(names, 30);
+  cache.set(host, certificate);
+  return certificate;
+}
+
+/**
+ * A certificate for `names` (DNS names and IP addresses; the first is the common name) that is its
+ * own CA, so that a client trusts it through `ca` or `NODE_EXTRA_CA_CERTS` alone.
+ */
+export function selfSignedCertificate(names: string[], days: number): Certificate {
+  const altNames = names.map((name) =>
+    isIP(name) ? { type: 7, ip: name } : { type: 2, value: name },
+  );
+  const pems = generate([{ name: 'commonName', value: names[0] ?? 'localhost' }], {
     keySize: 2048,
-    days: 30,
+    days,
     algorithm: 'sha256',
     extensions: [
       // cA so that Node accepts the certificate as its own trust anchor in `ca`.
@@ -42,9 +49,7 @@ export function certificateFor(host: string): Certificate {
       { name: 'subjectAltName', altNames },
     ],
   });
-  const certificate = { key: pems.private, cert: pems.cert };
-  cache.set(host, certificate);
-  return certificate;
+  return { key: pems.private, cert: pems.cert };
 }
 
 export function isWildcard(host: string): boolean {

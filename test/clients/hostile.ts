@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { generate } from 'selfsigned';
+import { selfSignedCertificate } from '../../dev/emulator/certificate';
 
 /**
  * What a security review points a client at: a fake broker (a small local HTTP server) whose
@@ -51,23 +51,9 @@ function record(request: IncomingMessage, into: Seen[]): void {
   });
 }
 
-/** A CA-signed-by-itself certificate for these names (DNS names and IP addresses). */
+/** A certificate that is its own CA, for these names (DNS names and IP addresses). */
 export function certificate(names: string[]): { key: string; cert: string } {
-  const altNames = names.map((name) =>
-    /^[\d.]+$/.test(name) ? { type: 7, ip: name } : { type: 2, value: name },
-  );
-  const pems = generate([{ name: 'commonName', value: names[0] ?? 'trap' }], {
-    keySize: 2048,
-    days: 2,
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', keyCertSign: true, digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames },
-    ],
-  });
-  return { key: pems.private, cert: pems.cert };
+  return selfSignedCertificate(names.length > 0 ? names : ['trap'], 2);
 }
 
 export interface Trap {

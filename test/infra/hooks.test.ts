@@ -101,19 +101,7 @@ describe('postprovision hook', () => {
     let broker: RunningBroker;
 
     beforeAll(async () => {
-      emulator = await testEmulator({ seed: 3 });
-      emulator.createVault(lockedVault('kv-hook'));
-      // startRunner serves the process-wide services, which read the environment.
-      Object.assign(process.env, {
-        BROKER_VAULTS: vaultId('kv-hook'),
-        LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
-        LEASE_TABLE_NAME: uniqueTable(),
-        AZURE_ARM_ENDPOINT: emulator.url,
-        AZURE_ARM_TOKEN: 'test-token',
-        AUTH_MODE: 'disabled',
-        SWEEP_SCHEDULE: '0 0 0 1 1 *',
-      });
-      broker = await startRunner({ port: await freePort() });
+      ({ emulator, broker } = await localBroker('kv-hook', 3));
     });
     afterAll(async () => {
       await broker.close();
@@ -238,18 +226,7 @@ describe('postdeploy hook', () => {
       // NOTE: the runner serves the process-wide services, built on first use: by the health
       // tests above when they ran first, else from this environment. whoami reads neither the
       // store nor a vault, so either serves these tests.
-      emulator = await testEmulator({ seed: 4 });
-      emulator.createVault(lockedVault('kv-hook-xff'));
-      Object.assign(process.env, {
-        BROKER_VAULTS: vaultId('kv-hook-xff'),
-        LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
-        LEASE_TABLE_NAME: uniqueTable(),
-        AZURE_ARM_ENDPOINT: emulator.url,
-        AZURE_ARM_TOKEN: 'test-token',
-        AUTH_MODE: 'disabled',
-        SWEEP_SCHEDULE: '0 0 0 1 1 *',
-      });
-      broker = await startRunner({ port: await freePort() });
+      ({ emulator, broker } = await localBroker('kv-hook-xff', 4));
     });
     afterAll(async () => {
       for (const front of fronts) await front.close();
@@ -474,3 +451,25 @@ describe('client input names', () => {
     },
   );
 });
+
+/**
+ * The emulator with one locked vault and the local runner in front of it. The runner serves the
+ * process-wide services, which read the environment.
+ */
+async function localBroker(
+  vault: string,
+  seed: number,
+): Promise<{ emulator: RunningEmulator; broker: RunningBroker }> {
+  const emulator = await testEmulator({ seed });
+  emulator.createVault(lockedVault(vault));
+  Object.assign(process.env, {
+    BROKER_VAULTS: vaultId(vault),
+    LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
+    LEASE_TABLE_NAME: uniqueTable(),
+    AZURE_ARM_ENDPOINT: emulator.url,
+    AZURE_ARM_TOKEN: 'test-token',
+    AUTH_MODE: 'disabled',
+    SWEEP_SCHEDULE: '0 0 0 1 1 *',
+  });
+  return { emulator, broker: await startRunner({ port: await freePort() }) };
+}
