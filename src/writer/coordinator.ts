@@ -12,6 +12,7 @@ import type { LeaseStore, StoredLease, VaultState } from '../ports/lease-store';
 import { FirewallError, type VaultFirewall } from '../ports/vault-firewall';
 import { HeldLock, LostLock } from './lock';
 import { readLeases } from './read-leases';
+import { VaultRowCache } from './row-cache';
 
 /**
  * Per-vault reconciliation with one writer at a time, across any number of
@@ -128,9 +129,6 @@ interface Watch {
   lastFailure: string | undefined;
 }
 
-/** How old a row this process saw with the lock free may be for a try at the lock without a read. */
-const ASSUME_ROW_MS = 2_000;
-
 /** A lock is given up this long before it expires, so no call outlives it. */
 const LOCK_MARGIN_MS = 300;
 
@@ -150,10 +148,8 @@ export class VaultCoordinator {
   private stopping = false;
   /** Outcomes of recent local passes, so local waiters need no extra read. */
   private readonly recent = new Map<string, PassOutcome>();
-  /** The vault rows this process read or wrote last, for cheap approximate reads. */
-  private readonly known = new Map<string, { state: VaultState; at: number }>();
-  /** Reads of a vault row under way for `approximateState`, shared by its callers. */
-  private readonly reading = new Map<string, Promise<VaultState>>();
+  /** The vault rows this process read or wrote last. */
+  private readonly rows: VaultRowCache;
 
   constructor(
     vaults: ManagedVault[],
@@ -168,38 +164,16 @@ export class VaultCoordinator {
     this.settleMs = options.settleMs ?? 120_000;
     this.maxRules = options.maxRules ?? 1000;
     this.pendingTimeoutMs = options.pendingTimeoutMs ?? 32_000;
+    this.rows = new VaultRowCache(options.store, options.clock);
   }
 
   /**
    * The vault row for estimates (capacity), never for decisions the writer
-   * makes: as this process last saw it when that was at most `maxAgeMs` ago,
-   * else one read of the store shared by every caller asking meanwhile (the
-   * first grants of a burst on a broker that has not seen the vault yet cost
-   * one read, not one each).
+   * makes: at most `maxAgeMs` old, or one read shared by every caller asking
+   * meanwhile (`VaultRowCache.approximate`).
    */
   approximateState(vault: string, maxAgeMs: number): Promise<VaultState> {
-    const known = this.seen(vault, maxAgeMs);
-    if (known) return Promise.resolve(known);
-    let reading = this.reading.get(vault);
-    if (!reading) {
-      reading = this.options.store
-        .getVaultState(vault)
-        .then((state) => this.remember(vault, state) ?? state)
-        .finally(() => this.reading.delete(vault));
-      this.reading.set(vault, reading);
-    }
-    return reading;
-  }
-
-  /** The vault row as this process last read or wrote it, if that was at most `maxAgeMs` ago. */
-  private seen(vault: string, maxAgeMs: number): VaultState | undefined {
-    const known = this.known.get(vault);
-    return known && this.options.clock.now() - known.at <= maxAgeMs ? known.state : undefined;
-  }
-
-  private remember(vault: string, state: VaultState | undefined): VaultState | undefined {
-    if (state) this.known.set(vault, { state, at: this.options.clock.now() });
-    return state;
+    return this.rows.approximate(vault, maxAgeMs);
   }
 
   /**
@@ -302,7 +276,7 @@ export class VaultCoordinator {
 
   private async drive(vault: string, watch: Watch): Promise<void> {
     const managed = this.vaults.get(vault);
-    let assumed = this.freeRow(vault);
+    let assumed = this.rows.freeRow(vault);
     try {
       while (watch.waiters.length > 0 && !this.stopping) {
         let state: VaultState;
@@ -314,7 +288,7 @@ export class VaultCoordinator {
           watch.reads += 1;
           const read = watch.reads;
           state = await this.options.store.getVaultState(vault);
-          this.remember(vault, state);
+          this.rows.remember(vault, state);
           // Waiters that arrived before this read began get their target now: the
           // next pass to begin will read the store after their change. One that
           // arrived while the read was under way waits for the next read: this one
@@ -339,7 +313,7 @@ export class VaultCoordinator {
           if (!acquired) continue; // another process took it: look again
           // A completed pass has answered the waiters it served.
           const outcome = await this.runPass(managed, acquired, watch);
-          if (outcome) assumed = this.freeRow(vault);
+          if (outcome) assumed = this.rows.freeRow(vault);
           continue;
         }
         await new Promise<void>((resolve) => {
@@ -362,17 +336,6 @@ export class VaultCoordinator {
         if (this.watches.get(vault) === watch) this.watches.delete(vault);
       } else void this.drive(vault, watch);
     }
-  }
-
-  /**
-   * The vault row as this process last wrote or read it with the lock free,
-   * moments ago: the writer tries to take the lock from it without reading
-   * the row first. The write is conditional on the row's version, so a row
-   * changed since costs one refused write and then a read.
-   */
-  private freeRow(vault: string): VaultState | undefined {
-    const known = this.seen(vault, ASSUME_ROW_MS);
-    return known?.lockHolder === '' ? known : undefined;
   }
 
   /** A pass of this process completed: answer the waiters it served. */
@@ -653,7 +616,7 @@ export class VaultCoordinator {
         endedAt: clock.now(),
       });
       const answered = noted().then(() => this.answer(vault.name, watch, outcome));
-      const done = this.remember(
+      const done = this.rows.remember(
         vault.name,
         await lock.finish({
           applied: acquired.pass,
