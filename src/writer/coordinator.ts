@@ -1,19 +1,28 @@
 import { randomBytes } from 'node:crypto';
 
 import type { Clock } from '../domain/clock';
-import { DomainError, ensureError } from '../domain/errors';
+import { DomainError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
 import type { ManagedVault } from '../domain/vault';
 import type { LeaseStore, VaultState } from '../ports/lease-store';
 import type { VaultFirewall } from '../ports/vault-firewall';
+import { DriveLoop } from './drive-loop';
 import { type PassObserver, type PassOutcome, WriterPass } from './pass';
 import { VaultRowCache } from './row-cache';
-import { Waiters, type Watch } from './waiters';
+import { Waiters } from './waiters';
 
 /**
- * Per-vault reconciliation with one writer at a time, across any number of
- * broker processes sharing one store. The rules it keeps are written down in
- * docs/architecture.md ("The writer").
+ * The writer's public face: per-vault reconciliation with one writer at a
+ * time, across any number of broker processes sharing one store. The rules it
+ * keeps are written down in docs/architecture.md ("The writer"); this file
+ * only builds the parts that keep them and offers `sync`, `approximateState`
+ * and `shutdown`:
+ *
+ * - `waiters.ts`: who waits for which pass, and when each is answered (invariant 4);
+ * - `drive-loop.ts`: per vault, when to read the row, take the lock and run a pass (invariant 3);
+ * - `pass.ts`: one pass under the lock, the only part that speaks to the firewall (invariants 1, 2);
+ * - `lock.ts`: the lock a pass holds, its heartbeat and its abort signal (invariant 3);
+ * - `row-cache.ts`: the vault rows last seen, for estimates and a try at the lock.
  *
  * The store holds the desired state (live leases, rules the broker owns). A
  * writer takes the vault's lock in the store (a conditional write of the vault
@@ -65,34 +74,27 @@ export interface CoordinatorOptions {
 }
 
 export class VaultCoordinator {
-  /** The callers waiting, per vault. */
-  private readonly waiters: Waiters;
-  private readonly vaults: Map<string, ManagedVault>;
-  private readonly instanceId: string;
-  private readonly lockTtlMs: number;
-  private readonly heartbeatMs: number;
-  private readonly pollMs: number;
-  /** Runs this process's passes and holds their locks. */
-  private readonly passes: WriterPass;
-  private stopping = false;
   /** The vault rows this process read or wrote last. */
   private readonly rows: VaultRowCache;
+  /** The callers waiting, per vault. */
+  private readonly waiters: Waiters;
+  /** Runs this process's passes and holds their locks. */
+  private readonly passes: WriterPass;
+  /** Runs passes for a vault while its callers wait. */
+  private readonly loop: DriveLoop;
+  private stopping = false;
 
   constructor(
     vaults: ManagedVault[],
     private readonly options: CoordinatorOptions,
   ) {
-    this.vaults = new Map(vaults.map((vault) => [vault.name, vault]));
-    this.instanceId = options.instanceId ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
-    this.lockTtlMs = options.lockTtlMs ?? 1_500;
-    this.heartbeatMs = options.heartbeatMs ?? Math.max(25, Math.floor(this.lockTtlMs / 6));
-    this.pollMs = options.pollMs ?? 50;
+    const lockTtlMs = options.lockTtlMs ?? 1_500;
     this.rows = new VaultRowCache(options.store, options.clock);
     this.waiters = new Waiters({
       store: options.store,
       clock: options.clock,
       logger: options.logger,
-      start: (vault, watch) => void this.drive(vault, watch),
+      start: (vault, watch) => void this.loop.drive(vault, watch),
     });
     this.passes = new WriterPass({
       store: options.store,
@@ -100,8 +102,8 @@ export class VaultCoordinator {
       clock: options.clock,
       logger: options.logger,
       observer: options.observer,
-      lockTtlMs: this.lockTtlMs,
-      heartbeatMs: this.heartbeatMs,
+      lockTtlMs,
+      heartbeatMs: options.heartbeatMs ?? Math.max(25, Math.floor(lockTtlMs / 6)),
       callTimeoutMs: options.callTimeoutMs ?? 10_000,
       settleMs: options.settleMs ?? 120_000,
       maxRules: options.maxRules ?? 1000,
@@ -110,6 +112,18 @@ export class VaultCoordinator {
         if (!this.stopping)
           this.sync(vault, this.options.clock.now() + 50_000).catch(() => undefined);
       },
+    });
+    this.loop = new DriveLoop({
+      store: options.store,
+      clock: options.clock,
+      vaults: new Map(vaults.map((vault) => [vault.name, vault])),
+      instanceId: options.instanceId ?? `${process.pid}-${randomBytes(4).toString('hex')}`,
+      lockTtlMs,
+      pollMs: options.pollMs ?? 50,
+      rows: this.rows,
+      waiters: this.waiters,
+      passes: this.passes,
+      stopping: () => this.stopping,
     });
   }
 
@@ -134,13 +148,7 @@ export class VaultCoordinator {
    * with the store's error when the store fails.
    */
   sync(vault: string, deadline: number, lease?: string): Promise<PassOutcome | undefined> {
-    if (this.stopping) {
-      return Promise.reject(
-        new DomainError('STORE.UNAVAILABLE', 'The broker instance is shutting down; try again', {
-          retryAfterSeconds: 1,
-        }),
-      );
-    }
+    if (this.stopping) return Promise.reject(shuttingDown());
     return this.waiters.wait(vault, deadline, lease);
   }
 
@@ -151,77 +159,13 @@ export class VaultCoordinator {
    */
   async shutdown(): Promise<void> {
     this.stopping = true;
-    const closing = new DomainError(
-      'STORE.UNAVAILABLE',
-      'The broker instance is shutting down; try again',
-      { retryAfterSeconds: 1 },
-    );
-    this.waiters.close(closing);
+    this.waiters.close(shuttingDown());
     await this.passes.releaseLocks();
   }
+}
 
-  private async drive(vault: string, watch: Watch): Promise<void> {
-    const managed = this.vaults.get(vault);
-    let assumed = this.rows.freeRow(vault);
-    try {
-      while (watch.waiters.length > 0 && !this.stopping) {
-        let state: VaultState;
-        if (assumed) {
-          // Only a try at the lock: no waiter takes its target from this row.
-          state = assumed;
-          assumed = undefined;
-        } else {
-          watch.reads += 1;
-          const read = watch.reads;
-          state = await this.options.store.getVaultState(vault);
-          this.rows.remember(vault, state);
-          this.waiters.rowRead(vault, watch, read, state);
-          if (watch.waiters.length === 0) break;
-        }
-
-        const now = this.options.clock.now();
-        const lockFree = state.lockHolder === '' || state.lockUntil <= now;
-        // Waiters whose leases are being read back may need no pass at all.
-        const unserved = this.waiters.unserved(watch);
-        if (lockFree && managed && now >= watch.backoffUntil && unserved) {
-          const acquired = await this.options.store.putVaultState(vault, {
-            ...state,
-            pass: state.pass + 1,
-            lockHolder: this.instanceId,
-            lockUntil: now + this.lockTtlMs,
-          });
-          if (!acquired) continue; // another process took it: look again
-          // A completed pass has answered the waiters it served.
-          const outcome = await this.passes.run(managed, acquired, {
-            serving: (pass, applied) => this.waiters.serving(watch, pass, applied),
-            rowWritten: (written) => this.rows.remember(vault, written),
-            completed: (done) => this.waiters.answer(vault, watch, done),
-            retryAt: (at, failure) => {
-              watch.backoffUntil = at;
-              watch.lastFailure = failure;
-            },
-          });
-          if (outcome) assumed = this.rows.freeRow(vault);
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          const wait = lockFree
-            ? Math.max(5, Math.min(watch.backoffUntil - now, this.pollMs * 4))
-            : this.pollMs;
-          const timer = setTimeout(resolve, wait);
-          watch.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        watch.wake = undefined;
-      }
-    } catch (thrown) {
-      this.waiters.fail(watch, ensureError(thrown));
-    } finally {
-      if (watch.waiters.length === 0 || this.stopping) {
-        this.waiters.forget(vault, watch);
-      } else void this.drive(vault, watch);
-    }
-  }
+function shuttingDown(): DomainError {
+  return new DomainError('STORE.UNAVAILABLE', 'The broker instance is shutting down; try again', {
+    retryAfterSeconds: 1,
+  });
 }
