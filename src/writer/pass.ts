@@ -1,5 +1,6 @@
 import type { Clock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
+import type { BrokerEvent } from '../domain/events';
 import { canonicalRule } from '../domain/ip';
 import type { Lease } from '../domain/lease';
 import type { Logger } from '../domain/logger';
@@ -44,17 +45,11 @@ export interface PassObserver {
   ): void | Promise<void>;
   /** A pending lease whose rule was written after its grant gave up: ended as failed instead of activated. */
   grantWithdrawn?(lease: Lease, detail: string): void | Promise<void>;
-  /** Every firewall write a pass sent: what it read, what it wrote, and the outcome. */
-  firewallWritten?(event: {
-    vault: string;
-    read: string[];
-    written: string[];
-    added: string[];
-    removed: string[];
-    outcome: 'success' | 'failure';
-    detail?: string;
-  }): void | Promise<void>;
+  /** Every firewall write a pass sent: what it read, what it wrote, and the outcome (the audit event's fields). */
+  firewallWritten?(event: FirewallWritten): void | Promise<void>;
 }
+
+type FirewallWritten = Omit<Extract<BrokerEvent, { type: 'firewall-written' }>, 'type'>;
 
 /** What a completed pass did, for the waiters in the process that ran it. */
 export interface PassOutcome {
