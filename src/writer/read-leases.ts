@@ -10,7 +10,7 @@ const RANGE_READ_FROM = 8;
  * ended; a few cost a point read each.
  */
 export async function readLeases(
-  store: LeaseStore,
+  store: Pick<LeaseStore, 'liveLeases' | 'getLease'>,
   vault: string,
   ids: readonly string[],
 ): Promise<Map<string, StoredLease | undefined>> {
