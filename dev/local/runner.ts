@@ -12,26 +12,29 @@ import {
 import { Cron } from 'croner';
 
 import { problemResponse } from '../../src/api/problem';
-import { services } from '../../src/app/composition';
 import { ConfigError, loadConfig } from '../../src/app/config';
-import {
-  type FunctionDefinition,
-  functionDefinitions,
-  type HttpDefinition,
-} from '../../src/app/definitions';
+import { METHOD_NOT_ALLOWED_PREFIX } from '../../src/app/function-names';
 import { MAX_BODY_BYTES } from '../../src/contract';
 import { DomainError } from '../../src/domain/errors';
+import {
+  APP_ROOT,
+  entryPoint,
+  type HttpRegistration,
+  type LoadedApp,
+  loadApp,
+} from './app-loader';
 import { isLoopbackHost } from './loopback-host';
 
 /**
- * The local runner: serves the function table that the Functions host
- * registers, on 127.0.0.1:PORT, and runs the timer on its NCRONTAB schedule.
+ * The local runner: loads the app the host loads (package.json "main", the
+ * esbuild bundle; see app-loader.ts), serves the functions it registers on
+ * 127.0.0.1:PORT, and runs the timer on its NCRONTAB schedule.
  * It passes request headers through unchanged (no X-Forwarded-For added), and
  * answers only requests addressed to a loopback Host (DNS rebinding defence).
  */
 
 interface Route {
-  definition: HttpDefinition;
+  definition: HttpRegistration;
   pattern: RegExp;
   names: string[];
 }
@@ -39,7 +42,7 @@ interface Route {
 function routePrefix(): string {
   try {
     const host = JSON.parse(
-      readFileSync(join(__dirname, '..', '..', '..', 'host.json'), 'utf8'),
+      readFileSync(join(APP_ROOT, 'host.json'), 'utf8'),
     ) as {
       extensions?: { http?: { routePrefix?: string } };
     };
@@ -49,7 +52,7 @@ function routePrefix(): string {
   }
 }
 
-function compile(definition: HttpDefinition, prefix: string): Route {
+function compile(definition: HttpRegistration, prefix: string): Route {
   const names: string[] = [];
   const source = `${prefix}/${definition.route}`
     .split('/')
@@ -163,22 +166,27 @@ function contextFor(name: string): InvocationContext {
 export interface RunningBroker {
   url: string;
   server: Server;
+  /** The loaded app: `app.terminate()` runs its appTerminate hooks (writer locks handed over). */
+  app: LoadedApp;
   close(): Promise<void>;
 }
 
 export async function startRunner(options: {
   port: number;
   env?: NodeJS.ProcessEnv;
+  /** The file to load; package.json "main" by default. */
+  entry?: string;
 }): Promise<RunningBroker> {
   // Settings with a default in the config schema resolve like the host's app settings would.
   const env = {
     SWEEP_SCHEDULE: loadConfig(options.env ?? process.env).SWEEP_SCHEDULE,
     ...(options.env ?? process.env),
   };
-  const definitions: FunctionDefinition[] = functionDefinitions(services);
+  const app = loadApp(options.entry ?? entryPoint());
+  const definitions = app.functions;
   const prefix = routePrefix();
   const routes = definitions
-    .filter((d): d is HttpDefinition => d.kind === 'http')
+    .filter((d): d is HttpRegistration => d.kind === 'http')
     .map((d) => compile(d, prefix));
 
   const server = createServer((request, response) => {
@@ -197,8 +205,10 @@ export async function startRunner(options: {
         const method = (request.method ?? 'GET').toUpperCase();
         // A method no definition names (TRACE, say) goes to the route's 405 definition too.
         const hit =
-          matching.find((entry) => entry.route.definition.methods.includes(method as never)) ??
-          matching.find((entry) => entry.route.definition.refusesOtherMethods);
+          matching.find((entry) => entry.route.definition.methods.includes(method)) ??
+          matching.find((entry) =>
+            entry.route.definition.name.startsWith(METHOD_NOT_ALLOWED_PREFIX),
+          );
         if (!hit) {
           await send(
             response,
@@ -248,10 +258,10 @@ export async function startRunner(options: {
           query: Object.fromEntries(url.searchParams.entries()),
           ...(body.length > 0 ? { body: { bytes: new Uint8Array(body) } } : {}),
         });
-        const result = await hit.route.definition.handler(
+        const result = (await hit.route.definition.handler(
           httpRequest,
           contextFor(hit.route.definition.name),
-        );
+        )) as HttpResponseInit | undefined;
         await send(response, result instanceof Object ? result : { status: 204 });
       } catch (error) {
         process.stderr.write(
@@ -300,6 +310,7 @@ export async function startRunner(options: {
   return {
     url: `http://127.0.0.1:${port}`,
     server,
+    app,
     close: async () => {
       for (const timer of timers) timer.stop();
       server.closeAllConnections();
@@ -323,8 +334,10 @@ if (require.main === module) {
         `${JSON.stringify({ ready: true, url: broker.url, pid: process.pid })}\n`,
       );
       const stop = () => {
-        // Release the writer locks first, so another broker takes over at once.
-        void Promise.resolve(services().shutdown())
+        // The app's appTerminate hook first (it releases the writer locks), as the host runs
+        // it on scale-in, so another broker takes over at once.
+        void broker.app
+          .terminate()
           .catch(() => undefined)
           .then(() => broker.close())
           .then(() => process.exit(0));
