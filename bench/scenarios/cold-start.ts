@@ -134,7 +134,7 @@ function packageDir(name: string, from: string, root: string): string | undefine
 function packageFiles(layout: Layout): string[] {
   const files: string[] = [];
   for (const name of ['host.json', 'package.json']) walk(join(layout.root, name), files);
-  if (layout.entry.includes(`${join('dist', 'app')}`)) {
+  if (layout.entry.includes(join('dist', 'app'))) {
     walk(join(layout.root, 'dist', 'app'), files);
     walk(join(layout.root, 'dist', 'console'), files);
     return files;
@@ -147,7 +147,10 @@ function packageFiles(layout: Layout): string[] {
       dependencies?: Record<string, string>;
       optionalDependencies?: Record<string, string>;
     };
-    for (const name of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) {
+    for (const name of Object.keys({
+      ...manifest.dependencies,
+      ...manifest.optionalDependencies,
+    })) {
       const found = packageDir(name, dir, layout.root);
       if (!found || seen.has(found)) continue;
       seen.add(found);
@@ -203,7 +206,9 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
   }
   for (let n = 0; n < STARTS; n += 1) {
     for (const [index, layout] of all.entries()) {
-      starts.get(layout.name)?.push(await startToGrant(ctx, layout, env, publicIp(11, n * 2 + index)));
+      starts
+        .get(layout.name)
+        ?.push(await startToGrant(ctx, layout, env, publicIp(11, n * 2 + index)));
     }
   }
 

@@ -23,7 +23,9 @@ export function entryPoint(root: string = APP_ROOT): string {
   const main = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { main?: unknown })
     .main;
   if (typeof main !== 'string' || main === '' || /[*?[{]/.test(main))
-    throw new Error(`package.json "main" must name the one bundled entry file, not ${String(main)}`);
+    throw new Error(
+      `package.json "main" must name the one bundled entry file, not ${String(main)}`,
+    );
   return isAbsolute(main) ? main : join(root, main);
 }
 
@@ -81,7 +83,9 @@ let capture: Capture | undefined;
 
 function registering(what: string): Capture {
   if (!capture)
-    throw new Error(`${what} outside the loading of the app: the local runner serves only what loads`);
+    throw new Error(
+      `${what} outside the loading of the app: the local runner serves only what loads`,
+    );
   return capture;
 }
 

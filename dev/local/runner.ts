@@ -16,13 +16,7 @@ import { ConfigError, loadConfig } from '../../src/app/config';
 import { METHOD_NOT_ALLOWED_PREFIX } from '../../src/app/function-names';
 import { MAX_BODY_BYTES } from '../../src/contract';
 import { DomainError } from '../../src/domain/errors';
-import {
-  APP_ROOT,
-  entryPoint,
-  type HttpRegistration,
-  type LoadedApp,
-  loadApp,
-} from './app-loader';
+import { APP_ROOT, entryPoint, type HttpRegistration, loadApp, type LoadedApp } from './app-loader';
 import { isLoopbackHost } from './loopback-host';
 
 /**
@@ -41,9 +35,7 @@ interface Route {
 
 function routePrefix(): string {
   try {
-    const host = JSON.parse(
-      readFileSync(join(APP_ROOT, 'host.json'), 'utf8'),
-    ) as {
+    const host = JSON.parse(readFileSync(join(APP_ROOT, 'host.json'), 'utf8')) as {
       extensions?: { http?: { routePrefix?: string } };
     };
     return host.extensions?.http?.routePrefix ?? 'api';

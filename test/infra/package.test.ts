@@ -96,4 +96,22 @@ describe('The Function App package', () => {
   it('When the repository is built, Then package.json "main" is the bundle', () => {
     expect(entryPoint()).toBe(repoPath('dist', 'app', 'index.js'));
   });
+
+  it('When the local runner starts, Then it serves the bundle: the compiled app modules are never loaded', () => {
+    const runner = repoPath('dist', 'dev', 'local', 'runner.js');
+    const loaded = node(
+      `require(${JSON.stringify(runner)});
+       console.log(JSON.stringify(Object.keys(require.cache)));`,
+      repoPath(),
+    ) as string[];
+    // The runner's own helpers (config, problem answers) are fine; the app's table, routes,
+    // handlers and composition root must come from the bundle only.
+    for (const module of [
+      'app/definitions.js',
+      'app/composition.js',
+      'api/routes.js',
+      'functions/index.js',
+    ])
+      expect(loaded, module).not.toContain(repoPath('dist', 'src', ...module.split('/')));
+  });
 });
