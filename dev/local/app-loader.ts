@@ -52,6 +52,8 @@ type HookCallback = (context: { hookData: Record<string, unknown> }) => unknown;
 
 export interface LoadedApp {
   entry: string;
+  /** The entry's module.exports (the host ignores them; the runner uses them). */
+  exports: unknown;
   functions: Registration[];
   /** Runs the app's appTerminate hooks (the host runs them when the instance goes away). */
   terminate(): Promise<void>;
@@ -171,14 +173,16 @@ export function loadApp(entry: string = entryPoint()): LoadedApp {
   installCoreModule();
   const into: Capture = { functions: [], appTerminate: [] };
   capture = into;
+  let exports: unknown;
   try {
     // Node's own require, not a test runner's: the bundle is plain CommonJS.
-    Module.createRequire(entry)(entry);
+    exports = Module.createRequire(entry)(entry) as unknown;
   } finally {
     capture = undefined;
   }
   const app: LoadedApp = {
     entry,
+    exports,
     functions: into.functions,
     terminate: async () => {
       for (const hook of into.appTerminate) await hook({ hookData: {} });

@@ -3,19 +3,11 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
-import {
-  HttpRequest,
-  type HttpResponseInit,
-  InvocationContext,
-  type Timer,
-} from '@azure/functions';
+import type { HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 import { Cron } from 'croner';
 
-import { problemResponse } from '../../src/api/problem';
-import { ConfigError, loadConfig } from '../../src/app/config';
 import { METHOD_NOT_ALLOWED_PREFIX } from '../../src/app/function-names';
-import { MAX_BODY_BYTES } from '../../src/contract';
-import { DomainError } from '../../src/domain/errors';
+import type * as Entry from '../../src/functions/index';
 import { APP_ROOT, entryPoint, type HttpRegistration, loadApp, type LoadedApp } from './app-loader';
 import { isLoopbackHost } from './loopback-host';
 
@@ -26,6 +18,15 @@ import { isLoopbackHost } from './loopback-host';
  * It passes request headers through unchanged (no X-Forwarded-For added), and
  * answers only requests addressed to a loopback Host (DNS rebinding defence).
  */
+
+/**
+ * What the runner answers with itself (request and context classes, the
+ * configuration check, problem answers, the body limit), taken from the
+ * bundle it serves: src/functions/index.ts exports them for this.
+ */
+function app(): typeof Entry {
+  return loadApp(entryPoint()).exports as typeof Entry;
+}
 
 interface Route {
   definition: HttpRegistration;
@@ -82,7 +83,7 @@ export function resolveSchedule(schedule: string, env: NodeJS.ProcessEnv): strin
   return schedule.replace(/%(\w+)%/g, (_match, name: string) => {
     const value = env[name];
     if (value === undefined || value === '')
-      throw new ConfigError(`The timer schedule needs the setting ${name}`);
+      throw new (app().ConfigError)(`The timer schedule needs the setting ${name}`);
     return value;
   });
 }
@@ -97,7 +98,7 @@ function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > app().MAX_BODY_BYTES) {
         resolve(undefined);
         request.resume();
         return;
@@ -133,6 +134,7 @@ async function send(response: ServerResponse, init: HttpResponseInit): Promise<v
 function foreignHost(host: string | undefined): HttpResponseInit {
   const shown =
     host === undefined ? 'no Host header' : `Host ${JSON.stringify(host.slice(0, 100))}`;
+  const { DomainError, problemResponse } = app();
   return problemResponse(
     new DomainError(
       'REQUEST.INVALID',
@@ -144,7 +146,7 @@ function foreignHost(host: string | undefined): HttpResponseInit {
 }
 
 function contextFor(name: string): InvocationContext {
-  return new InvocationContext({
+  return new (app().InvocationContext)({
     invocationId: randomUUID(),
     functionName: name,
     // Function logs go to stderr, like the host's console; never request headers.
@@ -166,16 +168,15 @@ export interface RunningBroker {
 export async function startRunner(options: {
   port: number;
   env?: NodeJS.ProcessEnv;
-  /** The file to load; package.json "main" by default. */
-  entry?: string;
 }): Promise<RunningBroker> {
   // Settings with a default in the config schema resolve like the host's app settings would.
   const env = {
-    SWEEP_SCHEDULE: loadConfig(options.env ?? process.env).SWEEP_SCHEDULE,
+    SWEEP_SCHEDULE: app().loadConfig(options.env ?? process.env).SWEEP_SCHEDULE,
     ...(options.env ?? process.env),
   };
-  const app = loadApp(options.entry ?? entryPoint());
-  const definitions = app.functions;
+  const loaded = loadApp(entryPoint());
+  const { DomainError, HttpRequest, MAX_BODY_BYTES, problemResponse } = app();
+  const definitions = loaded.functions;
   const prefix = routePrefix();
   const routes = definitions
     .filter((d): d is HttpRegistration => d.kind === 'http')
@@ -302,7 +303,7 @@ export async function startRunner(options: {
   return {
     url: `http://127.0.0.1:${port}`,
     server,
-    app,
+    app: loaded,
     close: async () => {
       for (const timer of timers) timer.stop();
       server.closeAllConnections();
@@ -315,7 +316,9 @@ export async function startRunner(options: {
 if (require.main === module) {
   let config;
   try {
-    config = loadConfig();
+    // The settings, checked before listening (loading the app checks them only in Azure, as
+    // the host would): a bad one stops the runner with exit code 2 and says why.
+    config = app().loadConfig();
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);

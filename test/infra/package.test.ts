@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -104,14 +104,22 @@ describe('The Function App package', () => {
        console.log(JSON.stringify(Object.keys(require.cache)));`,
       repoPath(),
     ) as string[];
-    // The runner's own helpers (config, problem answers) are fine; the app's table, routes,
-    // handlers and composition root must come from the bundle only.
+    // The app's table, routes, handlers, composition root, configuration and SDKs come
+    // from the bundle only (the runner takes what it answers with itself from its exports).
     for (const module of [
       'app/definitions.js',
       'app/composition.js',
       'api/routes.js',
       'functions/index.js',
+      'app/config.js',
     ])
       expect(loaded, module).not.toContain(repoPath('dist', 'src', ...module.split('/')));
+    // Its own packages only: the scheduler and the loopback check's address parser.
+    const packages = new Set(
+      loaded
+        .filter((path) => path.includes(`${sep}node_modules${sep}`))
+        .map((path) => path.split(`${sep}node_modules${sep}`).pop()?.split(sep)[0]),
+    );
+    expect([...packages].sort()).toEqual(['croner', 'ipaddr.js']);
   });
 });
