@@ -41,13 +41,19 @@ const VAULT = 'kv-cold';
 const ROOT = join(__dirname, '..', '..', '..');
 const LOAD_CHILD = join(__dirname, '..', 'load-child.js');
 
-/** Release 0.1 (tsc layout), measured by this scenario with KV_LEASE_BENCH_BASELINE on 2026-12-08. */
+/**
+ * Release 0.1 (tsc output + node_modules, remote build), measured by this
+ * scenario with KV_LEASE_BENCH_BASELINE on the 2-cpu bench machine on
+ * 2026-12-08, 1-minute load average 5 (busy: the bundle measured 190.8 ms,
+ * 1 file, 558 ms in the same run).
+ */
 const RECORDED_BASELINE = {
-  loadMs: 0,
-  files: 0,
-  startToGrantMs: 0,
-  packageFiles: 0,
-  packageMb: 0,
+  loadMs: 554.8,
+  loadCpuMs: 0,
+  files: 403,
+  startToGrantMs: 1115,
+  packageFiles: 6424,
+  packageMb: 29.58,
 };
 
 interface Layout {
@@ -59,6 +65,7 @@ interface Layout {
 
 interface LoadSample {
   ms: number;
+  cpuMs: number;
   files: number;
   scripts: number;
   functions: number;
@@ -219,6 +226,7 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
       layout: layout.name,
       entry: layout.entry,
       loadMs: round(median(samples.map((s) => s.ms)), 1),
+      loadCpuMs: round(median(samples.map((s) => s.cpuMs)), 1),
       files: Math.max(...samples.map((s) => s.files)),
       scripts: Math.max(...samples.map((s) => s.scripts)),
       functions: samples[0]?.functions ?? 0,
@@ -241,6 +249,13 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
       unit: 'ms',
       target: `≤ ${LOAD_TARGET_MS} ms; ${was(base.loadMs, 'ms')}`,
       pass: now.loadMs <= LOAD_TARGET_MS,
+    },
+    {
+      scenario: SCENARIO,
+      metric: 'CPU time of that load (less sensitive to a busy machine)',
+      value: now.loadCpuMs,
+      unit: 'ms',
+      target: base.loadCpuMs ? was(base.loadCpuMs, 'ms') : undefined,
     },
     {
       scenario: SCENARIO,
