@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 
@@ -91,6 +91,23 @@ describe('The Function App package', () => {
     expect(result.page[0]).toBe(200);
     expect(result.page[1]).toMatch(/<!doctype html>/i);
     expect(result.icon).toEqual([200, 'image/svg+xml']);
+  });
+
+  it('When the bundle loads a chunk on first use, Then each chunk it names is in the package, loads there alone and has what the app takes from it', () => {
+    const bundle = readFileSync(join(dir, 'dist', 'app', 'index.js'), 'utf8');
+    const chunks = [...bundle.matchAll(/require\("\.\/([\w-]+\.js)"\)/g)].map((m) => m[1]).sort();
+    expect(chunks).toEqual(['identity.js', 'jose.js']);
+    const result = node(
+      `const identity = require('./dist/app/identity.js');
+       const jose = require('./dist/app/jose.js');
+       console.log(JSON.stringify({
+         credential: typeof new identity.DefaultAzureCredential().getToken,
+         jwks: typeof jose.createRemoteJWKSet,
+         verify: typeof jose.jwtVerify,
+       }));`,
+      dir,
+    );
+    expect(result).toEqual({ credential: 'function', jwks: 'function', verify: 'function' });
   });
 
   it('When the repository is built, Then package.json "main" is the bundle', () => {
