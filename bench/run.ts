@@ -7,6 +7,7 @@ import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/pr
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
 import { clientsScenario } from './scenarios/clients';
+import { coldStart } from './scenarios/cold-start';
 import { consoleFirstRender } from './scenarios/console';
 import { documentedVsLease } from './scenarios/documented-method';
 import { failover, permanentRefusal } from './scenarios/faults';
@@ -132,6 +133,7 @@ async function main(): Promise<number> {
     await scenario('8-clients', () => clientsScenario(ctx));
     await scenario('9-console', () => consoleFirstRender(ctx));
     await scenario('10-post-step-release', () => postStepRelease(ctx));
+    await scenario('11-cold-start', () => coldStart(ctx));
   } catch (error) {
     failure = error;
     log(

@@ -1,7 +1,8 @@
 // `npm run build` (after tsc): bundles the operator console into dist/console
 // with esbuild: app.js (ES module; MSAL is a separate chunk, loaded only when
-// Entra sign-in is needed), console.css, index.html and the icon. This file is
-// part of the deployed package: azd's remote build runs it in Azure.
+// Entra sign-in is needed), console.css, index.html and the icon. azd runs
+// `npm run build` before it packages the app; dist/console is shipped as built
+// (.funcignore) and served from disk by src/console.
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

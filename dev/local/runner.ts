@@ -3,44 +3,40 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
-import {
-  HttpRequest,
-  type HttpResponseInit,
-  InvocationContext,
-  type Timer,
-} from '@azure/functions';
+import type { HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 import { Cron } from 'croner';
 
-import { problemResponse } from '../../src/api/problem';
-import { services } from '../../src/app/composition';
-import { ConfigError, loadConfig } from '../../src/app/config';
-import {
-  type FunctionDefinition,
-  functionDefinitions,
-  type HttpDefinition,
-} from '../../src/app/definitions';
-import { MAX_BODY_BYTES } from '../../src/contract';
-import { DomainError } from '../../src/domain/errors';
+import { METHOD_NOT_ALLOWED_PREFIX } from '../../src/app/function-names';
+import type * as Entry from '../../src/functions/index';
+import { APP_ROOT, entryPoint, type HttpRegistration, loadApp, type LoadedApp } from './app-loader';
 import { isLoopbackHost } from './loopback-host';
 
 /**
- * The local runner: serves the function table that the Functions host
- * registers, on 127.0.0.1:PORT, and runs the timer on its NCRONTAB schedule.
+ * The local runner: loads the app the host loads (package.json "main", the
+ * esbuild bundle; see app-loader.ts), serves the functions it registers on
+ * 127.0.0.1:PORT, and runs the timer on its NCRONTAB schedule.
  * It passes request headers through unchanged (no X-Forwarded-For added), and
  * answers only requests addressed to a loopback Host (DNS rebinding defence).
  */
 
+/**
+ * What the runner answers with itself (request and context classes, the
+ * configuration check, problem answers, the body limit), taken from the
+ * bundle it serves: src/functions/index.ts exports them for this.
+ */
+function app(): typeof Entry {
+  return loadApp(entryPoint()).exports as typeof Entry;
+}
+
 interface Route {
-  definition: HttpDefinition;
+  definition: HttpRegistration;
   pattern: RegExp;
   names: string[];
 }
 
 function routePrefix(): string {
   try {
-    const host = JSON.parse(
-      readFileSync(join(__dirname, '..', '..', '..', 'host.json'), 'utf8'),
-    ) as {
+    const host = JSON.parse(readFileSync(join(APP_ROOT, 'host.json'), 'utf8')) as {
       extensions?: { http?: { routePrefix?: string } };
     };
     return host.extensions?.http?.routePrefix ?? 'api';
@@ -49,7 +45,7 @@ function routePrefix(): string {
   }
 }
 
-function compile(definition: HttpDefinition, prefix: string): Route {
+function compile(definition: HttpRegistration, prefix: string): Route {
   const names: string[] = [];
   const source = `${prefix}/${definition.route}`
     .split('/')
@@ -87,7 +83,7 @@ export function resolveSchedule(schedule: string, env: NodeJS.ProcessEnv): strin
   return schedule.replace(/%(\w+)%/g, (_match, name: string) => {
     const value = env[name];
     if (value === undefined || value === '')
-      throw new ConfigError(`The timer schedule needs the setting ${name}`);
+      throw new (app().ConfigError)(`The timer schedule needs the setting ${name}`);
     return value;
   });
 }
@@ -102,7 +98,7 @@ function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > app().MAX_BODY_BYTES) {
         resolve(undefined);
         request.resume();
         return;
@@ -138,6 +134,7 @@ async function send(response: ServerResponse, init: HttpResponseInit): Promise<v
 function foreignHost(host: string | undefined): HttpResponseInit {
   const shown =
     host === undefined ? 'no Host header' : `Host ${JSON.stringify(host.slice(0, 100))}`;
+  const { DomainError, problemResponse } = app();
   return problemResponse(
     new DomainError(
       'REQUEST.INVALID',
@@ -149,7 +146,7 @@ function foreignHost(host: string | undefined): HttpResponseInit {
 }
 
 function contextFor(name: string): InvocationContext {
-  return new InvocationContext({
+  return new (app().InvocationContext)({
     invocationId: randomUUID(),
     functionName: name,
     // Function logs go to stderr, like the host's console; never request headers.
@@ -163,6 +160,8 @@ function contextFor(name: string): InvocationContext {
 export interface RunningBroker {
   url: string;
   server: Server;
+  /** The loaded app: `app.terminate()` runs its appTerminate hooks (writer locks handed over). */
+  app: LoadedApp;
   close(): Promise<void>;
 }
 
@@ -172,13 +171,15 @@ export async function startRunner(options: {
 }): Promise<RunningBroker> {
   // Settings with a default in the config schema resolve like the host's app settings would.
   const env = {
-    SWEEP_SCHEDULE: loadConfig(options.env ?? process.env).SWEEP_SCHEDULE,
+    SWEEP_SCHEDULE: app().loadConfig(options.env ?? process.env).SWEEP_SCHEDULE,
     ...(options.env ?? process.env),
   };
-  const definitions: FunctionDefinition[] = functionDefinitions(services);
+  const loaded = loadApp(entryPoint());
+  const { DomainError, HttpRequest, MAX_BODY_BYTES, problemResponse } = app();
+  const definitions = loaded.functions;
   const prefix = routePrefix();
   const routes = definitions
-    .filter((d): d is HttpDefinition => d.kind === 'http')
+    .filter((d): d is HttpRegistration => d.kind === 'http')
     .map((d) => compile(d, prefix));
 
   const server = createServer((request, response) => {
@@ -197,8 +198,10 @@ export async function startRunner(options: {
         const method = (request.method ?? 'GET').toUpperCase();
         // A method no definition names (TRACE, say) goes to the route's 405 definition too.
         const hit =
-          matching.find((entry) => entry.route.definition.methods.includes(method as never)) ??
-          matching.find((entry) => entry.route.definition.refusesOtherMethods);
+          matching.find((entry) => entry.route.definition.methods.includes(method)) ??
+          matching.find((entry) =>
+            entry.route.definition.name.startsWith(METHOD_NOT_ALLOWED_PREFIX),
+          );
         if (!hit) {
           await send(
             response,
@@ -248,10 +251,10 @@ export async function startRunner(options: {
           query: Object.fromEntries(url.searchParams.entries()),
           ...(body.length > 0 ? { body: { bytes: new Uint8Array(body) } } : {}),
         });
-        const result = await hit.route.definition.handler(
+        const result = (await hit.route.definition.handler(
           httpRequest,
           contextFor(hit.route.definition.name),
-        );
+        )) as HttpResponseInit | undefined;
         await send(response, result instanceof Object ? result : { status: 204 });
       } catch (error) {
         process.stderr.write(
@@ -300,6 +303,7 @@ export async function startRunner(options: {
   return {
     url: `http://127.0.0.1:${port}`,
     server,
+    app: loaded,
     close: async () => {
       for (const timer of timers) timer.stop();
       server.closeAllConnections();
@@ -312,7 +316,9 @@ export async function startRunner(options: {
 if (require.main === module) {
   let config;
   try {
-    config = loadConfig();
+    // The settings, checked before listening (loading the app checks them only in Azure, as
+    // the host would): a bad one stops the runner with exit code 2 and says why.
+    config = app().loadConfig();
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);
@@ -323,8 +329,10 @@ if (require.main === module) {
         `${JSON.stringify({ ready: true, url: broker.url, pid: process.pid })}\n`,
       );
       const stop = () => {
-        // Release the writer locks first, so another broker takes over at once.
-        void Promise.resolve(services().shutdown())
+        // The app's appTerminate hook first (it releases the writer locks), as the host runs
+        // it on scale-in, so another broker takes over at once.
+        void broker.app
+          .terminate()
           .catch(() => undefined)
           .then(() => broker.close())
           .then(() => process.exit(0));

@@ -6,11 +6,13 @@ import { routes } from '../api/routes';
 import type { Services } from '../api/services';
 import { createConsoleHandlers } from '../console/handler';
 import { processConsoleSettings } from '../console/settings';
+import { methodNotAllowedName } from './function-names';
 
 /**
  * The one table of function definitions. The Functions host entry point
- * (`src/functions/index.ts`) registers it with `app.http`/`app.timer`; the
- * local runner (`dev/local/runner.ts`) serves the very same entries.
+ * (`src/functions/index.ts`, bundled into dist/app/index.js) registers it with
+ * `app.http`/`app.timer`; the local runner loads that bundle and serves what
+ * it registers (`dev/local/app-loader.ts`).
  */
 export interface HttpDefinition {
   kind: 'http';
@@ -22,7 +24,7 @@ export interface HttpDefinition {
   /**
    * Answers 405 (with `Allow`) on its route: registered for the methods no
    * other definition of the route serves; the local runner sends it any
-   * other method as well.
+   * other method as well (it knows it by its name: function-names.ts).
    */
   refusesOtherMethods?: true;
 }
@@ -62,7 +64,7 @@ function methodNotAllowed(http: HttpDefinition[]): HttpDefinition[] {
     const allow = REFUSABLE_METHODS.filter((method) => methods.includes(method));
     return {
       kind: 'http',
-      name: `methodNotAllowed-${route.replace(/[^A-Za-z0-9]+/g, '-').replace(/-$/, '')}`,
+      name: methodNotAllowedName(route),
       methods: REFUSABLE_METHODS.filter((method) => !methods.includes(method)),
       route,
       handler: (request) =>

@@ -51,10 +51,16 @@ const TYPES: Record<string, string> = {
 /** A file name the console may serve: one segment, a known type, no dot files. */
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.(?:js|css|svg)$/;
 
-/** dist/console: beside dist/src when compiled, under dist/ when this runs from source (vitest). */
+/**
+ * dist/console: beside dist/app when this runs in the bundle the host loads
+ * (dist/app/index.js), beside dist/src when compiled by tsc, under dist/ when
+ * this runs from source (vitest).
+ */
 export function defaultAssetsDir(): string {
-  const up = resolve(__dirname, '..', '..');
-  return basename(up) === 'dist' ? join(up, 'console') : join(up, 'dist', 'console');
+  for (const up of [resolve(__dirname, '..'), resolve(__dirname, '..', '..')]) {
+    if (basename(up) === 'dist') return join(up, 'console');
+  }
+  return join(resolve(__dirname, '..', '..'), 'dist', 'console');
 }
 
 interface Asset {

@@ -21,3 +21,16 @@ for (const definition of functionDefinitions(services)) {
     app.timer(definition.name, { schedule: definition.schedule, handler: definition.handler });
   }
 }
+
+/**
+ * What the local runner (dev/local/runner.ts) takes from this bundle rather
+ * than from its own copies, so that it runs the code that ships and loads it
+ * once: the request and context classes it hands the handlers, the
+ * configuration check, the problem answers of its own refusals and the body
+ * limit. The Functions host ignores an entry's exports.
+ */
+export { problemResponse } from '../api/problem';
+export { ConfigError, loadConfig } from '../app/config';
+export { MAX_BODY_BYTES } from '../contract';
+export { DomainError } from '../domain/errors';
+export { HttpRequest, InvocationContext } from '@azure/functions';

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { entryPoint } from '../../dev/local/app-loader';
 import { ConfigError, loadConfig, runsInAzure } from '../../src/app/config';
 import { storageConnectionString, vaultId } from '../support/harness';
 
@@ -13,6 +14,17 @@ import { storageConnectionString, vaultId } from '../support/harness';
  */
 
 const DIST = join(__dirname, '..', '..', 'dist', 'src');
+/** The file the Functions host loads: package.json "main" (the esbuild bundle). */
+const ENTRY = entryPoint();
+
+/**
+ * Node arguments that load `entry` as the host's worker does: with
+ * `@azure/functions-core` answered, so the app registers its functions.
+ */
+function hostLoads(entry: string): string[] {
+  const loader = join(DIST, '..', 'dev', 'local', 'app-loader.js');
+  return ['-e', `require(${JSON.stringify(loader)}).loadApp(${JSON.stringify(entry)})`];
+}
 
 function baseEnv(): Record<string, string> {
   return {
@@ -103,8 +115,8 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
   });
 
   it('then loading the Functions entry point (as the host does) fails with the reason', async () => {
-    const entry = join(DIST, 'functions', 'index.js');
-    const refused = await run(['-e', `require(${JSON.stringify(entry)})`], {
+    const entry = ENTRY;
+    const refused = await run(hostLoads(entry), {
       ...baseEnv(),
       ...AZURE,
       AUTH_MODE: 'disabled',
@@ -113,7 +125,7 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
     expect(refused.stderr).toContain('AUTH_MODE: "disabled" is refused when running in Azure');
 
     // The same entry point with AUTH_MODE=entra loads (and registers) without complaint.
-    const accepted = await run(['-e', `require(${JSON.stringify(entry)})`], {
+    const accepted = await run(hostLoads(entry), {
       ...deployedEnv(),
       ...AZURE,
       AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
@@ -123,8 +135,8 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
   });
 
   it('then in Azure any bad setting stops the app at load, naming it, instead of failing each request', async () => {
-    const entry = join(DIST, 'functions', 'index.js');
-    const result = await run(['-e', `require(${JSON.stringify(entry)})`], {
+    const entry = ENTRY;
+    const result = await run(hostLoads(entry), {
       ...deployedEnv(),
       ...AZURE,
       AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
@@ -140,8 +152,8 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
 
 describe('When settings for a developer machine meet an Azure environment', () => {
   it('then loading the Functions entry point fails with one message naming AZURE_ARM_TOKEN and each plain-http URL', async () => {
-    const entry = join(DIST, 'functions', 'index.js');
-    const result = await run(['-e', `require(${JSON.stringify(entry)})`], {
+    const entry = ENTRY;
+    const result = await run(hostLoads(entry), {
       ...baseEnv(),
       ...AZURE,
       AUTH_TENANT_ID: '22222222-2222-2222-2222-222222222222',
