@@ -5,7 +5,7 @@
  * escape, `\u001b`), then a cell that a spreadsheet would read as a formula
  * (starting with = + - @) is prefixed with a single quote.
  */
-import { printable } from './printable';
+import { printable } from '../src/contract/printable';
 
 const FORMULA_START = /^[=+\-@\t\r]/;
 

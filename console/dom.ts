@@ -7,7 +7,7 @@
  * character shows as its escape, `\u202e`, instead of reordering or hiding
  * what the operator reads.
  */
-import { printable } from './printable';
+import { printable } from '../src/contract/printable';
 
 /** Attributes whose value is data, not shown: kept as is (`value` is compared with API names). */
 const DATA_ATTRIBUTES = new Set(['value', 'href', 'download', 'class', 'type', 'id']);

@@ -1,4 +1,4 @@
-import { printable } from './printable';
+import { printable } from '../src/contract/printable';
 
 /**
  * Pure helpers of the console page (no DOM): durations, links and token

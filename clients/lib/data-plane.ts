@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { printable } from '../../console/printable';
+import { printable } from '../../src/contract/printable';
 import type { TokenProvider } from './client';
 import type { DataPlaneEndpoint } from './data-plane-endpoint';
 import {

@@ -1,4 +1,4 @@
-import { printable } from '../../console/printable';
+import { printable } from '../../src/contract/printable';
 
 /**
  * The errors of the kv-lease client, and the CLI exit code each one maps to. Every message is

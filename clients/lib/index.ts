@@ -3,7 +3,7 @@
  * the environment or DefaultAzureCredential, and the wait for a vault's data plane. The CLI, the
  * GitHub action and the Azure Pipelines task are built on it.
  */
-export { printable, printableJson, printableLines } from '../../console/printable';
+export { printable, printableJson, printableLines } from '../../src/contract/printable';
 export {
   type AuditEntry,
   BrokerClient,

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { printable } from '../../console/printable';
 import type { RunningEmulator } from '../../dev/emulator/types';
 import { haveChromium, launchChromium } from '../../dev/local/chromium';
+import { printable } from '../../src/contract/printable';
 import { HOSTILE_TEXT, RAW_CONTROL } from '../clients/hostile';
 import { CLIENT_ID, identity, startTenant, type Tenant } from '../security/support';
 import { lockedVault, publicIp, rulesOf, testEmulator } from '../support/harness';

@@ -8,8 +8,8 @@ import {
   safeHttpUrl,
   sameOriginPath,
 } from '../../console/format';
-import { printable, printableJson, printableLines } from '../../console/printable';
 import { consoleSettings } from '../../src/console/settings';
+import { printable, printableJson, printableLines } from '../../src/contract/printable';
 
 describe('The console CSV export', () => {
   it.each([

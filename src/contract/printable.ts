@@ -13,7 +13,9 @@
  * render right, and they cannot reorder or hide text: they stay. A backslash is not escaped:
  * this is for display, not a reversible encoding (JSON output stays exact, see `printableJson`).
  *
- * This module is pure (no DOM, no Node): the console bundle and the clients both import it.
+ * This module is pure (no DOM, no Node): the console bundle and the clients both import it; it
+ * lives in the contract because §5 makes "printable" part of it (the broker refuses control
+ * characters in `reason`, src/contract/requests.ts).
  */
 
 const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
