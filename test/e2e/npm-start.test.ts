@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { freePort } from '../../dev/local/processes';
+import { registerBroker } from '../support/conformance';
 import {
   lockedVault,
   rulesOf,
@@ -54,6 +55,9 @@ async function startNpmStart(env: NodeJS.ProcessEnv) {
   while (!output.includes('Ctrl-C') && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  // Its answers to this test's own fetches are checked against the OpenAPI document too.
+  const listening = /listening on (http:\/\/\S+)/.exec(output)?.[1];
+  if (listening) registerBroker(listening);
   return { child, output, exited };
 }
 
