@@ -1,10 +1,10 @@
 import { readdirSync } from 'node:fs';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { asText, type Deployed, type Expansion, isRuntime } from './arm';
-import { bicepUnavailable, type Compiled, compileInfra, GRAPH_EXTENSION } from './compile';
-import { appSettings, deployMain, ofType, single } from './deployment';
+import { type Compiled, GRAPH_EXTENSION } from './compile';
+import { appSettings, compiledMain, deployMain, ofType, single } from './deployment';
 import { asRecord, readText, readYaml, repoPath } from './helpers';
 
 /**
@@ -15,16 +15,12 @@ import { asRecord, readText, readYaml, repoPath } from './helpers';
  * copy with the rule broken: a check that cannot fail proves nothing.
  */
 
-const unavailable = bicepUnavailable();
-if (unavailable) console.warn(`test/infra/deploy.test.ts: ${unavailable}`);
-
 let compiled: Compiled;
 let deployed: Expansion;
-beforeAll(async () => {
-  if (unavailable) return;
-  compiled = await compileInfra();
-  deployed = deployMain(compiled);
-}, 120_000);
+const unavailable = compiledMain('test/infra/deploy.test.ts', (built, expanded) => {
+  compiled = built;
+  deployed = expanded;
+});
 
 /** A deep copy of a deployed resource with `change` applied, for the negative controls. */
 function broken(resource: Deployed, change: (body: Record<string, unknown>) => void): Deployed {

@@ -1,5 +1,7 @@
-import { asText, type Deployed, expand,type Expansion } from './arm';
-import type { Compiled } from './compile';
+import { beforeAll } from 'vitest';
+
+import { asText, type Deployed, expand, type Expansion } from './arm';
+import { bicepUnavailable, type Compiled, compileInfra } from './compile';
 
 /**
  * infra/main.bicep as `azd up` would deploy it (compiled, then expanded by
@@ -62,4 +64,24 @@ export function idOf(resource: Deployed): string {
   const names = resource.name.split('/');
   const path = [namespace, ...types.flatMap((segment, index) => [segment, names[index] ?? ''])];
   return `/subscriptions/${resource.subscriptionId}/resourceGroups/${resource.resourceGroup}/providers/${path.join('/')}`;
+}
+
+/**
+ * For a test file that reads the deployment: infra/ compiled (once per run,
+ * compile.ts shares it) and main.bicep expanded in the file's beforeAll,
+ * handed to `use`. Returns why the Bicep CLI is unavailable (the file's tests
+ * skip then, after a warning naming `file`), or undefined.
+ */
+export function compiledMain(
+  file: string,
+  use: (compiled: Compiled, deployed: Expansion) => void,
+): string | undefined {
+  const unavailable = bicepUnavailable();
+  if (unavailable) console.warn(`${file}: ${unavailable}`);
+  beforeAll(async () => {
+    if (unavailable) return;
+    const compiled = await compileInfra();
+    use(compiled, deployMain(compiled));
+  }, 120_000);
+  return unavailable;
 }

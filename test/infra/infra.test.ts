@@ -1,15 +1,16 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 
 import { ConfigSchema } from '../../src/app/config';
 import { functionDefinitions } from '../../src/app/definitions';
 import { type Expansion, SUBSCRIPTION_ID } from './arm';
-import { bicepUnavailable, type Compiled, compileInfra } from './compile';
+import { type Compiled } from './compile';
 import {
   appSettings,
+  compiledMain,
   deployMain,
   idOf,
   ofType,
@@ -28,8 +29,12 @@ import { asRecord, readText, readYaml, repoPath } from './helpers';
  * Manager would receive, not the Bicep text.
  */
 
-const unavailable = bicepUnavailable();
-if (unavailable) console.warn(`test/infra/infra.test.ts: ${unavailable}`);
+let compiled: Compiled;
+let deployed: Expansion;
+const unavailable = compiledMain('test/infra/infra.test.ts', (built, expanded) => {
+  compiled = built;
+  deployed = expanded;
+});
 
 const INFRA_FILES = readdirSync(repoPath('infra'))
   .filter((name) => name.endsWith('.bicep'))
@@ -81,14 +86,6 @@ function brokerSettings(settings: Record<string, string>): Record<string, string
     Object.entries(settings).filter(([name]) => !HOST_SETTINGS.includes(name)),
   );
 }
-
-let compiled: Compiled;
-let deployed: Expansion;
-beforeAll(async () => {
-  if (unavailable) return;
-  compiled = await compileInfra();
-  deployed = deployMain(compiled);
-}, 120_000);
 
 describe.skipIf(unavailable !== undefined)('app settings of the compiled deployment', () => {
   it('When the Function App is deployed, Then every broker setting it gets is a setting of src/app/config.ts', () => {

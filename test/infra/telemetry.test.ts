@@ -6,8 +6,8 @@ import { jsonLogger } from '../../src/observability/json-logger';
 import { TELEMETRY_EVENTS, type TelemetryEvent } from '../../src/observability/telemetry';
 import { testBroker, testEmulator, vaultFactory } from '../support/harness';
 import type { Expansion } from './arm';
-import { bicepUnavailable, type Compiled, compileInfra } from './compile';
-import { deployMain, idOf, ofType, single } from './deployment';
+import { type Compiled } from './compile';
+import { compiledMain, deployMain, idOf, ofType, single } from './deployment';
 import { asRecord } from './helpers';
 
 /**
@@ -148,16 +148,12 @@ describe('telemetry events emitted by the broker', () => {
  * with the shared `events` preamble and the thresholds filled in.
  */
 
-const unavailable = bicepUnavailable();
-if (unavailable) console.warn(`test/infra/telemetry.test.ts: ${unavailable}`);
-
 let compiled: Compiled;
 let deployed: Expansion;
-beforeAll(async () => {
-  if (unavailable) return;
-  compiled = await compileInfra();
-  deployed = deployMain(compiled);
-}, 120_000);
+const unavailable = compiledMain('test/infra/telemetry.test.ts', (built, expanded) => {
+  compiled = built;
+  deployed = expanded;
+});
 
 const RULE_TYPE = 'Microsoft.Insights/scheduledQueryRules';
 
