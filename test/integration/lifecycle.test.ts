@@ -268,6 +268,13 @@ describe('the sweep', () => {
       endedAt: new Date(clock.now()).toISOString(),
     });
     expect((await broker.call('GET', `/api/leases/${long.body.id}`)).body.status).toBe('active');
+    // Contract §1: releasing an expired lease answers 200 with it unchanged (it now lives in
+    // the history, with its caller's copy) and writes nothing.
+    const writes = emulator.stats().perVault[vaultId(vault).toLowerCase()]?.writesApplied;
+    const releasedAgain = await broker.call('DELETE', `/api/leases/${short.body.id}`);
+    expect(releasedAgain.status).toBe(200);
+    expect(releasedAgain.body).toEqual(expired.body);
+    expect(emulator.stats().perVault[vaultId(vault).toLowerCase()]?.writesApplied).toBe(writes);
   });
 
   it('When something removes a leased rule behind the broker, then the sweep puts it back', async () => {
