@@ -55,6 +55,20 @@ export function parseVaultResourceId(resourceId: string): VaultCoordinates | und
   return { subscriptionId, resourceGroup, name };
 }
 
+/**
+ * The coordinates a seeding spec names (the default subscription when it names none), its
+ * subscription id checked as Resource Manager checks it. Every resource kind seeds this way.
+ */
+export function specCoordinates(spec: {
+  subscriptionId?: string | undefined;
+  resourceGroup: string;
+  name: string;
+}): { subscriptionId: string; resourceGroup: string; name: string } {
+  const subscriptionId = spec.subscriptionId ?? DEFAULT_SUBSCRIPTION_ID;
+  validateSubscriptionId(subscriptionId);
+  return { subscriptionId, resourceGroup: spec.resourceGroup, name: spec.name };
+}
+
 export function validateSubscriptionId(subscriptionId: string): void {
   if (!GUID.test(subscriptionId)) {
     throw new ArmError(

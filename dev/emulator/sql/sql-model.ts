@@ -26,7 +26,7 @@ import {
   StatsBook,
 } from '../arm-model';
 import type { ArmMethod } from '../types';
-import { DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, validateSubscriptionId } from '../vault-store';
+import { DEFAULT_LOCATION, specCoordinates, validateSubscriptionId } from '../vault-store';
 import {
   ALLOW_AZURE_RULE_NAME,
   denyPublicEndpoint,
@@ -227,12 +227,7 @@ export class SqlModel implements ResourceModel {
   }
 
   create(spec: SqlServerSpec): string {
-    const coordinates: ServerCoordinates = {
-      subscriptionId: spec.subscriptionId ?? DEFAULT_SUBSCRIPTION_ID,
-      resourceGroup: spec.resourceGroup,
-      name: spec.name,
-    };
-    validateSubscriptionId(coordinates.subscriptionId);
+    const coordinates: ServerCoordinates = specCoordinates(spec);
     if (!SERVER_NAME.test(coordinates.name)) {
       throw badRequest(
         `Invalid server name '${coordinates.name}': 1-63 lower-case letters, digits and hyphens, not starting or ending with a hyphen.`,

@@ -5,7 +5,7 @@
  */
 import { ArmError, badRequest } from '../arm-error';
 import { resourceId } from '../arm-model';
-import { DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID, validateSubscriptionId } from '../vault-store';
+import { DEFAULT_LOCATION, specCoordinates } from '../vault-store';
 import {
   copyStorageAcls,
   parseStorageNetworkAcls,
@@ -101,12 +101,7 @@ const WRITABLE: Readonly<Record<string, { check: (v: unknown) => boolean; expect
 };
 
 export function newAccountRecord(spec: StorageAccountSpec, now: Date): AccountRecord {
-  const coordinates: AccountCoordinates = {
-    subscriptionId: spec.subscriptionId ?? DEFAULT_SUBSCRIPTION_ID,
-    resourceGroup: spec.resourceGroup,
-    name: spec.name,
-  };
-  validateSubscriptionId(coordinates.subscriptionId);
+  const coordinates: AccountCoordinates = specCoordinates(spec);
   if (!RESOURCE_GROUP.test(coordinates.resourceGroup)) {
     throw badRequest(`Resource group name '${coordinates.resourceGroup}' is invalid.`);
   }
