@@ -22,6 +22,11 @@ function byPrincipal(principal: Principal | undefined): Pick<EntryBody, 'princip
   return { principal: principal?.id ?? 'anonymous', appId: principal?.appId };
 }
 
+/** An entry the broker writes about a lease (its expiry, a withdrawn grant) names the lease's holder. */
+function heldBy(lease: Lease): Pick<EntryBody, 'principal' | 'appId'> {
+  return { principal: lease.principal, appId: lease.appId };
+}
+
 function attemptFields(attempt: Attempt): Omit<EntryBody, 'action' | 'outcome' | 'detail'> {
   return {
     ...byPrincipal(attempt.principal),
@@ -67,8 +72,7 @@ export function auditEntryFor(event: BrokerEvent): EntryBody {
     case 'lease-expired':
       return {
         action: 'expire',
-        principal: event.lease.principal,
-        appId: event.lease.appId,
+        ...heldBy(event.lease),
         ...leaseFields(event.lease),
         outcome: event.outcome,
         detail: `expired, ended by ${BROKER_ACTOR}; ${event.detail}`.slice(0, 1024),
@@ -76,8 +80,7 @@ export function auditEntryFor(event: BrokerEvent): EntryBody {
     case 'grant-withdrawn':
       return {
         action: 'grant',
-        principal: event.lease.principal,
-        appId: event.lease.appId,
+        ...heldBy(event.lease),
         ...leaseFields(event.lease),
         outcome: 'failure',
         detail: redact(event.detail).slice(0, 1024),
