@@ -110,8 +110,14 @@ function leaseIdParam(request: HttpRequest, attempt: Attempt): string {
  */
 async function grantInput(request: HttpRequest, attempt: Attempt) {
   noQuery(request);
-  const body = parseWith(GrantBody, await readJsonBody(request, false), 'request body');
-  attempt.vault = body.vault.toLowerCase();
+  const { target, ...body } = parseWith(
+    GrantBody,
+    await readJsonBody(request, false),
+    'request body',
+  );
+  // `target` and `vault` name the same target (checked by the schema): one of them is given.
+  const vault = (target ?? body.vault ?? '').toLowerCase();
+  attempt.vault = vault;
   const keyHeader = request.headers.get('idempotency-key');
   const idempotencyKey =
     keyHeader === null ? undefined : parseWith(IdempotencyKey, keyHeader, 'Idempotency-Key header');
@@ -119,7 +125,7 @@ async function grantInput(request: HttpRequest, attempt: Attempt) {
   const clientAddress =
     body.ip === undefined ? callerAddress(request.headers.get('x-forwarded-for')) : undefined;
   attempt.ip = body.ip === undefined ? clientAddress : canonicalRule(body.ip);
-  return { ...body, idempotencyKey, clientAddress };
+  return { ...body, vault, idempotencyKey, clientAddress };
 }
 
 /**

@@ -9,20 +9,35 @@ export const MAX_BODY_BYTES = 16 * 1024;
 
 export const MAX_REASON_LENGTH = 256;
 
-export const VaultName = z
+/**
+ * A target's name (the last segment of its resource ID), whatever its kind:
+ * 1-63 letters, digits and hyphens, no hyphen at either end. `vault` takes
+ * any target's name too (contract §4), so a v1 client works with every kind.
+ */
+export const TargetName = z
   .string()
-  .min(3)
-  .max(24)
+  .min(1)
+  .max(63)
   .regex(
-    /^[A-Za-z](?!.*--)[A-Za-z0-9-]*[A-Za-z0-9]$/,
-    'must be a Key Vault name (3-24 letters, digits and hyphens)',
+    /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/,
+    'must be a target name (letters, digits and hyphens, as configured in BROKER_TARGETS or BROKER_VAULTS)',
   )
-  .meta({ description: 'Key Vault name, as configured in BROKER_VAULTS', examples: ['kv-demo'] });
+  .meta({
+    description: 'A managed target: a Key Vault, storage account or SQL server name',
+    examples: ['kv-demo'],
+  });
+
+/** `vault`, as v1 names it: any target's name (contract §4). */
+export const VaultName = TargetName;
+
+/** The kinds of target (contract §4). */
+export const TargetKindName = z.enum(['keyvault', 'storage', 'sql']);
+export type TargetKindName = z.output<typeof TargetKindName>;
 
 export const LeaseId = z
   .string()
-  .max(64)
-  .regex(/^[a-z][a-z0-9-]{1,22}[a-z0-9]\.[a-z0-9]{24}$/, 'is not a lease id')
+  .max(100)
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.[a-z0-9]{24}$/, 'is not a lease id')
   .meta({ description: 'Opaque, URL-safe lease id' });
 
 // NOTE: only the type is checked here; whole-number and range checks are the
@@ -42,7 +57,8 @@ const PRINTABLE = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 export const GrantBody = z
   .strictObject({
-    vault: VaultName,
+    vault: VaultName.optional().meta({ description: 'The target, as v1 names it; `target` or `vault` is required' }),
+    target: TargetName.optional().meta({ description: 'The target (contract §4); when `vault` is given too, both must name the same target' }),
     ttlSeconds: TtlSeconds.optional(),
     ip: z.string().min(1).max(64).optional().meta({
       description: 'Lease.Admin only: a public IPv4 address or CIDR (prefix >= LEASE_MIN_PREFIX)',
@@ -57,6 +73,17 @@ export const GrantBody = z
           'Free text, e.g. the pipeline run URL; control characters (U+0000-U+001F, U+007F-U+009F) are refused',
       }),
   })
+  .refine((body) => body.vault !== undefined || body.target !== undefined, {
+    message: 'is required: name the target (`target`, or `vault` as in v1)',
+    path: ['target'],
+  })
+  .refine(
+    (body) =>
+      body.vault === undefined ||
+      body.target === undefined ||
+      body.vault.toLowerCase() === body.target.toLowerCase(),
+    { message: 'must name the same target as `vault` when both are given', path: ['target'] },
+  )
   .register(requestSchemas, { id: 'GrantRequest' });
 
 export type GrantBody = z.input<typeof GrantBody>;
@@ -81,6 +108,8 @@ export type LeaseStatusFilter = z.output<typeof LeaseStatusFilter>;
 
 export const ListQuery = z.strictObject({
   vault: VaultName.optional(),
+  target: TargetName.optional().meta({ description: 'A synonym of vault (contract §4)' }),
+  kind: TargetKindName.optional().meta({ description: 'Only leases on targets of this kind' }),
   status: LeaseStatusFilter.default('active'),
   $top: z.coerce.number().int().min(1).max(1000).default(100),
   $skiptoken: z.string().max(2048).optional(),
@@ -88,6 +117,8 @@ export const ListQuery = z.strictObject({
 
 export const AuditQuery = z.strictObject({
   vault: VaultName.optional(),
+  target: TargetName.optional().meta({ description: 'A synonym of vault (contract §4)' }),
+  kind: TargetKindName.optional().meta({ description: 'Only entries about targets of this kind' }),
   principal: z.string().min(1).max(128).optional(),
   since: z.iso.datetime({ offset: true }).optional(),
   $top: z.coerce.number().int().min(1).max(1000).default(100),

@@ -18,10 +18,22 @@ const VaultUri = z.string().meta({
   examples: ['https://kv-demo.vault.azure.net/'],
 });
 
+const Kind = z.enum(['keyvault', 'storage', 'sql']).meta({
+  description: 'The kind of target: keyvault, storage or sql (contract §4)',
+});
+
+const DataPlane = z.string().meta({
+  description:
+    "Where a client waits for the rule to take effect: a vault's vaultUri, a storage account's blob endpoint, a SQL server's host:1433",
+  examples: ['https://kv-demo.vault.azure.net/', 'https://stdemo.blob.core.windows.net/', 'sql-demo.database.windows.net:1433'],
+});
+
 export const LeaseResource = z
   .object({
     id: z.string(),
-    vault: z.string(),
+    vault: z.string().meta({ description: "The target's name, for every kind (v1's name for it)" }),
+    target: z.string().optional().meta({ description: "The target's name (the same as vault)" }),
+    kind: Kind.optional(),
     ip: z.string().meta({ examples: ['52.10.20.30/32'] }),
     status: z.enum(['active', 'released', 'expired']),
     principal: z.string(),
@@ -30,6 +42,11 @@ export const LeaseResource = z
     expiresAt: Timestamp,
     endedAt: Timestamp.optional(),
     vaultUri: VaultUri.optional(),
+    dataPlane: DataPlane.optional(),
+    warnings: z.array(z.string()).optional().meta({
+      description:
+        'Why the rule may not have the effect the caller expects (a storage account in the caller\'s own region); clients print them',
+    }),
   })
   .register(resourceSchemas, { id: 'Lease' });
 
@@ -70,6 +87,33 @@ export const VaultList = z
   .object({ value: z.array(VaultResource) })
   .register(resourceSchemas, { id: 'VaultList' });
 
+/** `GET /api/targets` (contract §4): every managed target, whatever its kind. */
+export const TargetResource = z
+  .object({
+    name: z.string(),
+    kind: Kind,
+    resourceId: z.string(),
+    activeLeases: z.number().int(),
+    brokerRules: z.number().int(),
+    totalRules: z.number().int(),
+    maxRules: z.number().int().meta({ description: "The kind's limit of IP rules on one target" }),
+    healthy: z.boolean().meta({
+      description:
+        'false when the last writer pass failed or Resource Manager did not answer the read for this list',
+    }),
+    lastError: z.string().optional().meta({ description: 'Why the target is unhealthy' }),
+    lastErrorAt: Timestamp.optional(),
+    lastPassAt: Timestamp.optional().meta({ description: 'When the last writer pass completed' }),
+    dataPlane: DataPlane.optional(),
+  })
+  .register(resourceSchemas, { id: 'Target' });
+
+export type Target = z.output<typeof TargetResource>;
+
+export const TargetList = z
+  .object({ value: z.array(TargetResource) })
+  .register(resourceSchemas, { id: 'TargetList' });
+
 /**
  * An audit item. Every field of contract §1 is present; those that do not
  * apply to an entry (a refusal before the vault was known, say) are `null`.
@@ -80,7 +124,9 @@ export const AuditItemResource = z
     action: z.string(),
     principal: z.string().meta({ description: "The token's oid, anonymous or kv-lease" }),
     appId: z.string().nullable().meta({ description: "The token's appid/azp" }),
-    vault: z.string().nullable(),
+    vault: z.string().nullable().meta({ description: "The target's name, for every kind" }),
+    target: z.string().nullable().optional().meta({ description: 'The same as vault (contract §4)' }),
+    kind: Kind.nullable().optional(),
     ip: z.string().nullable(),
     leaseId: z.string().nullable(),
     outcome: z.string(),
