@@ -192,3 +192,42 @@ export function callerLeaseIp(address: string | undefined): string {
   }
   return parseLeaseIp(address, 32);
 }
+
+/** The first and last address of a canonical CIDR (`52.10.20.0/24` → `52.10.20.0`, `52.10.20.255`). */
+export function cidrBounds(cidr: string): { first: string; last: string } {
+  const network = ipaddr.IPv4.networkAddressFromCIDR(cidr);
+  const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(cidr);
+  return { first: network.toString(), last: broadcast.toString() };
+}
+
+/**
+ * The canonical CIDR covering exactly `first`..`last`, or `undefined` when
+ * that range is not one CIDR block (or not two IPv4 addresses).
+ */
+export function cidrOfRange(first: string, last: string): string | undefined {
+  const start = parseQuad(first);
+  const end = parseQuad(last);
+  if (!start || !end) return undefined;
+  const low = ipv4Number(start);
+  const high = ipv4Number(end);
+  const size = high - low + 1;
+  if (size <= 0 || (size & (size - 1)) !== 0 || low % size !== 0) return undefined;
+  return `${start.toString()}/${32 - Math.log2(size)}`;
+}
+
+/** The single addresses of a canonical CIDR as `/32` rules (for ranges of at most `max` addresses). */
+export function addressesOf(cidr: string, max = 2): string[] | undefined {
+  const { first, last } = cidrBounds(cidr);
+  const low = ipv4Number(ipaddr.IPv4.parse(first));
+  const high = ipv4Number(ipaddr.IPv4.parse(last));
+  if (high - low + 1 > max) return undefined;
+  const out: string[] = [];
+  for (let value = low; value <= high; value += 1) {
+    out.push(`${[24, 16, 8, 0].map((shift) => (value >>> shift) & 255).join('.')}/32`);
+  }
+  return out;
+}
+
+function ipv4Number(address: V4): number {
+  return address.octets.reduce((value, octet) => value * 256 + octet, 0);
+}
