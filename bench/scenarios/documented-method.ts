@@ -1,6 +1,6 @@
 import type { Vault } from '@azure/arm-keyvault';
 
-import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
+import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { createServices } from '../../src/app/composition';
 import { loadConfig } from '../../src/app/config';
 import { silentLogger } from '../../src/domain/logger';
@@ -185,7 +185,7 @@ async function withKvLease(ctx: BenchContext) {
     const services = createServices(config, {
       logger: silentLogger,
       clock: { now: () => Date.now() + (TTL_SECONDS + 60) * 1000 },
-      firewall: new ArmVaultFirewall({
+      firewall: new KeyVaultFirewall({
         endpoint: ctx.emulator.url,
         credential: {
           getToken: () =>

@@ -1,4 +1,4 @@
-import type { Config } from '../../src/app/config';
+import { type Config, managedTargets } from '../../src/app/config';
 
 /**
  * What `npm start` prints once everything listens: where the broker is, and
@@ -22,7 +22,10 @@ export interface Demo {
 export interface BannerFacts {
   /** `http://127.0.0.1:<port>` */
   brokerUrl: string;
-  config: Pick<Config, 'AUTH_MODE' | 'AUTH_AUDIENCE' | 'SWEEP_SCHEDULE' | 'BROKER_VAULTS'>;
+  config: Pick<
+    Config,
+    'AUTH_MODE' | 'AUTH_AUDIENCE' | 'SWEEP_SCHEDULE' | 'BROKER_VAULTS' | 'BROKER_TARGETS'
+  >;
   started: string[];
   demo: Demo | undefined;
   /** The built CLI bundle (absolute), when this checkout has one. */
@@ -66,20 +69,21 @@ function cliLines(facts: BannerFacts): string[] {
         'and with no front end to say so (no X-Forwarded-For) the grant names it with --ip',
     );
   } else {
-    lines.push('  kv-lease vaults');
+    lines.push('  kv-lease targets');
   }
   return lines;
 }
 
 export function bannerLines(facts: BannerFacts): string[] {
   const { brokerUrl, config, demo } = facts;
-  const vault = demo?.vault ?? config.BROKER_VAULTS[0]?.name ?? 'kv-demo';
+  const targets = managedTargets(config);
+  const vault = demo?.vault ?? targets[0]?.name ?? 'kv-demo';
   const address = demo?.clientAddress ?? '52.10.20.30';
   return [
     `kv-lease listening on ${brokerUrl}/api (AUTH_MODE=${config.AUTH_MODE}, sweep "${config.SWEEP_SCHEDULE}")`,
     `operator console: ${brokerUrl}/api/console${config.AUTH_MODE === 'disabled' ? ' (no sign-in: AUTH_MODE=disabled)' : ''}`,
     ...facts.started.map((line) => `started: ${line}`),
-    `vaults: ${config.BROKER_VAULTS.map((v) => v.name).join(', ')}`,
+    `targets: ${targets.map((target) => `${target.name} (${target.kind})`).join(', ')}`,
     ...cliLines(facts),
     'grant a lease with curl (the X-Forwarded-For header plays the Azure front end):',
     `  curl -i -X POST ${brokerUrl}/api/leases -H 'Content-Type: application/json' -H 'X-Forwarded-For: ${address}' -d '{"vault":"${vault}","ttlSeconds":600}'`,

@@ -14,7 +14,8 @@ import {
 /**
  * `npm start`: the broker on embedded defaults. With no storage setting it
  * starts azurite (data under .azurite/); with neither AZURE_ARM_ENDPOINT nor
- * BROKER_VAULTS it starts the bundled Key Vault ARM emulator with a demo vault,
+ * BROKER_VAULTS nor BROKER_TARGETS it starts the bundled ARM emulator with a demo
+ * vault, storage account and SQL server,
  * and then with no AUTH_MODE it uses `disabled` (the runner answers loopback
  * only). Against a configured endpoint or vaults, AUTH_MODE must be set: a
  * default that opens real vaults to every local caller is no default.
@@ -24,6 +25,10 @@ import {
 const ROOT = resolve(__dirname, '..', '..', '..');
 const DEMO_VAULT =
   '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-kv-lease-demo/providers/Microsoft.KeyVault/vaults/kv-demo';
+const DEMO_STORAGE =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-kv-lease-demo/providers/Microsoft.Storage/storageAccounts/stkvleasedemo';
+const DEMO_SQL =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-kv-lease-demo/providers/Microsoft.Sql/servers/sql-kv-lease-demo';
 const DEMO_STATIC_RULE = '20.40.60.80';
 /**
  * The public address the demo gives this machine: the emulated data plane sees
@@ -44,7 +49,9 @@ const CLI_BUNDLE = join(ROOT, 'clients', 'cli', 'dist', 'kv-lease.js');
  */
 function requireExplicitAuthMode(env: NodeJS.ProcessEnv): void {
   if ((env.AUTH_MODE ?? '') !== '') return;
-  const configured = ['AZURE_ARM_ENDPOINT', 'BROKER_VAULTS'].filter((name) => env[name]);
+  const configured = ['AZURE_ARM_ENDPOINT', 'BROKER_VAULTS', 'BROKER_TARGETS'].filter(
+    (name) => env[name],
+  );
   if (configured.length === 0) return;
   const lines = [
     `- AUTH_MODE: must be set when ${configured.join(' and ')} ${configured.length > 1 ? 'are' : 'is'} configured ` +
@@ -91,7 +98,7 @@ async function main(): Promise<void> {
       env.LEASE_STORAGE_CONNECTION_STRING = azuriteConnectionString(port);
       started.push(`azurite (Table Storage) on http://127.0.0.1:${port}, data in .azurite/`);
     }
-    if (!env.AZURE_ARM_ENDPOINT && !env.BROKER_VAULTS) {
+    if (!env.AZURE_ARM_ENDPOINT && !env.BROKER_VAULTS && !env.BROKER_TARGETS) {
       const emulator = await startReadyLine<{ ready: true; url: string; caPath: string }>(
         'Key Vault ARM emulator',
         join(ROOT, 'dist', 'dev', 'emulator', 'cli.js'),
@@ -102,6 +109,11 @@ async function main(): Promise<void> {
           DEMO_VAULT,
           '--static-ip',
           DEMO_STATIC_RULE,
+          '--storage-account',
+          DEMO_STORAGE,
+          '--sql-server',
+          DEMO_SQL,
+          '--allow-azure-services',
           '--token',
           EMULATOR_TOKEN,
           '--client-address',
@@ -113,10 +125,12 @@ async function main(): Promise<void> {
       env.AZURE_ARM_ENDPOINT = emulator.ready.url;
       env.AZURE_ARM_TOKEN = EMULATOR_TOKEN;
       env.BROKER_VAULTS = DEMO_VAULT;
+      env.BROKER_TARGETS = `${DEMO_STORAGE},${DEMO_SQL}`;
       // NOTE: trust for the bundled emulator only; a configured endpoint gets none from us.
       env.NODE_EXTRA_CA_CERTS = emulator.ready.caPath;
       started.push(
-        `Key Vault ARM emulator on ${emulator.ready.url} with vault kv-demo (static rule ${DEMO_STATIC_RULE}/32), ` +
+        `ARM emulator on ${emulator.ready.url} with vault kv-demo (static rule ${DEMO_STATIC_RULE}/32), ` +
+          'storage account stkvleasedemo and SQL server sql-kv-lease-demo (AllowAllWindowsAzureIps), ' +
           `its data plane seeing callers as ${DEMO_CLIENT_ADDRESS}`,
       );
       demo = {

@@ -14,6 +14,7 @@ import {
   ListQuery,
   NoQuery,
   RenewBody,
+  TargetList,
   VaultList,
   WhoAmI,
 } from '../contract';
@@ -22,8 +23,11 @@ import type { Attempt } from '../domain/events';
 import { callerAddress, canonicalRule } from '../domain/ip';
 import { isVisible, vaultOfLeaseId } from '../domain/lease';
 import { whoami } from '../leases/whoami';
+import type { LeaseWithDataPlane } from '../overview/data-plane';
+import type { TargetSummary } from '../overview/targets';
 import type { AuditEntry } from '../ports/audit-log';
-import type { LeaseWithVaultUri } from '../vaults/vault-uri';
+import { keyVaultKind } from '../targets/keyvault/kind';
+import { kindOf } from '../targets/kinds';
 import { type Route, useCaseRoute } from './handle';
 import { openApiDocument } from './openapi';
 import { parseWith, queryObject, readJsonBody } from './request';
@@ -47,12 +51,14 @@ function json(
  * cases only answer visible leases; a `pending` or `failed` one here is a bug,
  * answered 500 rather than with a status the contract does not have.
  */
-export function leaseResource(lease: LeaseWithVaultUri): Lease {
+export function leaseResource(lease: LeaseWithDataPlane): Lease {
   const status = lease.status;
   if (!isVisible(lease)) throw new Error(`A ${status} lease reached the API`);
   return {
     id: lease.id,
     vault: lease.vault,
+    target: lease.vault,
+    kind: kindOf(lease.kind).name as Lease['kind'],
     ip: lease.ip,
     status: status as Lease['status'],
     principal: lease.principal,
@@ -61,7 +67,19 @@ export function leaseResource(lease: LeaseWithVaultUri): Lease {
     expiresAt: iso(lease.expiresAt),
     ...(lease.endedAt === undefined ? {} : { endedAt: iso(lease.endedAt) }),
     ...(lease.vaultUri === undefined ? {} : { vaultUri: lease.vaultUri }),
+    ...(lease.dataPlane === undefined ? {} : { dataPlane: lease.dataPlane }),
+    ...(lease.warnings?.length ? { warnings: lease.warnings } : {}),
   };
+}
+
+/** `GET /api/vaults` (v1): the Key Vaults among the targets, their address as `vaultUri`. */
+function vaultResources(targets: TargetSummary[]) {
+  return targets
+    .filter((target) => target.kind === keyVaultKind.name)
+    .map(({ kind: _kind, dataPlane, ...vault }) => ({
+      ...vault,
+      ...(dataPlane === undefined ? {} : { vaultUri: dataPlane }),
+    }));
 }
 
 /**
@@ -75,6 +93,9 @@ export function auditResource(entry: AuditEntry): AuditItem {
     principal: entry.principal,
     appId: entry.appId ?? null,
     vault: entry.vault ?? null,
+    target: entry.vault ?? null,
+    kind:
+      entry.vault === undefined ? null : (kindOf(entry.kind).name as AuditItem['kind'] & string),
     ip: entry.ip ?? null,
     leaseId: entry.leaseId ?? null,
     outcome: entry.outcome,
@@ -101,6 +122,22 @@ function leaseIdParam(request: HttpRequest, attempt: Attempt): string {
   attempt.leaseId = result.data;
   attempt.vault = vaultOfLeaseId(result.data);
   return result.data;
+}
+
+/**
+ * `target=` is a synonym of `vault=` (contract §4): both given must name the same target.
+ * Returns the name, lower-cased.
+ */
+function sameTarget(query: { vault?: string | undefined; target?: string | undefined }) {
+  const { vault, target } = query;
+  if (vault !== undefined && target !== undefined && vault.toLowerCase() !== target.toLowerCase()) {
+    throw new DomainError('REQUEST.INVALID', 'vault and target name different targets', {
+      errors: [
+        { path: 'target', message: 'must name the same target as vault when both are given' },
+      ],
+    });
+  }
+  return (target ?? vault)?.toLowerCase();
 }
 
 /**
@@ -179,9 +216,11 @@ export const routes: Route[] = [
     useCase: (s) => s.leases.list,
     input: (request, attempt) => {
       const query = parseWith(ListQuery, queryObject(request), 'query');
-      attempt.vault = query.vault?.toLowerCase();
+      const vault = sameTarget(query);
+      attempt.vault = vault;
       return {
-        vault: query.vault,
+        vault,
+        kind: query.kind,
         status: query.status,
         top: query.$top,
         skipToken: query.$skiptoken,
@@ -243,11 +282,24 @@ export const routes: Route[] = [
     route: 'vaults',
     summary: 'The managed vaults, their rule counts and health',
     answers: { 200: { description: 'Managed vaults', schema: VaultList } },
-    useCase: (s) => s.vaults,
+    useCase: (s) => s.targets,
     input: (request) => {
       noQuery(request);
     },
-    respond: (vaults) => json(200, { value: vaults }),
+    respond: (targets) => json(200, { value: vaultResources(targets) }),
+  }),
+  useCaseRoute({
+    name: 'listTargets',
+    methods: ['GET'],
+    route: 'targets',
+    summary:
+      'Every managed target (Key Vaults, storage accounts, SQL servers), its kind, rule counts and health',
+    answers: { 200: { description: 'Managed targets', schema: TargetList } },
+    useCase: (s) => s.targets,
+    input: (request) => {
+      noQuery(request);
+    },
+    respond: (targets) => json(200, { value: targets }),
   }),
   useCaseRoute({
     name: 'listAudit',
@@ -259,9 +311,11 @@ export const routes: Route[] = [
     useCase: (s) => s.audit,
     input: (request, attempt) => {
       const query = parseWith(AuditQuery, queryObject(request), 'query');
-      attempt.vault = query.vault?.toLowerCase();
+      const vault = sameTarget(query);
+      attempt.vault = vault;
       return {
-        vault: query.vault?.toLowerCase(),
+        vault,
+        kind: query.kind,
         principal: query.principal,
         since: query.since === undefined ? undefined : Date.parse(query.since),
         top: query.$top,

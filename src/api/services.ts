@@ -3,9 +3,9 @@ import type { Logger } from '../domain/logger';
 import type { Authenticator } from '../domain/principal';
 import type { UseCase } from '../domain/use-case';
 import type { LeaseUseCases } from '../leases/use-cases';
+import type { TargetSummary } from '../overview/targets';
 import type { AuditEntry, AuditQueryOptions } from '../ports/audit-log';
 import type { SweepResult } from '../sweep/sweep';
-import type { VaultSummary } from '../vaults/vaults';
 
 /**
  * What the entry points (HTTP routes and the sweep timer) need, built once by
@@ -16,7 +16,7 @@ export interface Services {
   /** The audit trail, for refusals and failures recorded by `perform`. */
   events: EventSink;
   leases: LeaseUseCases;
-  vaults: UseCase<void, VaultSummary[]>;
+  targets: UseCase<void, TargetSummary[]>;
   audit: UseCase<AuditQueryOptions, { entries: AuditEntry[]; continuation?: string | undefined }>;
   /** Resolves when the lease store answers. */
   health(): Promise<void>;

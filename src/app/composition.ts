@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 
-import { ArmVaultFirewall } from '../adapters/arm/vault-firewall';
 import { createEntraAuthenticator } from '../adapters/entra/authenticator';
 import { TableAuditLog } from '../adapters/tables/audit-log';
 import { createTableClient, TableLeaseStore } from '../adapters/tables/lease-store';
@@ -12,20 +11,20 @@ import { auditTrail } from '../audit/trail';
 import { type Clock, systemClock } from '../domain/clock';
 import type { Logger } from '../domain/logger';
 import { type Authenticator, disabledAuthenticator } from '../domain/principal';
-import { MAX_RULES_PER_VAULT } from '../domain/vault';
 import { LeaseService } from '../leases/leases';
 import { leaseUseCases } from '../leases/use-cases';
 import { currentInvocationId, runInInvocation } from '../observability/invocation';
 import { jsonLogger } from '../observability/json-logger';
 import { redactingLogger } from '../observability/redact';
+import { dataPlaneLookup, withDataPlanes } from '../overview/data-plane';
+import { FirewallView, summariseTargets, targetsUseCase } from '../overview/targets';
 import type { AuditLog } from '../ports/audit-log';
 import type { LeaseStore } from '../ports/lease-store';
-import type { VaultFirewall } from '../ports/vault-firewall';
+import type { TargetFirewall } from '../ports/target-firewall';
 import { sweep } from '../sweep/sweep';
-import { vaultUriLookup, withVaultUris } from '../vaults/vault-uri';
-import { FirewallView, summariseVaults, vaultsUseCase } from '../vaults/vaults';
+import { armFirewalls } from '../targets/firewalls';
 import { VaultCoordinator } from '../writer/coordinator';
-import { type Config, leaseTerms, loadConfig, runsInAzure } from './config';
+import { type Config, leaseTerms, loadConfig, managedTargets, runsInAzure } from './config';
 
 /** A fixed bearer token for an emulator (`AZURE_ARM_TOKEN`); never for Azure. */
 function staticCredential(token: string): TokenCredential {
@@ -61,7 +60,7 @@ export interface Overrides {
   clock?: Clock;
   logger?: Logger;
   store?: LeaseStore;
-  firewall?: VaultFirewall;
+  firewall?: TargetFirewall;
   audit?: AuditLog;
   auth?: Authenticator;
 }
@@ -93,14 +92,15 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     );
   const firewall =
     overrides.firewall ??
-    new ArmVaultFirewall({
+    armFirewalls({
       endpoint: config.AZURE_ARM_ENDPOINT,
       credential: config.AZURE_ARM_TOKEN
         ? staticCredential(config.AZURE_ARM_TOKEN)
         : azureCredential(),
     });
-  const vaults = config.BROKER_VAULTS;
-  const events = auditTrail(audit, clock);
+  const vaults = managedTargets(config);
+  const kinds = new Map(vaults.map((target) => [target.name, target.kind]));
+  const events = auditTrail(audit, clock, (name) => kinds.get(name));
   const terms = leaseTerms(config);
   // Resource Manager reads for GET /api/vaults, shared by every request of this instance.
   const view = new FirewallView(firewall, clock);
@@ -109,7 +109,6 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     firewall,
     clock,
     logger,
-    maxRules: MAX_RULES_PER_VAULT,
     // A grant gives up after its apply timeout; a writer never activates it after that.
     pendingTimeoutMs: terms.applyTimeoutMs + 2000,
     // What the writer did goes to the audit trail as events; the trail words them.
@@ -140,17 +139,16 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
     terms,
     events,
     firewall,
-    maxRules: MAX_RULES_PER_VAULT,
   });
   return {
     auth,
     events,
-    // Leases are answered with their vault's data-plane URI (additive, for waiting clients).
-    leases: withVaultUris(leaseUseCases(leases), vaultUriLookup(vaults, firewall)),
-    vaults: vaultsUseCase(() =>
-      summariseVaults({ store, view, firewall, vaults, maxRules: MAX_RULES_PER_VAULT }),
+    // Leases are answered with their target's data-plane address (additive, for waiting clients).
+    leases: withDataPlanes(leaseUseCases(leases), dataPlaneLookup(vaults, firewall)),
+    targets: targetsUseCase(() => summariseTargets({ store, view, firewall, vaults })),
+    audit: readAuditUseCase(audit, (kind) =>
+      vaults.filter((target) => target.kind === kind).map((target) => target.name),
     ),
-    audit: readAuditUseCase(audit),
     logger,
     health: () => store.ensureReady(),
     sweep: (invocationId) => {

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 
-import { type ManagedVault, VAULT_NAME } from '../domain/vault';
+import type { ManagedTarget } from '../domain/target';
 import { PolicyRulesSchema, ruleLabel } from '../policy/lease-policy';
 import type { LeaseTerms } from '../policy/terms';
+import { keyVaultKind } from '../targets/keyvault/kind';
+import { parseTargetId } from '../targets/kinds';
 
 /**
  * Every setting of the broker, parsed once at start. A bad configuration fails
@@ -11,25 +13,28 @@ import type { LeaseTerms } from '../policy/terms';
  * `local.settings.sample.json` (plus the infra app settings).
  */
 
-const VAULT_ID =
-  /^\/subscriptions\/([0-9a-fA-F-]{36})\/resourceGroups\/([-\w._()]{1,90})\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i;
+/** A comma-separated list of resource IDs, each parsed by `parse` (a message when it is not one). */
+function targetList(parse: (id: string) => ManagedTarget | string) {
+  return z.string().transform((text, ctx) =>
+    text
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0)
+      .flatMap((part) => {
+        const parsed = parse(part);
+        if (typeof parsed !== 'string') return [parsed];
+        ctx.addIssue({ code: 'custom', message: parsed });
+        return [];
+      }),
+  );
+}
 
-function parseVaultId(id: string, ctx: z.RefinementCtx): ManagedVault | undefined {
-  const match = VAULT_ID.exec(id.trim());
-  const name = match?.[3]?.toLowerCase();
-  if (!match || name === undefined || !VAULT_NAME.test(name)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${id}" is not a Key Vault resource ID (/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>)`,
-    });
-    return undefined;
-  }
-  return {
-    name,
-    resourceId: id.trim(),
-    subscriptionId: match[1] as string,
-    resourceGroup: match[2] as string,
-  };
+/** `BROKER_VAULTS` (v1) names Key Vaults only. */
+function parseVaultId(id: string): ManagedTarget | string {
+  return (
+    keyVaultKind.parseId(id) ??
+    `"${id}" is not a Key Vault resource ID (/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>); other kinds go in BROKER_TARGETS`
+  );
 }
 
 const intSetting = (fallback: number, min: number, max: number) =>
@@ -65,21 +70,8 @@ const leasePolicy = z
   );
 
 const ConfigFields = z.object({
-  BROKER_VAULTS: z
-    .string({ error: 'is required: comma-separated Key Vault resource IDs' })
-    .transform((text, ctx) =>
-      text
-        .split(',')
-        .map((part) => part.trim())
-        .filter((part) => part.length > 0)
-        .map((part) => parseVaultId(part, ctx))
-        .filter((vault): vault is ManagedVault => vault !== undefined),
-    )
-    .refine((vaults) => vaults.length > 0, 'must name at least one vault')
-    .refine(
-      (vaults) => new Set(vaults.map((vault) => vault.name)).size === vaults.length,
-      'vault names must be unique: the API names a vault by its name',
-    ),
+  BROKER_VAULTS: targetList(parseVaultId).default([]),
+  BROKER_TARGETS: targetList(parseTargetId).default([]),
   LEASE_STORAGE_CONNECTION_STRING: optionalText,
   LEASE_STORAGE__tableServiceUri: optionalText.pipe(z.url().optional()),
   LEASE_TABLE_NAME: z
@@ -152,8 +144,9 @@ function crossFieldIssues(config: Partial<Fields>, ctx: IssueSink): void {
       `must lie within [LEASE_MIN_TTL_SECONDS, LEASE_MAX_TTL_SECONDS] = [${min}, ${max}]`,
     );
   }
-  if (has('BROKER_VAULTS', 'LEASE_POLICY') && config.BROKER_VAULTS) {
-    const managed = new Set(config.BROKER_VAULTS.map((vault) => vault.name));
+  if (has('BROKER_VAULTS', 'BROKER_TARGETS')) targetIssues(config, issue);
+  if (has('BROKER_VAULTS', 'BROKER_TARGETS', 'LEASE_POLICY')) {
+    const managed = new Set(managedTargets(config).map((target) => target.name));
     const rules = config.LEASE_POLICY ?? [];
     rules.forEach((rule, index) => {
       const label = ruleLabel(rules, rule);
@@ -161,7 +154,7 @@ function crossFieldIssues(config: Partial<Fields>, ctx: IssueSink): void {
         if (vault !== '*' && !managed.has(vault)) {
           issue(
             ['LEASE_POLICY', index, 'vaults'],
-            `rule ${label} names "${vault}", which is not in BROKER_VAULTS`,
+            `rule ${label} names "${vault}", which is not in BROKER_TARGETS or BROKER_VAULTS`,
           );
         }
       }
@@ -178,6 +171,46 @@ function crossFieldIssues(config: Partial<Fields>, ctx: IssueSink): void {
     if (!config.AUTH_TENANT_ID) issue(['AUTH_TENANT_ID'], 'is required when AUTH_MODE=entra');
     if (config.AUTH_AUDIENCE?.length === 0)
       issue(['AUTH_AUDIENCE'], 'is required when AUTH_MODE=entra');
+  }
+}
+
+/**
+ * Every target the broker manages: `BROKER_VAULTS` (v1, Key Vaults) and
+ * `BROKER_TARGETS` (any kind), a resource listed in both counted once.
+ */
+export function managedTargets(
+  config: Pick<Partial<Fields>, 'BROKER_VAULTS' | 'BROKER_TARGETS'>,
+): ManagedTarget[] {
+  const byId = new Map<string, ManagedTarget>();
+  for (const target of [...(config.BROKER_VAULTS ?? []), ...(config.BROKER_TARGETS ?? [])]) {
+    const id = target.resourceId.toLowerCase();
+    if (!byId.has(id)) byId.set(id, target);
+  }
+  return [...byId.values()];
+}
+
+/** At least one target, and names unique across all of them: the API names a target by its name. */
+function targetIssues(
+  config: Pick<Partial<Fields>, 'BROKER_VAULTS' | 'BROKER_TARGETS'>,
+  issue: (path: (string | number)[], message: string) => void,
+): void {
+  const targets = managedTargets(config);
+  if (targets.length === 0) {
+    issue(
+      ['BROKER_VAULTS'],
+      'is required: set BROKER_TARGETS (comma-separated resource IDs of Key Vaults, storage accounts and SQL servers) or BROKER_VAULTS (Key Vault resource IDs)',
+    );
+  }
+  const seen = new Map<string, ManagedTarget>();
+  for (const target of targets) {
+    const other = seen.get(target.name);
+    if (other) {
+      issue(
+        ['BROKER_TARGETS'],
+        `target names must be unique across BROKER_TARGETS and BROKER_VAULTS (the API names a target by its name): "${target.name}" is both ${other.resourceId} and ${target.resourceId}`,
+      );
+    }
+    seen.set(target.name, target);
   }
 }
 

@@ -123,13 +123,20 @@ export function auditEntryFor(event: BrokerEvent): EntryBody {
  * The audit trail as the use cases see it: events in, append-only entries
  * out, each stamped with the broker's clock and the invocation it ran in.
  */
-export function auditTrail(log: AuditLog, clock: Clock): EventSink {
+export function auditTrail(
+  log: AuditLog,
+  clock: Clock,
+  kindOfTarget: (name: string) => string | undefined = () => undefined,
+): EventSink {
   return {
-    emit: (event) =>
-      log.append({
-        ...auditEntryFor(event),
+    emit: (event) => {
+      const entry = auditEntryFor(event);
+      return log.append({
+        ...entry,
+        kind: entry.vault === undefined ? undefined : kindOfTarget(entry.vault),
         at: clock.now(),
         invocationId: currentInvocationId(),
-      }),
+      });
+    },
   };
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import { VAULT_NAME } from './vault';
+import { TARGET_NAME } from './target';
 
 /**
  * `pending`: recorded, its rule not yet confirmed on the vault (never shown by
@@ -12,7 +12,10 @@ export type PublicLeaseStatus = 'active' | 'released' | 'expired';
 
 export interface Lease {
   id: string;
+  /** The target's name (v1 calls every target a vault). */
   vault: string;
+  /** The target's kind (`TargetKind.name`); absent on rows written before targets: Key Vault. */
+  kind?: string | undefined;
   /** Canonical CIDR, `a.b.c.d/32` for a single address. */
   ip: string;
   status: LeaseStatus;
@@ -24,6 +27,8 @@ export interface Lease {
   endedAt?: number | undefined;
   /** Why a lease failed, for operators (`capacity`, `timeout`). */
   failure?: string | undefined;
+  /** Why its rule may not have the effect the caller expects (answered with the grant). */
+  warnings?: string[] | undefined;
   /** Whether it holds a slot of its principal (LEASE_MAX_ACTIVE_PER_PRINCIPAL) to free when it ends. */
   slot?: boolean | undefined;
 }
@@ -58,5 +63,5 @@ export function vaultOfLeaseId(id: string): string | undefined {
   if (dot < 0) return undefined;
   const vault = id.slice(0, dot);
   const tail = id.slice(dot + 1);
-  return VAULT_NAME.test(vault) && ID_TAIL.test(tail) ? vault : undefined;
+  return TARGET_NAME.test(vault) && ID_TAIL.test(tail) ? vault : undefined;
 }

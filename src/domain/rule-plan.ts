@@ -18,6 +18,10 @@ export interface PlanInput {
   /** Live leases (pending or active) that have not expired. */
   live: Pick<Lease, 'id' | 'ip' | 'status' | 'createdAt'>[];
   maxRules: number;
+  /** Rules outside `current` that count against `maxRules` (a per-rule kind's rules not its own). */
+  reserved?: number;
+  /** The canonical rules a lease's IP takes on the target's kind (`TargetKind.rulesFor`); default `[ip]`. */
+  rulesFor?: (ip: string) => string[];
 }
 
 export interface Plan {
@@ -56,17 +60,20 @@ export function planRules(input: PlanInput): Plan {
   const desired = new Set<string>();
   const overCapacity: string[] = [];
   const applied: string[] = [];
-  let count = staticRules.length + verbatim.length;
+  const rulesFor = input.rulesFor ?? ((ip: string) => [ip]);
+  let count = staticRules.length + verbatim.length + (input.reserved ?? 0);
   for (const lease of ordered) {
-    const present = staticSet.has(lease.ip) || desired.has(lease.ip);
-    if (!present && count >= input.maxRules && lease.status === 'pending') {
+    const missing = rulesFor(lease.ip).filter((rule) => !staticSet.has(rule) && !desired.has(rule));
+    if (
+      missing.length > 0 &&
+      count + missing.length > input.maxRules &&
+      lease.status === 'pending'
+    ) {
       overCapacity.push(lease.id);
       continue;
     }
-    if (!present) {
-      desired.add(lease.ip);
-      count += 1;
-    }
+    for (const rule of missing) desired.add(rule);
+    count += missing.length;
     applied.push(lease.id);
   }
 

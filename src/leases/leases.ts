@@ -13,11 +13,12 @@ import {
   vaultOfLeaseId,
 } from '../domain/lease';
 import { hasRole, type Principal, requireAnyRole } from '../domain/principal';
-import { type ManagedVault, MAX_RULES_PER_VAULT } from '../domain/vault';
+import type { ManagedTarget } from '../domain/target';
 import { holderOf } from '../policy/lease-policy';
 import { type Allowance, allowance, type LeaseTerms, leaseTtlSeconds } from '../policy/terms';
 import type { LeaseStore, ListQuery, StoredLease } from '../ports/lease-store';
-import type { VaultFirewall } from '../ports/vault-firewall';
+import type { TargetFirewall } from '../ports/target-firewall';
+import { kindOf } from '../targets/kinds';
 import type { PassOutcome, VaultCoordinator } from '../writer/coordinator';
 
 /** How long a grant past its deadline may spend marking its lease failed. */
@@ -26,6 +27,16 @@ const ABANDON_GRACE_MS = 2000;
 /** Retries of a slot claim refused while the caller's own requests raced. */
 const SLOT_CLAIM_RETRIES = 3;
 const SLOT_RETRY_BASE_MS = 25;
+/** How long a grant's answer may wait for its warnings (they come from a cache; the first fill may be slow). */
+const WARNING_TIMEOUT_MS = 2000;
+
+/** What the capacity pre-check needs of a firewall read. */
+interface CurrentRules {
+  rules: Set<string>;
+  /** The broker's rules, when the kind marks them itself. */
+  owned: Set<string> | undefined;
+  reserved: number;
+}
 
 export interface GrantRequest {
   vault: string;
@@ -45,6 +56,8 @@ export interface GrantResult {
 
 export interface ListRequest {
   vault?: string | undefined;
+  /** Only leases on targets of this kind. */
+  kind?: string | undefined;
   status: PublicLeaseStatus | 'all';
   top: number;
   /** Opaque token from a previous page. */
@@ -60,7 +73,7 @@ export interface LeaseServiceDeps {
   store: LeaseStore;
   coordinator: VaultCoordinator;
   clock: Clock;
-  vaults: ManagedVault[];
+  vaults: ManagedTarget[];
   terms: LeaseTerms;
   /** Where grants, renewals and releases are reported (the audit trail). */
   events: EventSink;
@@ -69,8 +82,8 @@ export interface LeaseServiceDeps {
    * know a vault's rule count or believes it full. Without it the pre-check
    * trusts the store alone and the writer pass has the last word.
    */
-  firewall?: VaultFirewall | undefined;
-  /** Key Vault's limit of IP rules per vault; default MAX_RULES_PER_VAULT. */
+  firewall?: TargetFirewall | undefined;
+  /** A limit of rules for every target (tests); by default each kind's own (`TargetKind.maxRules`). */
   maxRules?: number | undefined;
 }
 
@@ -86,25 +99,35 @@ function stripEtag(lease: StoredLease | Lease): Lease {
  */
 export class LeaseService {
   private readonly vaultNames: Set<string>;
-  private readonly byName: Map<string, ManagedVault>;
-  private readonly maxRules: number;
+  private readonly byName: Map<string, ManagedTarget>;
   private readonly ruleReads = new Map<
     string,
-    { at: number; rules: Promise<Set<string> | undefined> }
+    { at: number; rules: Promise<CurrentRules | undefined> }
   >();
 
   constructor(private readonly deps: LeaseServiceDeps) {
     this.vaultNames = new Set(deps.vaults.map((vault) => vault.name));
     this.byName = new Map(deps.vaults.map((vault) => [vault.name, vault]));
-    this.maxRules = deps.maxRules ?? MAX_RULES_PER_VAULT;
   }
 
   private managedVault(name: string): string {
     const vault = name.toLowerCase();
     if (!this.vaultNames.has(vault)) {
-      throw new DomainError('VAULT.NOT_FOUND', `The vault "${name}" is not managed by this broker`);
+      throw new DomainError(
+        'VAULT.NOT_FOUND',
+        `The target "${name}" is not managed by this broker (see GET /api/targets)`,
+      );
     }
     return vault;
+  }
+
+  /** The limit of rules on a target: its kind's, unless the deployment sets one for all. */
+  private maxRules(vault: string): number {
+    return this.deps.maxRules ?? kindOf(this.byName.get(vault)).maxRules;
+  }
+
+  private label(vault: string): string {
+    return `${kindOf(this.byName.get(vault)).label} ${vault}`;
   }
 
   /** The lease duration for a requested TTL, within the holder's allowance when known. */
@@ -142,6 +165,7 @@ export class LeaseService {
     const lease: Lease = {
       id: newLeaseId(vault, now),
       vault,
+      kind: kindOf(this.byName.get(vault)).name,
       ip,
       status: 'pending',
       principal: holder.id,
@@ -177,7 +201,8 @@ export class LeaseService {
     attempt.leaseId = recorded.lease.id;
     const applied = stripEtag(await this.waitApplied(recorded.lease));
     await this.deps.events.emit({ type: 'lease-granted', by: principal, lease: applied });
-    return { lease: applied, created: true };
+    const warnings = await this.warnings(applied);
+    return { lease: warnings.length > 0 ? { ...applied, warnings } : applied, created: true };
   }
 
   /** An Idempotency-Key repeat: the same lease, once its rule is on the vault. */
@@ -199,9 +224,13 @@ export class LeaseService {
         const failure =
           error instanceof DomainError
             ? error
-            : new DomainError('VAULT.UPDATE_TIMEOUT', 'No firewall write completed before the deadline', {
-                retryAfterSeconds: 5,
-              });
+            : new DomainError(
+                'VAULT.UPDATE_TIMEOUT',
+                'No firewall write completed before the deadline',
+                {
+                  retryAfterSeconds: 5,
+                },
+              );
         // NOTE: the caller's deadline has passed: marking the lease failed gets a
         // short grace, not a store timeout per try. A lease left pending is
         // failed by the next writer pass (it never activates a lease past it).
@@ -248,7 +277,7 @@ export class LeaseService {
   private refusedByWriter(lease: Lease): DomainError {
     return new DomainError(
       'VAULT.AT_CAPACITY',
-      `The vault ${lease.vault} holds the maximum of ${this.maxRules} IP rules; no rule can be added until one is removed`,
+      `The ${this.label(lease.vault)} holds the maximum of ${this.maxRules(lease.vault)} IP rules; no rule can be added until one is removed`,
     );
   }
 
@@ -297,30 +326,37 @@ export class LeaseService {
   private async checkCapacity(vault: string, ip: string): Promise<void> {
     // In a burst, the row this process just read or wrote is fresh enough.
     const state = await this.deps.coordinator.approximateState(vault, 2000);
+    const maxRules = this.maxRules(vault);
+    const rulesFor = kindOf(this.byName.get(vault)).rulesFor;
+    const wanted = rulesFor(ip);
     const owned = new Set(state.owned);
-    if (owned.has(ip)) return;
-    if (state.totalRules >= 0 && state.totalRules + 1 <= this.maxRules) return;
+    if (wanted.every((rule) => owned.has(rule))) return;
+    if (state.totalRules >= 0 && state.totalRules + wanted.length <= maxRules) return;
     const now = this.deps.clock.now();
     const live = (await this.deps.store.liveLeases(vault)).filter((lease) => lease.expiresAt > now);
-    const liveIps = new Set(live.map((lease) => lease.ip));
-    if (liveIps.has(ip)) return; // no new rule needed
+    const liveRules = new Set(live.flatMap((lease) => rulesFor(lease.ip)));
+    const missing = wanted.filter((rule) => !liveRules.has(rule));
+    if (missing.length === 0) return; // no new rule needed
     const current = await this.currentRules(vault);
     if (!current) {
       // Resource Manager does not answer (or no firewall here): trust the store's count.
       if (state.totalRules < 0) return;
       const notOwned = Math.max(0, state.totalRules - owned.size);
-      if (notOwned + liveIps.size + 1 > this.maxRules)
-        throw this.atCapacity(vault, notOwned + liveIps.size);
+      if (notOwned + liveRules.size + missing.length > maxRules)
+        throw this.atCapacity(vault, notOwned + liveRules.size, missing.length);
       return;
     }
-    if (current.has(ip)) return;
-    const needed = new Set([...current].filter((rule) => !owned.has(rule)));
-    for (const leased of liveIps) needed.add(leased);
-    if (needed.size + 1 > this.maxRules) throw this.atCapacity(vault, needed.size);
+    const adding = missing.filter((rule) => !current.rules.has(rule));
+    if (adding.length === 0) return;
+    const mine = current.owned ?? owned;
+    const needed = new Set([...current.rules].filter((rule) => !mine.has(rule)));
+    for (const leased of liveRules) needed.add(leased);
+    if (needed.size + current.reserved + adding.length > maxRules)
+      throw this.atCapacity(vault, needed.size + current.reserved, adding.length);
   }
 
-  /** Canonical rules on the vault, read at most once per vault per two seconds by this process. */
-  private currentRules(vault: string): Promise<Set<string> | undefined> {
+  /** Canonical rules on the target, read at most once per target per two seconds by this process. */
+  private currentRules(vault: string): Promise<CurrentRules | undefined> {
     const now = this.deps.clock.now();
     const cached = this.ruleReads.get(vault);
     if (cached && now - cached.at < 2000) return cached.rules;
@@ -329,21 +365,37 @@ export class LeaseService {
       this.deps.firewall && managed
         ? this.deps.firewall
             .read(managed, AbortSignal.timeout(10_000))
-            .then(
-              (acls) =>
-                new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value)),
-            )
+            .then((read) => ({
+              rules: new Set(read.rules.map((rule) => canonicalRule(rule) ?? rule)),
+              owned: read.owned === undefined ? undefined : new Set(read.owned),
+              reserved: read.reserved ?? 0,
+            }))
             .catch(() => undefined)
         : Promise.resolve(undefined);
     this.ruleReads.set(vault, { at: now, rules });
     return rules;
   }
 
-  private atCapacity(vault: string, rules: number): DomainError {
+  private atCapacity(vault: string, rules: number, adding: number): DomainError {
+    const kind = kindOf(this.byName.get(vault));
     return new DomainError(
       'VAULT.AT_CAPACITY',
-      `The vault ${vault} would need ${rules + 1} IP rules, more than Key Vault's limit of ${this.maxRules} (counting rules the broker did not add); no lease can be granted until rules are removed`,
+      `The ${kind.label} ${vault} would need ${rules + adding} IP rules, more than the limit of ${this.maxRules(vault)} for a ${kind.label} (counting rules the broker did not add); no lease can be granted until rules are removed`,
     );
+  }
+
+  /**
+   * Why the granted rule may not do what the caller expects (the kind's
+   * adapter knows: a storage account in the caller's own region); none when
+   * it cannot tell in time. The grant is answered either way.
+   */
+  private async warnings(lease: Lease): Promise<string[]> {
+    const target = this.byName.get(lease.vault);
+    const firewall = this.deps.firewall;
+    if (!target || !firewall?.warnings) return [];
+    return firewall
+      .warnings(target, lease.ip, AbortSignal.timeout(WARNING_TIMEOUT_MS))
+      .catch(() => []);
   }
 
   /**
@@ -489,10 +541,13 @@ export class LeaseService {
    */
   async list(principal: Principal, request: ListRequest): Promise<ListResult> {
     const ownOnly = !hasRole(principal, 'Lease.Read');
-    const vaults =
+    const vaults = (
       request.vault === undefined
         ? this.deps.vaults.map((vault) => vault.name)
-        : [this.managedVault(request.vault)];
+        : [this.managedVault(request.vault)]
+    ).filter(
+      (vault) => request.kind === undefined || kindOf(this.byName.get(vault)).name === request.kind,
+    );
     // An own list of every status is two reads per vault: live rows, then own history.
     const parts: ListQuery['status'][] =
       ownOnly && request.status === 'all' ? ['active', 'ended'] : [request.status];

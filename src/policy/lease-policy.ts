@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 import type { Principal } from '../domain/principal';
-import { isVaultName } from '../domain/vault';
+import { isTargetName } from '../domain/target';
 
 /**
  * `LEASE_POLICY`: who may lease which vault, and for how long.
@@ -50,8 +50,8 @@ export const PolicyRuleSchema = z
           .string()
           .trim()
           .refine(
-            (value) => value === '*' || isVaultName(value),
-            'must be a vault name from BROKER_VAULTS or "*"',
+            (value) => value === '*' || isTargetName(value),
+            'must be a target name from BROKER_TARGETS or BROKER_VAULTS, or "*"',
           )
           .transform((value) => value.toLowerCase()),
       )

@@ -4,7 +4,10 @@ export interface AuditEntry {
   action: 'grant' | 'renew' | 'release' | 'expire' | 'firewall-write' | 'read' | 'refused';
   principal: string;
   appId?: string | undefined;
+  /** The target's name (v1 calls every target a vault). */
   vault?: string | undefined;
+  /** The target's kind (`TargetKind.name`), when the entry names a target. */
+  kind?: string | undefined;
   ip?: string | undefined;
   leaseId?: string | undefined;
   outcome: 'success' | 'failure' | 'refused';
@@ -15,6 +18,8 @@ export interface AuditEntry {
 
 export interface AuditQueryOptions {
   vault?: string | undefined;
+  /** Only entries naming one of these targets (a kind's targets). */
+  vaults?: string[] | undefined;
   principal?: string | undefined;
   since?: number | undefined;
   top: number;

@@ -103,6 +103,10 @@ export interface TargetFirewall {
    * adapter may keep it once seen; undefined when it cannot be read.
    */
   dataPlane?(target: ManagedTarget, signal?: AbortSignal): Promise<string | undefined>;
-  /** The Azure region the target lives in (Storage's same-region check), when the kind needs it. */
-  location?(target: ManagedTarget, signal?: AbortSignal): Promise<string | undefined>;
+  /**
+   * Why a rule for `cidr` may not have the effect a caller expects on this target (Storage:
+   * the address lies in the account's own region); an empty list when nothing is known.
+   * Called once a grant is applied; it must answer quickly (from a cache).
+   */
+  warnings?(target: ManagedTarget, cidr: string, signal?: AbortSignal): Promise<string[]>;
 }

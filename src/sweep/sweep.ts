@@ -1,7 +1,7 @@
 import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import type { Logger } from '../domain/logger';
-import type { ManagedVault } from '../domain/vault';
+import type { ManagedTarget } from '../domain/target';
 import { errorFields } from '../observability/error-fields';
 import { sweepFinished } from '../observability/telemetry';
 import type { LeaseStore } from '../ports/lease-store';
@@ -20,7 +20,7 @@ export interface SweepDeps {
   coordinator: VaultCoordinator;
   clock: Clock;
   logger: Logger;
-  vaults: ManagedVault[];
+  vaults: ManagedTarget[];
   /** Vaults reconciled at once. */
   concurrency?: number;
   /** The whole sweep must end well inside one timer period. */

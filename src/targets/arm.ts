@@ -38,7 +38,9 @@ export function armClientOptions(options: ArmFirewallOptions) {
 }
 
 /** One SDK client per subscription, made on first use. */
-export function perSubscription<T>(make: (subscriptionId: string) => T): (subscriptionId: string) => T {
+export function perSubscription<T>(
+  make: (subscriptionId: string) => T,
+): (subscriptionId: string) => T {
   const clients = new Map<string, T>();
   return (subscriptionId) => {
     let client = clients.get(subscriptionId);

@@ -36,6 +36,7 @@ export function dispatching(make: (kind: string) => TargetFirewall): TargetFirew
     write: (target, current: FirewallRules, next, signal) =>
       of(target).write(target, current, next, signal),
     dataPlane: async (target, signal) => of(target).dataPlane?.(target, signal),
-    location: async (target, signal) => of(target).location?.(target, signal),
+    warnings: async (target, cidr, signal) =>
+      (await of(target).warnings?.(target, cidr, signal)) ?? [],
   };
 }

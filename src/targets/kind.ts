@@ -26,11 +26,11 @@ export interface TargetKind {
    * Parse a resource ID: `undefined` when it is not of this kind, a message when it is of this
    * resource type but not valid (a bad name), the target otherwise (name lower-cased).
    */
-  parseId(resourceId: string): ManagedTarget | string | undefined;
+  readonly parseId: (resourceId: string) => ManagedTarget | string | undefined;
   /**
    * The canonical rules (`a.b.c.d/n`) a lease on `cidr` (canonical) takes on this kind:
    * `[cidr]`, except where the kind cannot hold that range as one rule (Storage: a /31 is
    * its two addresses).
    */
-  rulesFor(cidr: string): string[];
+  readonly rulesFor: (cidr: string) => string[];
 }

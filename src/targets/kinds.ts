@@ -1,6 +1,6 @@
 import type { ManagedTarget } from '../domain/target';
-import type { TargetKind } from './kind';
 import { keyVaultKind } from './keyvault/kind';
+import type { TargetKind } from './kind';
 import { sqlKind } from './sql/kind';
 import { storageKind } from './storage/kind';
 

@@ -24,7 +24,7 @@ export function resourceIdParser(
       name: lower,
       kind,
       resourceId: resourceId.trim(),
-      subscriptionId: subscriptionId.toLowerCase(),
+      subscriptionId,
       resourceGroup,
     };
   };

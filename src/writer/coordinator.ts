@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
-import type { ManagedVault } from '../domain/vault';
+import type { ManagedTarget } from '../domain/target';
 import type { LeaseStore, VaultState } from '../ports/lease-store';
-import type { VaultFirewall } from '../ports/vault-firewall';
+import type { TargetFirewall } from '../ports/target-firewall';
 import { DriveLoop } from './drive-loop';
 import { type PassObserver, type PassOutcome, WriterPass } from './pass';
 import { VaultRowCache } from './row-cache';
@@ -42,7 +42,7 @@ export type { PassObserver, PassOutcome } from './pass';
 
 export interface CoordinatorOptions {
   store: LeaseStore;
-  firewall: VaultFirewall;
+  firewall: TargetFirewall;
   clock: Clock;
   logger: Logger;
   /** Identifies this process in lock rows, for operators reading the store. */
@@ -85,7 +85,7 @@ export class VaultCoordinator {
   private stopping = false;
 
   constructor(
-    vaults: ManagedVault[],
+    vaults: ManagedTarget[],
     private readonly options: CoordinatorOptions,
   ) {
     const lockTtlMs = options.lockTtlMs ?? 1_500;

@@ -1,6 +1,6 @@
 import type { Clock } from '../domain/clock';
 import { ensureError } from '../domain/errors';
-import type { ManagedVault } from '../domain/vault';
+import type { ManagedTarget } from '../domain/target';
 import type { LeaseStore, VaultState } from '../ports/lease-store';
 import type { WriterPass } from './pass';
 import type { VaultRowCache } from './row-cache';
@@ -20,7 +20,7 @@ export interface DriveLoopOptions {
   store: Pick<LeaseStore, 'getVaultState' | 'putVaultState'>;
   clock: Clock;
   /** The vaults this broker manages: a pass is run for these only. */
-  vaults: ReadonlyMap<string, ManagedVault>;
+  vaults: ReadonlyMap<string, ManagedTarget>;
   /** Identifies this process in lock rows. */
   instanceId: string;
   lockTtlMs: number;

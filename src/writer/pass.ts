@@ -5,15 +5,16 @@ import { canonicalRule } from '../domain/ip';
 import type { Lease } from '../domain/lease';
 import type { Logger } from '../domain/logger';
 import { planRules } from '../domain/rule-plan';
-import type { ManagedVault } from '../domain/vault';
+import type { ManagedTarget } from '../domain/target';
 import { passCompleted, passFailed } from '../observability/telemetry';
 import type { LeaseStore, StoredLease, VaultState } from '../ports/lease-store';
-import { FirewallError, type VaultFirewall } from '../ports/vault-firewall';
+import { FirewallError, type TargetFirewall } from '../ports/target-firewall';
+import { kindOf } from '../targets/kinds';
 import { HeldLock, LostLock } from './lock';
 
 /**
  * One writer pass of one vault, run while this process holds its lock: read
- * the firewall (through the `VaultFirewall` port, its only firewall
+ * the firewall (through the `TargetFirewall` port, its only firewall
  * dependency) and the live leases, end the expired ones, plan the rules,
  * record ownership, write the complete list once, mark the applied leases
  * active, and free the lock recording the pass as applied.
@@ -75,7 +76,7 @@ export interface PassListener {
 
 export interface WriterPassOptions {
   store: LeaseStore;
-  firewall: VaultFirewall;
+  firewall: TargetFirewall;
   clock: Clock;
   logger: Logger;
   observer: PassObserver | undefined;
@@ -83,7 +84,8 @@ export interface WriterPassOptions {
   heartbeatMs: number;
   callTimeoutMs: number;
   settleMs: number;
-  maxRules: number;
+  /** A limit of rules for every target (tests); by default each kind's own (`TargetKind.maxRules`). */
+  maxRules: number | undefined;
   pendingTimeoutMs: number;
   /** Have a pass run soon for `vault` (leases it failed had their rules written). */
   followUp(vault: string): void;
@@ -107,7 +109,7 @@ export class WriterPass {
    * `undefined` when it failed or lost the lock (waiters retry).
    */
   async run(
-    vault: ManagedVault,
+    vault: ManagedTarget,
     locked: VaultState,
     listener: PassListener,
   ): Promise<PassOutcome | undefined> {
@@ -145,7 +147,7 @@ export class WriterPass {
   }
 
   private async pass(
-    vault: ManagedVault,
+    vault: ManagedTarget,
     lock: HeldLock,
     listener: PassListener,
     note: Notes,
@@ -165,6 +167,8 @@ export class WriterPass {
       const readAt = clock.now();
       // Every waiter registered by now made its change before this read.
       listener.serving(acquired.pass, acquired.applied);
+      const kind = kindOf(vault);
+      const maxRules = this.options.maxRules ?? kind.maxRules;
       const [acls, live] = await Promise.all([
         lock.call(this.options.callTimeoutMs, (signal) => firewall.read(vault, signal)),
         store.liveLeases(vault.name),
@@ -172,11 +176,14 @@ export class WriterPass {
       const now = clock.now();
       const { survivors, ended } = await this.expire(live, now);
       expired = ended;
+      // A kind whose rules are marked as the broker's (by name) says which; else the store does.
       const plan = planRules({
-        current: acls.ipRules.map((rule) => rule.value),
-        owned: acquired.owned,
+        current: acls.rules,
+        owned: acls.owned ?? acquired.owned,
         live: survivors,
-        maxRules: this.options.maxRules,
+        maxRules,
+        reserved: acls.reserved,
+        rulesFor: kind.rulesFor,
       });
       const refused = new Set<string>();
       for (const lease of survivors.filter((candidate) =>
@@ -194,30 +201,28 @@ export class WriterPass {
       // the vault holds when its waiters are answered.
       const unsettled = readAt < acquired.unsettledUntil;
       let wrote = false;
-      if (plan.changed || unsettled) {
+      if (plan.changed || unsettled || acls.dirty) {
         // Ownership is recorded (and the lock renewed) before the rule is
         // written, so no crash can leave a rule the broker does not know it added.
         await lock.update({
           owned: plan.ownedBeforeWrite,
           unsettledUntil: Math.max(acquired.unsettledUntil, clock.now() + this.options.settleMs),
         });
-        const before = new Set(acls.ipRules.map((rule) => rule.value));
+        const before = new Set(acls.rules);
         const after = new Set(plan.next);
-        const added = plan.next.filter((rule) => !before.has(rule));
-        const removed = [...before].filter((rule) => !after.has(rule));
         const written = {
           vault: vault.name,
-          read: acls.ipRules.map((rule) => rule.value),
+          read: acls.rules,
           written: plan.next,
-          added,
-          removed,
+          added: plan.next.filter((rule) => !before.has(rule)),
+          removed: acls.rules.filter((rule) => !after.has(rule)),
         };
         try {
-          await lock.call(this.options.callTimeoutMs, (signal) =>
-            firewall.writeIpRules(vault, acls, plan.next, signal),
+          const done = await lock.call(this.options.callTimeoutMs, (signal) =>
+            firewall.write(vault, acls, plan.next, signal),
           );
           wrote = true;
-          note(observer?.firewallWritten?.({ ...written, outcome: 'success' }));
+          note(observer?.firewallWritten?.({ ...written, ...done, outcome: 'success' }));
         } catch (error) {
           // A refused write changed nothing: the time it might still land is not needed.
           if (error instanceof FirewallError && !error.outcomeUnknown) {
@@ -235,15 +240,14 @@ export class WriterPass {
       }
       // The expired leases' rules are gone now (or were not needed gone).
       const kept = new Set(plan.next.map((rule) => canonicalRule(rule) ?? rule));
-      const readRules = new Set(
-        acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value),
-      );
+      const readRules = new Set(acls.rules.map((rule) => canonicalRule(rule) ?? rule));
+      const rulesOf = (lease: Lease) => kind.rulesFor(lease.ip);
       reportExpired('success', (lease) =>
-        kept.has(lease.ip)
+        rulesOf(lease).some((rule) => kept.has(rule))
           ? `its rule ${lease.ip} stays: another live lease holds it, or the broker did not add it`
-          : readRules.has(lease.ip)
-            ? `its rule ${lease.ip} was removed from the vault`
-            : `its rule ${lease.ip} was not on the vault`,
+          : rulesOf(lease).some((rule) => readRules.has(rule))
+            ? `its rule ${lease.ip} was removed from the ${kind.label}`
+            : `its rule ${lease.ip} was not on the ${kind.label}`,
       );
 
       const applied = new Set(plan.applied);
@@ -274,7 +278,7 @@ export class WriterPass {
         vault: vault.name,
         outcome: plan.changed ? 'written' : 'unchanged',
         rules: plan.next.length,
-        maxRules: this.options.maxRules,
+        maxRules,
         brokerRules: plan.ownedAfterWrite.length,
         activeLeases: survivors.length - refused.size,
         startedAt,
@@ -286,7 +290,7 @@ export class WriterPass {
         owned: unsettled ? plan.ownedBeforeWrite : plan.ownedAfterWrite,
         // This pass's own write answered: only earlier unknown writes remain.
         unsettledUntil: wrote ? acquired.unsettledUntil : lock.state.unsettledUntil,
-        totalRules: plan.next.length,
+        totalRules: plan.next.length + (acls.reserved ?? 0),
         lastPassAt: now,
         lastError: '',
         lastErrorAt: 0,

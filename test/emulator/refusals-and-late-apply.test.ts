@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningEmulator, startEmulator } from '../../dev/emulator/server';
-import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
+import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { silentLogger } from '../../src/domain/logger';
-import type { ManagedVault } from '../../src/domain/vault';
-import { FirewallError } from '../../src/ports/vault-firewall';
+import type { ManagedTarget } from '../../src/domain/target';
+import { FirewallError } from '../../src/ports/target-firewall';
 import { VaultCoordinator } from '../../src/writer/coordinator';
 import {
   lockedVault,
@@ -28,15 +28,16 @@ afterEach(() => {
   emulator.configure({ refusals: [], lateApply: null, writeLatencyMs: 0 });
 });
 
-const managed = (name: string): ManagedVault => ({
+const managed = (name: string): ManagedTarget => ({
+  kind: 'keyvault',
   name,
   resourceId: vaultId(name),
   subscriptionId: '00000000-0000-0000-0000-000000000000',
   resourceGroup: 'rg-test',
 });
 
-function firewall(): ArmVaultFirewall {
-  return new ArmVaultFirewall({
+function firewall(): KeyVaultFirewall {
+  return new KeyVaultFirewall({
     endpoint: emulator.url,
     credential: {
       getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }),
@@ -67,7 +68,7 @@ describe('Key Vault ARM emulator: permanent refusals of a vault', () => {
     const vault = managed('kv-refuse-404');
     const acls = await firewall().read(vault);
     const error = await firewall()
-      .writeIpRules(vault, acls, [STATIC_RULE, '52.1.1.1'])
+      .write(vault, acls, [STATIC_RULE, '52.1.1.1'])
       .catch((thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(FirewallError);
     expect((error as FirewallError).permanent).toBe(true);
@@ -92,7 +93,7 @@ describe('Key Vault ARM emulator: writes applied after their client gave up', ()
     const vault = managed('kv-late-sdk');
     const acls = await firewall().read(vault);
     const error = await firewall()
-      .writeIpRules(vault, acls, [STATIC_RULE, '52.2.2.2/32'], AbortSignal.timeout(150))
+      .write(vault, acls, [STATIC_RULE, '52.2.2.2/32'], AbortSignal.timeout(150))
       .catch((thrown: unknown) => thrown);
     expect((error as FirewallError).kind).toBe('timeout');
     expect(emulator.getNetworkAcls(vaultId('kv-late-sdk')).ipRules).toEqual([

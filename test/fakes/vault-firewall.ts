@@ -1,56 +1,75 @@
 import { canonicalRule } from '../../src/domain/ip';
-import type { ManagedVault } from '../../src/domain/vault';
+import type { ManagedTarget } from '../../src/domain/target';
 import {
   FirewallError,
-  type NetworkAcls,
-  type VaultFirewall,
-} from '../../src/ports/vault-firewall';
+  type FirewallRules,
+  type FirewallWrite,
+  type TargetFirewall,
+} from '../../src/ports/target-firewall';
+import { wholeListWrite } from '../../src/targets/keyvault/firewall';
+
+/** `properties.networkAcls` of a vault, as the fake keeps it. */
+export interface NetworkAcls {
+  bypass?: string | undefined;
+  defaultAction?: string | undefined;
+  ipRules: { value: string }[];
+  virtualNetworkRules?:
+    { id: string; ignoreMissingVnetServiceEndpoint?: boolean | undefined }[] | undefined;
+}
 
 /**
- * Vault firewalls in memory, for fast tests of the writer and the use cases.
- * Like Key Vault it keeps `defaultAction`, `bypass` and subnet rules as sent,
- * stores a single address as `/32`, and answers an unknown vault with
+ * Key Vault firewalls in memory, for fast tests of the writer and the use
+ * cases. Like Key Vault it keeps `defaultAction`, `bypass` and subnet rules as
+ * sent, stores a single address as `/32`, and answers an unknown vault with
  * `not-found`; it passes the same contract suite as the ARM adapter against
  * the emulator (test/contracts/vault-firewall.contract.ts).
  */
-export class InMemoryVaultFirewall implements VaultFirewall {
+export class InMemoryVaultFirewall implements TargetFirewall {
   private readonly acls = new Map<string, NetworkAcls>();
   writes = 0;
 
   /** A vault as an operator locked it down. */
-  addVault(vault: ManagedVault, acls: NetworkAcls): void {
+  addVault(vault: ManagedTarget, acls: NetworkAcls): void {
     this.acls.set(vault.resourceId.toLowerCase(), structuredClone(acls));
   }
 
-  rules(vault: ManagedVault): string[] {
+  rules(vault: ManagedTarget): string[] {
     return (this.acls.get(vault.resourceId.toLowerCase())?.ipRules ?? [])
       .map((rule) => rule.value)
       .sort();
   }
 
-  private find(vault: ManagedVault): NetworkAcls {
+  /** The whole networkAcls as the vault holds them. */
+  networkAcls(vault: ManagedTarget): NetworkAcls | undefined {
+    const acls = this.acls.get(vault.resourceId.toLowerCase());
+    return acls && structuredClone(acls);
+  }
+
+  private find(vault: ManagedTarget): NetworkAcls {
     const acls = this.acls.get(vault.resourceId.toLowerCase());
     if (!acls) throw new FirewallError('not-found', `The vault ${vault.name} was not found`);
     return acls;
   }
 
   // async: an unknown vault rejects, as the ARM adapter's call does.
-  async read(vault: ManagedVault): Promise<NetworkAcls> {
-    return structuredClone(this.find(vault));
+  async read(vault: ManagedTarget): Promise<FirewallRules> {
+    const acls = structuredClone(this.find(vault));
+    return { rules: acls.ipRules.map((rule) => rule.value), base: acls };
   }
 
-  async writeIpRules(
-    vault: ManagedVault,
-    base: NetworkAcls,
-    ipRules: string[],
-  ): Promise<NetworkAcls> {
+  async write(
+    vault: ManagedTarget,
+    current: FirewallRules,
+    next: string[],
+  ): Promise<FirewallWrite> {
     this.find(vault);
-    const next: NetworkAcls = {
+    const base = current.base as NetworkAcls;
+    const written: NetworkAcls = {
       ...structuredClone(base),
-      ipRules: ipRules.map((value) => ({ value: canonicalRule(value) ?? value })),
+      ipRules: next.map((value) => ({ value: canonicalRule(value) ?? value })),
     };
-    this.acls.set(vault.resourceId.toLowerCase(), next);
+    this.acls.set(vault.resourceId.toLowerCase(), written);
     this.writes += 1;
-    return structuredClone(next);
+    return wholeListWrite(current.rules, next);
   }
 }

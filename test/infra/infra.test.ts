@@ -105,7 +105,10 @@ describe.skipIf(unavailable !== undefined)('app settings of the compiled deploym
   it('When the deployed settings are parsed by ConfigSchema, Then they are accepted and name the managed vaults', () => {
     const result = ConfigSchema.safeParse(brokerSettings(appSettings(deployed)));
     expect(result.success, JSON.stringify(result.error?.issues)).toBe(true);
-    expect(result.data?.BROKER_VAULTS.map((vault) => vault.resourceId)).toEqual([VAULT_A, VAULT_B]);
+    expect(result.data?.BROKER_VAULTS.map((vault) => vault.resourceId)).toEqual([
+      VAULT_A,
+      VAULT_B,
+    ]);
     expect(result.data?.LEASE_STORAGE__tableServiceUri).toBe(
       `https://${single(deployed, 'Microsoft.Storage/storageAccounts').name}.table.core.windows.net`,
     );

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
-import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
 import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { silentLogger } from '../../src/domain/logger';
-import type { ManagedVault } from '../../src/domain/vault';
+import type { ManagedTarget } from '../../src/domain/target';
 import type { LeaseStore, VaultState } from '../../src/ports/lease-store';
-import type { NetworkAcls, VaultFirewall } from '../../src/ports/vault-firewall';
+import type { TargetFirewall } from '../../src/ports/target-firewall';
+import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { VaultCoordinator } from '../../src/writer/coordinator';
 import {
   publicIp,
@@ -154,7 +154,8 @@ describe('Drift and ownership', () => {
 describe('A stale writer', () => {
   it('When a writer is cut off from the store past its lock and another takes over, then the stale one never writes', async () => {
     const name = freshVault();
-    const vault: ManagedVault = {
+    const vault: ManagedTarget = {
+      kind: 'keyvault',
       name,
       resourceId: vaultId(name),
       subscriptionId: '00000000-0000-0000-0000-000000000000',
@@ -164,7 +165,7 @@ describe('A stale writer', () => {
       tableName: uniqueTable(),
       connectionString: storageConnectionString(),
     });
-    const real = new ArmVaultFirewall({
+    const real = new KeyVaultFirewall({
       endpoint: emulator.url,
       credential: {
         getToken: async () => ({ token: 't', expiresOnTimestamp: Date.now() + 3600_000 }),
@@ -172,15 +173,15 @@ describe('A stale writer', () => {
       tlsCa: emulator.caPem,
     });
     let staleWrites = 0;
-    const stalling: VaultFirewall = {
+    const stalling: TargetFirewall = {
       read: async (v, signal) => {
         const acls = await real.read(v, signal);
         await new Promise((resolve) => setTimeout(resolve, 3500)); // longer than the lock lifetime
         return acls;
       },
-      writeIpRules: async (v, base: NetworkAcls, rules, signal) => {
+      write: async (v, current, rules, signal) => {
         staleWrites += 1;
-        return real.writeIpRules(v, base, rules, signal);
+        return real.write(v, current, rules, signal);
       },
     };
     const clock = { now: () => Date.now() };

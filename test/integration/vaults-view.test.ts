@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RunningEmulator } from '../../dev/emulator/types';
-import { FIREWALL_VIEW_TTL_MS } from '../../src/vaults/vaults';
+import { FIREWALL_VIEW_TTL_MS } from '../../src/overview/targets';
 import { lockedVault, testBroker, testEmulator, vaultId } from '../support/harness';
 import { ManualClock } from '../support/manual-clock';
 

@@ -1,7 +1,7 @@
 import { mulberry32 } from '../../dev/emulator/chance';
 import { DomainError } from '../../src/domain/errors';
 import { isLive, type Lease, type LeaseStatus } from '../../src/domain/lease';
-import type { ManagedVault } from '../../src/domain/vault';
+import type { ManagedTarget } from '../../src/domain/target';
 import {
   type LeasePage,
   type LeaseStore,
@@ -11,9 +11,11 @@ import {
 } from '../../src/ports/lease-store';
 import {
   FirewallError,
-  type NetworkAcls,
-  type VaultFirewall,
-} from '../../src/ports/vault-firewall';
+  type FirewallRules,
+  type FirewallWrite,
+  type TargetFirewall,
+} from '../../src/ports/target-firewall';
+import { wholeListWrite } from '../../src/targets/keyvault/firewall';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 
 /**
@@ -236,7 +238,7 @@ export interface InFlight {
 }
 
 /** A Key Vault firewall as Resource Manager keeps it: no ETag, 409 on overlapping writes. */
-export class ModelFirewall implements VaultFirewall {
+export class ModelFirewall implements TargetFirewall {
   rules: string[];
   readonly inFlight = new Set<InFlight>();
   writes = 0;
@@ -268,26 +270,26 @@ export class ModelFirewall implements VaultFirewall {
     });
   }
 
-  read(_vault: ManagedVault, signal?: AbortSignal): Promise<NetworkAcls> {
+  read(_vault: ManagedTarget, signal?: AbortSignal): Promise<FirewallRules> {
     const server = (async () => {
       await this.delay(this.faults.travelMs);
       if (this.random() < this.faults.fail)
         throw new FirewallError('transient', 'model: 500 on read', undefined, { status: 500 });
-      const snapshot = this.rules.map((value) => ({ value }));
+      const snapshot = [...this.rules];
       trace(`read ${this.rules.join(',')}`);
       await this.delay(this.faults.travelMs);
-      return { bypass: 'AzureServices', defaultAction: 'Deny', ipRules: snapshot };
+      return { rules: snapshot, base: undefined };
     })();
     server.catch(() => undefined);
     return this.client(signal, server);
   }
 
-  writeIpRules(
-    _vault: ManagedVault,
-    _base: NetworkAcls,
+  write(
+    _vault: ManagedTarget,
+    current: FirewallRules,
     ipRules: string[],
     signal?: AbortSignal,
-  ): Promise<NetworkAcls> {
+  ): Promise<FirewallWrite> {
     if (signal?.aborted)
       return Promise.reject(new FirewallError('timeout', 'model: aborted before sending'));
     const server = (async () => {
@@ -313,7 +315,7 @@ export class ModelFirewall implements VaultFirewall {
           status: 500,
         });
       await this.delay(this.faults.travelMs);
-      return { ipRules: this.rules.map((value) => ({ value })) };
+      return wholeListWrite(current.rules, ipRules);
     })();
     server.catch(() => undefined);
     return this.client(signal, server);

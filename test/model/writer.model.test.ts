@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import type { Lease } from '../../src/domain/lease';
 import { silentLogger } from '../../src/domain/logger';
-import type { ManagedVault } from '../../src/domain/vault';
+import type { ManagedTarget } from '../../src/domain/target';
 import { VaultCoordinator } from '../../src/writer/coordinator';
 import { ModelFirewall, ModelStore, seeded } from './world';
 
@@ -30,7 +30,8 @@ import { ModelFirewall, ModelStore, seeded } from './world';
  */
 
 const VAULT = 'kv-model';
-const MANAGED: ManagedVault = {
+const MANAGED: ManagedTarget = {
+  kind: 'keyvault',
   name: VAULT,
   resourceId: `/subscriptions/0/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/${VAULT}`,
   subscriptionId: '0',

@@ -145,7 +145,7 @@ describe('When AUTH_MODE=disabled meets an Azure environment', () => {
     });
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain(
-      'LEASE_POLICY[0].vaults: rule #1 names "kv-unknown", which is not in BROKER_VAULTS',
+      'LEASE_POLICY[0].vaults: rule #1 names "kv-unknown", which is not in BROKER_TARGETS or BROKER_VAULTS',
     );
   });
 });

@@ -13,7 +13,7 @@ import { inject } from 'vitest';
 
 import { startEmulator } from '../../dev/emulator/server';
 import type { RunningEmulator, StartOptions, VaultSpec } from '../../dev/emulator/types';
-import { ArmVaultFirewall } from '../../src/adapters/arm/vault-firewall';
+import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { TableAuditLog } from '../../src/adapters/tables/audit-log';
 import { createTableClient, TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import type { Services } from '../../src/api/services';
@@ -131,7 +131,7 @@ export function testBroker(options: {
     }),
     silentLogger,
   );
-  const firewall = new ArmVaultFirewall({
+  const firewall = new KeyVaultFirewall({
     endpoint: options.emulator.url,
     credential: {
       getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }),

@@ -51,7 +51,7 @@ export function unitBroker(options: {
   });
   const store = options.store ?? new InMemoryLeaseStore();
   const firewall = new InMemoryVaultFirewall();
-  for (const vault of config.BROKER_VAULTS) {
+  for (const vault of config.BROKER_VAULTS ?? []) {
     firewall.addVault(vault, {
       bypass: 'AzureServices',
       defaultAction: 'Deny',

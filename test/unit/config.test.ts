@@ -16,6 +16,7 @@ describe('loadConfig', () => {
     expect(config.BROKER_VAULTS).toEqual([
       {
         name: 'kv-one',
+        kind: 'keyvault',
         resourceId: vault,
         subscriptionId: '00000000-0000-0000-0000-000000000000',
         resourceGroup: 'rg',

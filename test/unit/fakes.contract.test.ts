@@ -11,7 +11,7 @@ leaseStoreContract('InMemoryLeaseStore', () => new InMemoryLeaseStore());
 vaultFirewallContract('InMemoryVaultFirewall', (vault) => {
   const firewall = new InMemoryVaultFirewall();
   firewall.addVault(vault, LOCKED);
-  return firewall;
+  return { firewall, networkAcls: async () => firewall.networkAcls(vault)! };
 });
 
 auditLogContract('InMemoryAuditLog', () => new InMemoryAuditLog());

@@ -48,7 +48,7 @@ function harness(auth: Authenticator = { authenticate: () => Promise.resolve(ADM
     auth,
     events: { emit: () => Promise.resolve() },
     leases: { grant: grantUseCase, list: other, get: other, renew: other, release: other },
-    vaults: other,
+    targets: other,
     audit: other,
     health: () => Promise.resolve(),
     sweep: unused,

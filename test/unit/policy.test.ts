@@ -77,12 +77,12 @@ describe('LEASE_POLICY in the configuration', () => {
     [
       'a malformed vault name',
       `[{"vaults":["kv_prod"],"oids":["${OID}"]}]`,
-      /- LEASE_POLICY\[0\]\.vaults\[0\]: must be a vault name from BROKER_VAULTS or "\*"/,
+      /- LEASE_POLICY\[0\]\.vaults\[0\]: must be a target name from BROKER_TARGETS or BROKER_VAULTS, or "\*"/,
     ],
     [
       'an unmanaged vault',
       `[{"name":"x","vaults":["kv-test"],"oids":["${OID}"]}]`,
-      /- LEASE_POLICY\[0\]\.vaults: rule "x" names "kv-test", which is not in BROKER_VAULTS/,
+      /- LEASE_POLICY\[0\]\.vaults: rule "x" names "kv-test", which is not in BROKER_TARGETS or BROKER_VAULTS/,
     ],
     [
       'no principal at all',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { FirewallError } from '../../src/ports/vault-firewall';
+import { FirewallError } from '../../src/ports/target-firewall';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 import { STATIC_RULE, unitBroker } from '../support/unit-broker';
 
@@ -160,14 +160,13 @@ describe('Use cases over in-memory ports', () => {
       headers: xff('52.1.3.1'),
     });
     const params = { id: granted.body.id as string };
-    const write = broker.firewall.writeIpRules.bind(broker.firewall);
-    broker.firewall.writeIpRules = () =>
-      Promise.reject(new FirewallError('transient', 'socket hang up'));
+    const write = broker.firewall.write.bind(broker.firewall);
+    broker.firewall.write = () => Promise.reject(new FirewallError('transient', 'socket hang up'));
     const first = await broker.call('releaseLease', { caller: PIPELINE, params });
     expect(first.status).toBe(503);
     expect(first.headers.get('retry-after')).not.toBeNull();
     expect(broker.firewall.rules(broker.vault(V))).toContain('52.1.3.1/32');
-    broker.firewall.writeIpRules = write;
+    broker.firewall.write = write;
     const again = await broker.call('releaseLease', { caller: PIPELINE, params });
     expect(again.status).toBe(200);
     expect(broker.firewall.rules(broker.vault(V))).toEqual([STATIC_RULE]);

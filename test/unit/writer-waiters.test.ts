@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 
 import type { Lease } from '../../src/domain/lease';
 import { silentLogger } from '../../src/domain/logger';
-import type { ManagedVault } from '../../src/domain/vault';
-import type { NetworkAcls } from '../../src/ports/vault-firewall';
+import type { ManagedTarget } from '../../src/domain/target';
+import type { FirewallRules, FirewallWrite } from '../../src/ports/target-firewall';
 import { VaultCoordinator } from '../../src/writer/coordinator';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 import { InMemoryVaultFirewall } from '../fakes/vault-firewall';
@@ -14,7 +14,8 @@ import { InMemoryVaultFirewall } from '../fakes/vault-firewall';
  * mid-pass is answered by. The randomized model (test/model) checks the
  * guarantees under any interleaving; this pins the cases a burst relies on.
  */
-const VAULT: ManagedVault = {
+const VAULT: ManagedTarget = {
+  kind: 'keyvault',
   name: 'kv-waiters',
   subscriptionId: '00000000-0000-0000-0000-000000000000',
   resourceGroup: 'rg',
@@ -38,16 +39,16 @@ class HeldFirewall extends InMemoryVaultFirewall {
     for (const release of this.held.splice(0)) release();
   }
 
-  override async writeIpRules(
-    vault: ManagedVault,
-    base: NetworkAcls,
-    ipRules: string[],
-  ): Promise<NetworkAcls> {
+  override async write(
+    vault: ManagedTarget,
+    current: FirewallRules,
+    next: string[],
+  ): Promise<FirewallWrite> {
     await new Promise<void>((resolve) => {
       this.held.push(resolve);
       for (const notify of this.arrived.splice(0)) notify();
     });
-    return super.writeIpRules(vault, base, ipRules);
+    return super.write(vault, current, next);
   }
 }
 

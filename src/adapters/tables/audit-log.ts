@@ -166,6 +166,14 @@ export class TableAuditLog implements AuditLog {
       );
     }
     if (options.vault !== undefined) filters.push(odata`vault eq ${options.vault}`);
+    if (options.vaults !== undefined) {
+      // An empty list matches nothing: no target of that kind is managed.
+      filters.push(
+        options.vaults.length === 0
+          ? odata`vault eq ${'~none~'}`
+          : `(${options.vaults.map((name) => odata`vault eq ${name}`).join(' or ')})`,
+      );
+    }
     if (options.principal !== undefined) filters.push(odata`principal eq ${options.principal}`);
     const pages = this.client
       .listEntities<Record<string, unknown>>({
@@ -182,6 +190,7 @@ export class TableAuditLog implements AuditLog {
         principal: text('principal') ?? '',
         appId: text('appId'),
         vault: text('vault'),
+        kind: text('kind'),
         ip: text('ip'),
         leaseId: text('leaseId'),
         outcome: text('outcome') as AuditEntry['outcome'],

@@ -2,7 +2,12 @@ import { KeyVaultManagementClient, type NetworkRuleSet } from '@azure/arm-keyvau
 
 import type { ManagedTarget } from '../../domain/target';
 import type { FirewallRules, FirewallWrite, TargetFirewall } from '../../ports/target-firewall';
-import { type ArmFirewallOptions, armClientOptions, classifyArmError, perSubscription } from '../arm';
+import {
+  armClientOptions,
+  type ArmFirewallOptions,
+  classifyArmError,
+  perSubscription,
+} from '../arm';
 import { DataPlaneCache } from '../data-plane-cache';
 
 const LABEL = 'the Key Vault';

@@ -1,13 +1,16 @@
 import type { Clock } from '../domain/clock';
 import { mapWithLimit } from '../domain/concurrency';
 import { canonicalRule } from '../domain/ip';
+import type { ManagedTarget } from '../domain/target';
 import type { UseCase } from '../domain/use-case';
-import type { ManagedVault } from '../domain/vault';
 import type { LeaseStore } from '../ports/lease-store';
-import type { VaultFirewall } from '../ports/vault-firewall';
+import type { TargetFirewall } from '../ports/target-firewall';
+import { kindOf } from '../targets/kinds';
 
-export interface VaultSummary {
+/** One managed target as `GET /api/targets` shows it (and, for Key Vaults, `GET /api/vaults`). */
+export interface TargetSummary {
   name: string;
+  kind: string;
   resourceId: string;
   activeLeases: number;
   brokerRules: number;
@@ -23,10 +26,11 @@ export interface VaultSummary {
   lastErrorAt?: string | undefined;
   /** ISO time of the last completed writer pass, when there was one. */
   lastPassAt?: string | undefined;
-  vaultUri?: string;
+  /** Where clients probe the data plane (`TargetFirewall.dataPlane`). */
+  dataPlane?: string;
 }
 
-/** How long a Resource Manager read of a vault serves `GET /api/vaults`, for every caller. */
+/** How long a Resource Manager read of a target serves `GET /api/targets` and `/api/vaults`, for every caller. */
 export const FIREWALL_VIEW_TTL_MS = 30_000;
 
 /** What this instance last learnt about a vault's firewall, and when. */
@@ -34,8 +38,10 @@ interface Observed {
   at: number;
   /** Canonical rules; absent when the read failed. */
   rules?: Set<string> | undefined;
-  /** `ipRules` entries as the vault holds them. */
+  /** Every rule on the target (its own notation), the broker's or not. */
   total?: number | undefined;
+  /** Rules outside the broker's view (a per-rule kind's other rules), from the last read. */
+  reserved?: number | undefined;
   error?: string | undefined;
 }
 
@@ -52,21 +58,23 @@ export class FirewallView {
   private readonly reading = new Map<string, Promise<Observed>>();
 
   constructor(
-    private readonly firewall: VaultFirewall,
+    private readonly firewall: TargetFirewall,
     private readonly clock: Clock,
     private readonly ttlMs = FIREWALL_VIEW_TTL_MS,
   ) {}
 
-  /** A write of this instance's writer succeeded: the vault now holds `rules`. */
+  /** A write of this instance's writer succeeded: the target now holds `rules` (and the other rules it had). */
   written(vault: string, rules: string[]): void {
+    const reserved = this.observed.get(vault)?.reserved ?? 0;
     this.observed.set(vault, {
       at: this.clock.now(),
       rules: new Set(rules.map((rule) => canonicalRule(rule) ?? rule)),
-      total: rules.length,
+      total: rules.length + reserved,
+      reserved,
     });
   }
 
-  read(vault: ManagedVault): Promise<Observed> {
+  read(vault: ManagedTarget): Promise<Observed> {
     const known = this.observed.get(vault.name);
     if (known && this.clock.now() - known.at < this.ttlMs) return Promise.resolve(known);
     let reading = this.reading.get(vault.name);
@@ -77,8 +85,9 @@ export class FirewallView {
         .then(
           (acls): Observed => ({
             at,
-            rules: new Set(acls.ipRules.map((rule) => canonicalRule(rule.value) ?? rule.value)),
-            total: acls.ipRules.length,
+            rules: new Set(acls.rules.map((rule) => canonicalRule(rule) ?? rule)),
+            total: acls.rules.length + (acls.reserved ?? 0),
+            reserved: acls.reserved ?? 0,
           }),
           (error: unknown): Observed => ({
             at,
@@ -107,13 +116,14 @@ export class FirewallView {
  * instance: its rule count and owned rules), so a change made through any
  * broker shows without another Resource Manager read.
  */
-export async function summariseVaults(deps: {
+export async function summariseTargets(deps: {
   store: LeaseStore;
   view: FirewallView;
-  firewall: VaultFirewall;
-  vaults: ManagedVault[];
-  maxRules: number;
-}): Promise<VaultSummary[]> {
+  firewall: TargetFirewall;
+  vaults: ManagedTarget[];
+  /** A limit for every target (tests); by default each kind's own. */
+  maxRules?: number | undefined;
+}): Promise<TargetSummary[]> {
   return mapWithLimit(deps.vaults, 8, async (vault) => {
     const [state, live, seen] = await Promise.all([
       deps.store.getVaultState(vault.name),
@@ -125,11 +135,12 @@ export async function summariseVaults(deps: {
     const lastError = seen.error ?? (state.lastError || undefined);
     const storeNewer = state.lastPassAt > seen.at && state.totalRules >= 0;
     // Known from the read made for the view (or an earlier one): no extra call.
-    const vaultUri = current
-      ? await deps.firewall.vaultUri?.(vault).catch(() => undefined)
+    const dataPlane = current
+      ? await deps.firewall.dataPlane?.(vault).catch(() => undefined)
       : undefined;
     return {
       name: vault.name,
+      kind: vault.kind,
       resourceId: vault.resourceId,
       activeLeases: live.filter((lease) => lease.status === 'active').length,
       brokerRules:
@@ -138,25 +149,25 @@ export async function summariseVaults(deps: {
           : state.owned.length,
       totalRules:
         current && !storeNewer ? (seen.total ?? current.size) : Math.max(0, state.totalRules),
-      maxRules: deps.maxRules,
+      maxRules: deps.maxRules ?? kindOf(vault).maxRules,
       healthy: lastError === undefined,
       ...(lastError === undefined
         ? {}
         : { lastError, lastErrorAt: failedAt > 0 ? new Date(failedAt).toISOString() : undefined }),
       ...(state.lastPassAt > 0 ? { lastPassAt: new Date(state.lastPassAt).toISOString() } : {}),
-      ...(vaultUri ? { vaultUri } : {}),
+      ...(dataPlane ? { dataPlane } : {}),
     };
   });
 }
 
-/** The vault overview: Lease.Read. */
-export function vaultsUseCase(
-  summarise: () => Promise<VaultSummary[]>,
-): UseCase<void, VaultSummary[]> {
+/** The overview of every target: Lease.Read. */
+export function targetsUseCase(
+  summarise: () => Promise<TargetSummary[]>,
+): UseCase<void, TargetSummary[]> {
   return {
-    name: 'list-vaults',
+    name: 'list-targets',
     roles: ['Lease.Read'],
-    purpose: 'Listing vaults',
+    purpose: 'Listing targets',
     run: () => summarise(),
   };
 }
