@@ -2,10 +2,12 @@ import type { ManagedTarget } from '../domain/target';
 import type { FirewallRules, TargetFirewall } from '../ports/target-firewall';
 import type { ArmFirewallOptions } from './arm';
 import { KeyVaultFirewall } from './keyvault/firewall';
+import { StorageFirewall } from './storage/firewall';
 
 /** Each kind's Resource Manager adapter, by kind name (`TargetKind.name`). */
 const ADAPTERS: Record<string, (options: ArmFirewallOptions) => TargetFirewall> = {
   keyvault: (options) => new KeyVaultFirewall(options),
+  storage: (options) => new StorageFirewall(options),
 };
 
 /**
@@ -37,5 +39,7 @@ export function dispatching(make: (kind: string) => TargetFirewall): TargetFirew
       of(target).write(target, current, next, signal),
     dataPlane: async (target, signal) => of(target).dataPlane?.(target, signal),
     location: async (target, signal) => of(target).location?.(target, signal),
+    warnings: async (target, cidr, signal) =>
+      (await of(target).warnings?.(target, cidr, signal)) ?? [],
   };
 }

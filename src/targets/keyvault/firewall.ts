@@ -2,8 +2,14 @@ import { KeyVaultManagementClient, type NetworkRuleSet } from '@azure/arm-keyvau
 
 import type { ManagedTarget } from '../../domain/target';
 import type { FirewallRules, FirewallWrite, TargetFirewall } from '../../ports/target-firewall';
-import { type ArmFirewallOptions, armClientOptions, classifyArmError, perSubscription } from '../arm';
+import {
+  armClientOptions,
+  type ArmFirewallOptions,
+  classifyArmError,
+  perSubscription,
+} from '../arm';
 import { DataPlaneCache } from '../data-plane-cache';
+import { wholeListWrite } from '../whole-list';
 
 const LABEL = 'the Key Vault';
 
@@ -69,16 +75,4 @@ export class KeyVaultFirewall implements TargetFirewall {
     }
     return wholeListWrite(current.rules, next);
   }
-}
-
-/** What a whole-list write changed, for the audit trail. */
-export function wholeListWrite(read: string[], written: string[]): FirewallWrite {
-  const before = new Set(read);
-  const after = new Set(written);
-  return {
-    read,
-    written,
-    added: written.filter((rule) => !before.has(rule)),
-    removed: read.filter((rule) => !after.has(rule)),
-  };
 }
