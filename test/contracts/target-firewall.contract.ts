@@ -102,28 +102,20 @@ export function targetFirewallContract(
       const current = await firewall.read(target);
 
       const error = await failureOf(
-        firewall.write(target, current, [
-          ...current.rules,
-          fixture.invalidRule ?? '10.1.2.3/32',
-        ]),
+        firewall.write(target, current, [...current.rules, fixture.invalidRule ?? '10.1.2.3/32']),
       );
 
       expect(error.kind).toBe('rejected');
       expect(error.permanent).toBe(true);
       expect(error.outcomeUnknown).toBe(false);
-      expect([...(await firewall.read(target)).rules].sort()).toEqual(
-        [...fixture.existing].sort(),
-      );
+      expect([...(await firewall.read(target)).rules].sort()).toEqual([...fixture.existing].sort());
     });
 
     it("When one rule more than the kind's limit is written, then the write fails as rejected", async () => {
       const fixture = await setup();
       const { firewall, target, kind } = fixture;
       const current = await firewall.read(target);
-      const next = [
-        ...current.rules,
-        ...publicAddresses(kind.maxRules + 1 - current.rules.length),
-      ];
+      const next = [...current.rules, ...publicAddresses(kind.maxRules + 1 - current.rules.length)];
 
       const error = await failureOf(firewall.write(target, current, next));
 
