@@ -104,9 +104,12 @@ export interface TargetFirewall {
    */
   dataPlane?(target: ManagedTarget, signal?: AbortSignal): Promise<string | undefined>;
   /**
-   * Why a rule for `cidr` may not have the effect a caller expects on this target (Storage:
-   * the address lies in the account's own region); an empty list when nothing is known.
-   * Called once a grant is applied; it must answer quickly (from a cache).
+   * What the caller should be told about a lease on `cidr` (canonical) on this target although
+   * the grant succeeds: texts saying why the rule may not have the effect they expect (Storage:
+   * the address lies in the account's own Azure region, where IP rules do not apply). The grant
+   * stores them on the lease's `warnings`. Never rejects and answers within a short bound
+   * (about 2 s): what an adapter cannot find out in time (Resource Manager failing, a slow first
+   * download) gives no warning rather than a failed or late grant. Absent: never any warning.
    */
   warnings?(target: ManagedTarget, cidr: string, signal?: AbortSignal): Promise<string[]>;
 }

@@ -9,6 +9,7 @@ import {
   perSubscription,
 } from '../arm';
 import { DataPlaneCache } from '../data-plane-cache';
+import { wholeListWrite } from '../whole-list';
 
 const LABEL = 'the Key Vault';
 
@@ -74,16 +75,4 @@ export class KeyVaultFirewall implements TargetFirewall {
     }
     return wholeListWrite(current.rules, next);
   }
-}
-
-/** What a whole-list write changed, for the audit trail. */
-export function wholeListWrite(read: string[], written: string[]): FirewallWrite {
-  const before = new Set(read);
-  const after = new Set(written);
-  return {
-    read,
-    written,
-    added: written.filter((rule) => !before.has(rule)),
-    removed: read.filter((rule) => !after.has(rule)),
-  };
 }
