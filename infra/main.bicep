@@ -391,7 +391,8 @@ module api 'function-app.bicep' = {
 }
 
 // Optional: a role limited to reading and writing vaults (see custom-role.bicep).
-module customRole 'custom-role.bicep' = if (useCustomVaultRole) {
+// Not without a vault: a role must be assignable somewhere.
+module customRole 'custom-role.bicep' = if (useCustomVaultRole && !empty(allVaultIds)) {
   name: 'kvlease-custom-role'
   params: {
     roleName: customVaultRoleName
@@ -528,7 +529,7 @@ output KV_LEASE_AUTH_AUDIENCE string = authAudiences
 output KV_LEASE_CONSOLE_REDIRECT_URI string = consoleRedirectUri
 // Set only when this deployment created the registration: predown deletes it then, never otherwise.
 output KV_LEASE_APP_OBJECT_ID string = createAppRegistration ? appRegistration!.outputs.applicationObjectId : ''
-output KV_LEASE_VAULT_ROLE_ID string = useCustomVaultRole ? customVaultRoleGuid : ''
+output KV_LEASE_VAULT_ROLE_ID string = useCustomVaultRole && !empty(allVaultIds) ? customVaultRoleGuid : ''
 // The roles of the other kinds, set only when deployed: postdown deletes them.
 output KV_LEASE_STORAGE_ROLE_ID string = empty(storageAccountIds) ? '' : storageRoleGuid
 output KV_LEASE_SQL_ROLE_ID string = empty(sqlServerIds) ? '' : sqlRoleGuid

@@ -80,6 +80,9 @@ const ConfigFields = z.object({
       (vaults) => new Set(vaults.map((vault) => vault.name)).size === vaults.length,
       'vault names must be unique: the API names a vault by its name',
     ),
+  // NOTE: placeholder so the infra tests see the setting main.bicep deploys;
+  // the parsing of BROKER_TARGETS (kinds, unique names) is another change.
+  BROKER_TARGETS: optionalText,
   LEASE_STORAGE_CONNECTION_STRING: optionalText,
   LEASE_STORAGE__tableServiceUri: optionalText.pipe(z.url().optional()),
   LEASE_TABLE_NAME: z
