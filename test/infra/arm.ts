@@ -259,6 +259,8 @@ function evaluate(node: Node, scope: Scope): unknown {
       const [a, b] = args();
       return (a as number) * (b as number);
     }
+    case 'max':
+      return Math.max(...(args().flat() as number[]));
     case 'div': {
       const [a, b] = args();
       return Math.trunc((a as number) / (b as number));
