@@ -81,6 +81,20 @@ describe('postprovision hook', () => {
     expect(run.stderr).toBe('');
   });
 
+  it('When targets are managed, Then it lists them, and names one in the snippets when there is no vault', async () => {
+    const run = await hook('postprovision.mjs', ['--dry-run'], {
+      ...provisioned,
+      KV_LEASE_VAULT_IDS: '',
+      KV_LEASE_TARGET_IDS: JSON.stringify([
+        '/subscriptions/88888888-8888-8888-8888-888888888888/resourceGroups/rg-s/providers/Microsoft.Storage/storageAccounts/sttf',
+      ]),
+    });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Managed vaults  (none)');
+    expect(run.stdout).toContain('Other targets   sttf');
+    expect(run.stdout).toContain('      vault: sttf');
+  });
+
   it('When the broker URL is missing, Then it fails with a message naming the output', async () => {
     const run = await hook('postprovision.mjs', ['--dry-run'], {});
     expect(run.code).toBe(1);
