@@ -215,10 +215,12 @@ var sqlServerIds = map(filter(targets, t => t.type == targetTypes.sql), t => t.i
 // A vault may be listed in either setting; it gets one role assignment.
 var allVaultIds = union(vaultIds, map(filter(targets, t => t.type == targetTypes.keyvault), t => t.id))
 
-// The subscriptions (/subscriptions/<sub>) of a list of IDs, each once.
-var vaultSubscriptionScopes = union(map(allVaultIds, id => '/subscriptions/${split(id, '/')[2]}'), [])
-var storageSubscriptionScopes = union(map(storageAccountIds, id => '/subscriptions/${split(id, '/')[2]}'), [])
-var sqlSubscriptionScopes = union(map(sqlServerIds, id => '/subscriptions/${split(id, '/')[2]}'), [])
+// The subscriptions (/subscriptions/<sub>) of a list of IDs, each once
+// (subscription IDs are GUIDs: lower case, so that one written in capitals is
+// not a second subscription).
+var vaultSubscriptionScopes = union(map(allVaultIds, id => '/subscriptions/${toLower(split(id, '/')[2])}'), [])
+var storageSubscriptionScopes = union(map(storageAccountIds, id => '/subscriptions/${toLower(split(id, '/')[2])}'), [])
+var sqlSubscriptionScopes = union(map(sqlServerIds, id => '/subscriptions/${toLower(split(id, '/')[2])}'), [])
 var customVaultRoleName = 'kv-lease vault firewall writer (${environmentName})'
 var customVaultRoleGuid = guid(tenant().tenantId, 'kv-lease', customVaultRoleName)
 var storageRoleName = 'kv-lease storage firewall writer (${environmentName})'

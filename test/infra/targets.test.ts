@@ -35,6 +35,10 @@ const SUB_4 = '44444444-4444-4444-4444-444444444444';
 
 const STORAGE_STATE = `/subscriptions/${SUB_1}/resourceGroups/rg-tfstate/providers/Microsoft.Storage/storageAccounts/sttfstate`;
 const STORAGE_LOGS = `/subscriptions/${SUB_1}/resourceGroups/rg-logs/providers/Microsoft.Storage/storageAccounts/stlogs`;
+/** In SUB_5, written in capitals here: still one subscription. */
+const SUB_5 = 'abcdefab-cdef-abcd-efab-cdefabcdefab';
+const STORAGE_BACKUP = `/subscriptions/${SUB_5.toUpperCase()}/resourceGroups/rg-bk/providers/Microsoft.Storage/storageAccounts/stbackup`;
+const STORAGE_BACKUP_2 = `/subscriptions/${SUB_5}/resourceGroups/rg-bk/providers/Microsoft.Storage/storageAccounts/stbackup2`;
 /** The provider written in other cases, as a hand-typed ID may be: still a storage account. */
 const STORAGE_ARTIFACTS_GIVEN = `/subscriptions/${SUB_3}/resourceGroups/rg-artifacts/providers/microsoft.storage/StorageAccounts/startifacts`;
 const STORAGE_ARTIFACTS = `/subscriptions/${SUB_3}/resourceGroups/rg-artifacts/providers/Microsoft.Storage/storageAccounts/startifacts`;
@@ -228,6 +232,19 @@ describe.skipIf(unavailable !== undefined)('BROKER_TARGETS in the compiled deplo
     ).toEqual(['kv-lease service tag reader (dev)', 'kv-lease storage firewall writer (dev)']);
     expect(appSettings(expansion).BROKER_VAULTS).toBe('');
     expect(expansion.outputs.KV_LEASE_VAULT_ROLE_ID).toBe('');
+  });
+
+  it('When two accounts name one subscription in different letter case, Then it gets one service tag assignment', () => {
+    const expansion = deployMain(compiled, {
+      managedTargetIds: [STORAGE_BACKUP, STORAGE_BACKUP_2],
+    });
+    expect(
+      targetAssignments(expansion).filter((a) => a.startsWith(SERVICE_TAG_ACTIONS.join(' + '))),
+    ).toEqual([at(SERVICE_TAG_ACTIONS, `/subscriptions/${SUB_5}`)]);
+    const storageRole = subscriptionRoles(expansion).find((role) =>
+      role.roleName.startsWith('kv-lease storage'),
+    );
+    expect(storageRole?.assignableScopes).toEqual([`/subscriptions/${SUB_5}`]);
   });
 
   it('When a vault is listed in both settings, Then it gets one role assignment', () => {
