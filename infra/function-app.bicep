@@ -43,9 +43,34 @@ param alwaysReady array = []
 @description('App settings of the broker (string values).')
 param appSettings object
 
+// NOTE: the Node.js worker's V8 heap limit: a quarter of the instance memory,
+// at least 256 MB (256, 512 or 1024 MB for the 512, 2048 and 4096 MB
+// instances). Measured on the sweep (issue #16): its RSS peak of 214-256 MB
+// is heap V8 grows into because its limit is large, not live data; with
+// --max-old-space-size=512 the same sweep peaks at 139-143 MB. A quarter is
+// the ratio V8 itself applies to the physical memory it sees; setting it
+// makes the limit follow the instance size whatever memory Node.js sees on
+// the host, and leaves the rest to the Functions host, which shares the
+// instance ("Instance resources are shared between your function code and the
+// Functions host", Flex Consumption plan docs), and to memory outside the
+// heap. A worker that outgrows it fails with "JavaScript heap out of memory"
+// in the logs rather than the instance running out of memory. Billing is by
+// instance size, so this saves no money: it bounds the worker.
+//
+// How: Azure Functions passes "languageWorkers:node:arguments" to the Node.js
+// worker, documented with "--max-old-space-size=<max memory in MB>" (Premium
+// plan docs, "Memory usage considerations"); on Linux `__` replaces `:`
+// (MicrosoftDocs/azure-docs#68614; in use on Linux in
+// Azure/azure-functions-host#9017). Flex Consumption does not list it among
+// its deprecated settings (functions-app-settings.md, "Flex Consumption plan
+// deprecations"). Not verified here: that a Flex instance applies it; check
+// v8.getHeapStatistics().heap_size_limit in the app after a deployment.
+var nodeHeapLimitMB = max(256, instanceMemoryMB / 4)
+
 // Host storage through the identity (Storage Blob Data Owner, see rbac.bicep)
 // and telemetry authenticated with it (Monitoring Metrics Publisher).
 var hostSettings = {
+  languageWorkers__node__arguments: '--max-old-space-size=${nodeHeapLimitMB}'
   AzureWebJobsStorage__accountName: storageAccountName
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId

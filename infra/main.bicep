@@ -3,7 +3,9 @@
 // lease and audit tables (roles scoped per table), the API's Entra app
 // registration (Microsoft Graph extension), Application Insights on Log
 // Analytics with alerts and a workbook, and write access to the firewall of
-// each managed Key Vault. Deployed by `azd up` (see README.md).
+// each managed resource (Key Vaults, Storage accounts, SQL servers), each
+// through a custom role holding only what the broker calls. Deployed by
+// `azd up` (see README.md).
 targetScope = 'subscription'
 
 @minLength(1)
@@ -23,9 +25,11 @@ param location string
 @description('Name of the resource group to create; empty for rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@minLength(1)
-@description('Resource IDs of the Key Vaults the broker manages (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>). Vault names must be unique: the API names a vault by its name. Vaults may live in other resource groups and subscriptions.')
-param managedVaultIds array
+@description('Resource IDs of the Key Vaults the broker manages (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>), BROKER_VAULTS. Vault names must be unique: the API names a vault by its name. Vaults may live in other resource groups and subscriptions. This list or managedTargetIds must name at least one resource.')
+param managedVaultIds array = []
+
+@description('Resource IDs of the other firewalls the broker manages (BROKER_TARGETS), of any kind: Microsoft.KeyVault/vaults, Microsoft.Storage/storageAccounts, Microsoft.Sql/servers. They may live in other resource groups and subscriptions. Names (the last segment) must be unique across both lists.')
+param managedTargetIds array = []
 
 // ---- The API's app registration (app-registration.bicep) -------------------
 
@@ -170,12 +174,61 @@ var functionAppName = 'func-kvlease-${resourceToken}'
 var storageAccountName = 'stkvlease${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 var tableServiceUri = 'https://${storageAccountName}.table.${environment().suffixes.storage}'
-var vaultIds = map(managedVaultIds, id => trim(string(id)))
-// '/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>'
-// split on '/' gives ['', 'subscriptions', <sub>, 'resourceGroups', <rg>, ..., <name>].
-var vaultSubscriptionScopes = union(map(vaultIds, id => '/subscriptions/${split(id, '/')[2]}'), [])
+var vaultIds = empty(managedVaultIds) && empty(managedTargetIds)
+  ? fail('managedVaultIds and managedTargetIds are both empty: name at least one resource for the broker to manage')
+  : map(managedVaultIds, id => trim(string(id)))
+
+// ---- The targets (BROKER_TARGETS): the kind of each ID ------------------------
+// '/subscriptions/<sub>/resourceGroups/<rg>/providers/<namespace>/<type>/<name>'
+// split on '/' gives ['', 'subscriptions', <sub>, 'resourceGroups', <rg>,
+// 'providers', <namespace>, <type>, <name>]: the kind is <namespace>/<type>,
+// compared in lower case (Resource Manager treats IDs case-insensitively). An
+// ID of another shape or kind gets the type '' and stops the deployment below.
+var targetIds = map(managedTargetIds, id => trim(string(id)))
+var parsedTargets = map(targetIds, id => {
+  id: id
+  type: length(split(id, '/')) != 9
+    ? ''
+    : toLower('${split(id, '/')[1]}/${split(id, '/')[3]}/${split(id, '/')[5]}') != 'subscriptions/resourcegroups/providers'
+        ? ''
+        : toLower('${split(id, '/')[6]}/${split(id, '/')[7]}')
+})
+var targetTypes = {
+  keyvault: 'microsoft.keyvault/vaults'
+  storage: 'microsoft.storage/storageaccounts'
+  sql: 'microsoft.sql/servers'
+}
+var supportedTargetTypes = [
+  targetTypes.keyvault
+  targetTypes.storage
+  targetTypes.sql
+]
+var unsupportedTargetIds = map(filter(parsedTargets, t => !contains(supportedTargetTypes, t.type)), t => t.id)
+// NOTE: a wrong ID fails the deployment here, naming it, rather than being
+// passed on to BROKER_TARGETS without a role (the broker would refuse it at
+// start, after a deployment that looked fine).
+var targets = empty(unsupportedTargetIds)
+  ? parsedTargets
+  : fail('managedTargetIds: not the resource ID of a Key Vault, Storage account or SQL server (/subscriptions/<id>/resourceGroups/<rg>/providers/<Microsoft.KeyVault/vaults | Microsoft.Storage/storageAccounts | Microsoft.Sql/servers>/<name>): ${join(unsupportedTargetIds, ', ')}')
+var storageAccountIds = map(filter(targets, t => t.type == targetTypes.storage), t => t.id)
+var sqlServerIds = map(filter(targets, t => t.type == targetTypes.sql), t => t.id)
+// A vault may be listed in either setting; it gets one role assignment.
+var allVaultIds = union(vaultIds, map(filter(targets, t => t.type == targetTypes.keyvault), t => t.id))
+
+// The subscriptions (/subscriptions/<sub>) of a list of IDs, each once
+// (subscription IDs are GUIDs: lower case, so that one written in capitals is
+// not a second subscription).
+var vaultSubscriptionScopes = union(map(allVaultIds, id => '/subscriptions/${toLower(split(id, '/')[2])}'), [])
+var storageSubscriptionScopes = union(map(storageAccountIds, id => '/subscriptions/${toLower(split(id, '/')[2])}'), [])
+var sqlSubscriptionScopes = union(map(sqlServerIds, id => '/subscriptions/${toLower(split(id, '/')[2])}'), [])
 var customVaultRoleName = 'kv-lease vault firewall writer (${environmentName})'
 var customVaultRoleGuid = guid(tenant().tenantId, 'kv-lease', customVaultRoleName)
+var storageRoleName = 'kv-lease storage firewall writer (${environmentName})'
+var storageRoleGuid = guid(tenant().tenantId, 'kv-lease', storageRoleName)
+var sqlRoleName = 'kv-lease SQL firewall writer (${environmentName})'
+var sqlRoleGuid = guid(tenant().tenantId, 'kv-lease', sqlRoleName)
+var serviceTagRoleName = 'kv-lease service tag reader (${environmentName})'
+var serviceTagRoleGuid = guid(tenant().tenantId, 'kv-lease', serviceTagRoleName)
 var sweepAlwaysReadyEntry = {
   name: 'function:sweep' // always-ready entry of the timer function named sweep
   instanceCount: sweepAlwaysReadyInstances
@@ -201,6 +254,7 @@ var authAudiences = !empty(authAudience) ? authAudience : derivedAudiences
 // Resource Manager with its managed identity, and AUTH_MODE is always entra.
 var brokerSettings = {
   BROKER_VAULTS: join(vaultIds, ',')
+  BROKER_TARGETS: join(map(targets, t => t.id), ',')
   LEASE_STORAGE__tableServiceUri: tableServiceUri
   LEASE_TABLE_NAME: leaseTableName
   AUTH_MODE: 'entra'
@@ -339,7 +393,8 @@ module api 'function-app.bicep' = {
 }
 
 // Optional: a role limited to reading and writing vaults (see custom-role.bicep).
-module customRole 'custom-role.bicep' = if (useCustomVaultRole) {
+// Not without a vault: a role must be assignable somewhere.
+module customRole 'custom-role.bicep' = if (useCustomVaultRole && !empty(allVaultIds)) {
   name: 'kvlease-custom-role'
   params: {
     roleName: customVaultRoleName
@@ -351,7 +406,7 @@ module customRole 'custom-role.bicep' = if (useCustomVaultRole) {
 // One role assignment per managed vault, scoped to that vault only, in the
 // vault's own subscription and resource group.
 module vaultAccess 'vault-access.bicep' = [
-  for vaultId in vaultIds: {
+  for vaultId in allVaultIds: {
     name: take('kvlease-vault-access-${uniqueString(vaultId, environmentName)}', 64)
     scope: resourceGroup(split(vaultId, '/')[2], split(vaultId, '/')[4])
     params: {
@@ -361,6 +416,102 @@ module vaultAccess 'vault-access.bicep' = [
     }
     dependsOn: [
       customRole
+    ]
+  }
+]
+
+// ---- Storage accounts and SQL servers (BROKER_TARGETS) ------------------------
+// Each kind has its own custom role holding only the actions the broker calls
+// on it, assigned per resource in the resource's own resource group (see
+// storage-access.bicep and sql-access.bicep for what each leaves out, and
+// infra/README.md, "Who may do what, and why"). No built-in fallback: Storage
+// Account Contributor can list the account keys (full data access) and SQL
+// Server Contributor can change the server's administrators.
+
+module storageRole 'custom-role.bicep' = if (!empty(storageAccountIds)) {
+  name: 'kvlease-storage-role'
+  params: {
+    roleName: storageRoleName
+    roleGuid: storageRoleGuid
+    roleDescription: 'kv-lease broker: read a Storage account and write its properties (the firewall networkAcls.ipRules). Assign it per account.'
+    actions: [
+      'Microsoft.Storage/storageAccounts/read'
+      'Microsoft.Storage/storageAccounts/write'
+    ]
+    assignableScopes: storageSubscriptionScopes
+  }
+}
+
+module storageAccess 'storage-access.bicep' = [
+  for accountId in storageAccountIds: {
+    name: take('kvlease-storage-access-${uniqueString(accountId, environmentName)}', 64)
+    scope: resourceGroup(split(accountId, '/')[2], split(accountId, '/')[4])
+    params: {
+      storageAccountName: last(split(accountId, '/'))
+      principalId: identity.outputs.principalId
+      roleGuid: storageRoleGuid
+    }
+    dependsOn: [
+      storageRole
+    ]
+  }
+]
+
+// The same-region check of a storage grant reads Azure's service tags, an API
+// of the subscription (service-tag-access.bicep): one assignment in each
+// subscription that holds a managed account, none without one.
+module serviceTagRole 'custom-role.bicep' = if (!empty(storageAccountIds)) {
+  name: 'kvlease-service-tag-role'
+  params: {
+    roleName: serviceTagRoleName
+    roleGuid: serviceTagRoleGuid
+    roleDescription: 'kv-lease broker: read Azure service tags (the address ranges of each region), for the same-region check of storage leases. Assign it per subscription.'
+    actions: [
+      'Microsoft.Network/locations/serviceTags/read'
+    ]
+    assignableScopes: storageSubscriptionScopes
+  }
+}
+
+module serviceTagAccess 'service-tag-access.bicep' = [
+  for scope in storageSubscriptionScopes: {
+    name: take('kvlease-service-tags-${uniqueString(scope, environmentName)}', 64)
+    scope: subscription(split(scope, '/')[2])
+    params: {
+      principalId: identity.outputs.principalId
+      roleGuid: serviceTagRoleGuid
+    }
+    dependsOn: [
+      serviceTagRole
+    ]
+  }
+]
+
+module sqlRole 'custom-role.bicep' = if (!empty(sqlServerIds)) {
+  name: 'kvlease-sql-role'
+  params: {
+    roleName: sqlRoleName
+    roleGuid: sqlRoleGuid
+    roleDescription: 'kv-lease broker: read an Azure SQL server and create, read and delete its server-level firewall rules. Assign it per server.'
+    actions: [
+      'Microsoft.Sql/servers/read'
+      'Microsoft.Sql/servers/firewallRules/*'
+    ]
+    assignableScopes: sqlSubscriptionScopes
+  }
+}
+
+module sqlAccess 'sql-access.bicep' = [
+  for serverId in sqlServerIds: {
+    name: take('kvlease-sql-access-${uniqueString(serverId, environmentName)}', 64)
+    scope: resourceGroup(split(serverId, '/')[2], split(serverId, '/')[4])
+    params: {
+      serverName: last(split(serverId, '/'))
+      principalId: identity.outputs.principalId
+      roleGuid: sqlRoleGuid
+    }
+    dependsOn: [
+      sqlRole
     ]
   }
 ]
@@ -380,5 +531,9 @@ output KV_LEASE_AUTH_AUDIENCE string = authAudiences
 output KV_LEASE_CONSOLE_REDIRECT_URI string = consoleRedirectUri
 // Set only when this deployment created the registration: predown deletes it then, never otherwise.
 output KV_LEASE_APP_OBJECT_ID string = createAppRegistration ? appRegistration!.outputs.applicationObjectId : ''
-output KV_LEASE_VAULT_ROLE_ID string = useCustomVaultRole ? customVaultRoleGuid : ''
+output KV_LEASE_VAULT_ROLE_ID string = useCustomVaultRole && !empty(allVaultIds) ? customVaultRoleGuid : ''
+// The roles of the other kinds, set only when deployed: postdown deletes them.
+output KV_LEASE_STORAGE_ROLE_ID string = empty(storageAccountIds) ? '' : storageRoleGuid
+output KV_LEASE_SQL_ROLE_ID string = empty(sqlServerIds) ? '' : sqlRoleGuid
+output KV_LEASE_SERVICE_TAG_ROLE_ID string = empty(storageAccountIds) ? '' : serviceTagRoleGuid
 output KV_LEASE_AUDIT_ROLE_DEFINITION_ID string = rbac.outputs.auditRoleDefinitionId

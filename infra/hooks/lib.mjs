@@ -35,7 +35,22 @@ export function envValue(name, env = process.env) {
 
 /** KV_LEASE_VAULT_IDS: a JSON array (as azd takes it for the Bicep parameter) or a comma list. */
 export function vaultIds(env = process.env) {
-  const text = envValue('KV_LEASE_VAULT_IDS', env);
+  return idList(envValue('KV_LEASE_VAULT_IDS', env));
+}
+
+/** KV_LEASE_TARGET_IDS (BROKER_TARGETS, any kind): read like KV_LEASE_VAULT_IDS. */
+export function targetIds(env = process.env) {
+  return idList(envValue('KV_LEASE_TARGET_IDS', env));
+}
+
+/** Whether a resource ID is a Storage account's (provider compared case-insensitively, as main.bicep does). */
+export function isStorageAccount(id) {
+  return /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Storage\/storageAccounts\/[^/]+$/i.test(
+    id,
+  );
+}
+
+function idList(text) {
   if (text === '') return [];
   try {
     const parsed = JSON.parse(text);

@@ -17,6 +17,7 @@ import {
   log,
   options,
   PIPELINES_TASK,
+  targetIds,
   vaultIds,
   vaultName,
   waitHealthy,
@@ -32,7 +33,9 @@ const appIdUri = envValue('KV_LEASE_APP_ID_URI');
 const scope = envValue('KV_LEASE_SCOPE') || (appIdUri ? `${appIdUri}/.default` : '');
 const redirectUri = envValue('KV_LEASE_CONSOLE_REDIRECT_URI');
 const vaults = vaultIds().map(vaultName);
-const exampleVault = vaults[0] ?? '<vault-name>';
+const targets = targetIds().map(vaultName);
+// The clients name a target with their `vault` input, whatever its kind (contract §4).
+const exampleVault = vaults[0] ?? targets[0] ?? '<vault-name>';
 
 if (brokerUrl === '') {
   warn(
@@ -47,6 +50,7 @@ log(`  Broker URL      ${brokerUrl}`);
 log(`  App ID URI      ${appIdUri || '(not set)'}`);
 log(`  Token scope     ${scope || '(not set)'}`);
 log(`  Managed vaults  ${vaults.join(', ') || '(none)'}`);
+if (targets.length > 0) log(`  Other targets   ${targets.join(', ')}`);
 log(`  Console         ${brokerUrl}/api/console`);
 log();
 log(

@@ -7,13 +7,15 @@
 //      never touched), then purges it from the directory's deleted items so
 //      that its App ID URI is free for the next `azd up` (set
 //      KV_LEASE_KEEP_DELETED_APP=true to keep it restorable for 30 days);
-//   2. the broker identity's role assignment on each managed vault (those
-//      live in the vaults' resource groups).
+//   2. the broker identity's role assignment on each managed resource, vaults
+//      (KV_LEASE_VAULT_IDS) and the other targets (KV_LEASE_TARGET_IDS) alike
+//      (those live in the resources' resource groups), and its service tag
+//      reader assignment on the subscription of each managed Storage account.
 // Custom role definitions can go only once their assignments are gone: the
 // postdown hook removes them after azd deleted the resource group.
 //
 //   node infra/hooks/predown.mjs [--dry-run]
-import { az, envValue, log, options, vaultIds, warn } from './lib.mjs';
+import { az, envValue, isStorageAccount, log, options, targetIds, vaultIds, warn } from './lib.mjs';
 
 const { dryRun } = options();
 let failures = 0;
@@ -55,19 +57,42 @@ if (appObjectId === '') {
 }
 
 const principalId = envValue('KV_LEASE_IDENTITY_PRINCIPAL_ID');
-const vaults = vaultIds();
+// A vault may be listed in both settings: one assignment, removed once.
+const managed = [
+  ...new Map([...vaultIds(), ...targetIds()].map((id) => [id.toLowerCase(), id])).values(),
+];
+const storageSubscriptions = [
+  ...new Set(managed.filter(isStorageAccount).map((id) => id.split('/')[2].toLowerCase())),
+];
+const serviceTagRole = envValue('KV_LEASE_SERVICE_TAG_ROLE_ID');
 if (principalId === '') {
-  log('Vault role assignments: KV_LEASE_IDENTITY_PRINCIPAL_ID is empty, nothing to remove.');
+  log(
+    'Role assignments on managed resources: KV_LEASE_IDENTITY_PRINCIPAL_ID is empty, nothing to remove.',
+  );
 } else {
-  for (const vault of vaults) {
-    step(`role assignments of ${principalId} on ${vault}`, [
+  for (const id of managed) {
+    step(`role assignments of ${principalId} on ${id}`, [
       'role',
       'assignment',
       'delete',
       '--assignee',
       principalId,
       '--scope',
-      vault,
+      id,
+    ]);
+  }
+  // At a subscription, only the service tag reader: nothing else of the identity's is there.
+  for (const subscription of serviceTagRole === '' ? [] : storageSubscriptions) {
+    step(`service tag reader of ${principalId} on /subscriptions/${subscription}`, [
+      'role',
+      'assignment',
+      'delete',
+      '--assignee',
+      principalId,
+      '--role',
+      serviceTagRole,
+      '--scope',
+      `/subscriptions/${subscription}`,
     ]);
   }
 }

@@ -6,7 +6,7 @@ import {
   type FirewallWrite,
   type TargetFirewall,
 } from '../../src/ports/target-firewall';
-import { wholeListWrite } from '../../src/targets/keyvault/firewall';
+import { wholeListWrite } from '../../src/targets/whole-list';
 
 /** `properties.networkAcls` of a vault, as the fake keeps it. */
 export interface NetworkAcls {

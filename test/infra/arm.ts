@@ -51,6 +51,9 @@ export interface Deployed {
   body: Record<string, unknown>;
 }
 
+/** What Resource Manager answers when a template calls fail(): the deployment stops. */
+export class DeploymentFailed extends Error {}
+
 /** A value known only once deployed. */
 class Runtime {
   constructor(readonly path: string) {}
@@ -256,8 +259,23 @@ function evaluate(node: Node, scope: Scope): unknown {
       const [a, b] = args();
       return (a as number) * (b as number);
     }
+    case 'max':
+      return Math.max(...(args().flat() as number[]));
+    case 'div': {
+      const [a, b] = args();
+      return Math.trunc((a as number) / (b as number));
+    }
     case 'empty':
       return isEmpty(one());
+    case 'contains': {
+      const [container, item] = args();
+      if (Array.isArray(container)) return container.some((value) => text(value) === text(item));
+      if (typeof container === 'string') return container.includes(text(item));
+      return text(item) in (container as object);
+    }
+    case 'fail':
+      // Bicep's fail(): Resource Manager stops the deployment with this message.
+      throw new DeploymentFailed(text(one()));
     case 'length': {
       const value = one();
       if (typeof value === 'string' || Array.isArray(value)) return value.length;

@@ -81,6 +81,20 @@ describe('postprovision hook', () => {
     expect(run.stderr).toBe('');
   });
 
+  it('When targets are managed, Then it lists them, and names one in the snippets when there is no vault', async () => {
+    const run = await hook('postprovision.mjs', ['--dry-run'], {
+      ...provisioned,
+      KV_LEASE_VAULT_IDS: '',
+      KV_LEASE_TARGET_IDS: JSON.stringify([
+        '/subscriptions/88888888-8888-8888-8888-888888888888/resourceGroups/rg-s/providers/Microsoft.Storage/storageAccounts/sttf',
+      ]),
+    });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Managed vaults  (none)');
+    expect(run.stdout).toContain('Other targets   sttf');
+    expect(run.stdout).toContain('      vault: sttf');
+  });
+
   it('When the broker URL is missing, Then it fails with a message naming the output', async () => {
     const run = await hook('postprovision.mjs', ['--dry-run'], {});
     expect(run.code).toBe(1);
@@ -352,6 +366,28 @@ describe('predown and postdown hooks', () => {
     ]);
   });
 
+  it('When targets of other kinds are managed, Then predown removes the assignment on each resource once and the service tag reader on each storage subscription', async () => {
+    const storage =
+      '/subscriptions/88888888-8888-8888-8888-888888888888/resourceGroups/rg-s/providers/microsoft.storage/storageAccounts/sttf';
+    const sql =
+      '/subscriptions/99999999-9999-9999-9999-999999999999/resourceGroups/rg-q/providers/Microsoft.Sql/servers/sql-q';
+    const principal = '44444444-4444-4444-4444-444444444444';
+    const run = await hook('predown.mjs', ['--dry-run'], {
+      KV_LEASE_IDENTITY_PRINCIPAL_ID: principal,
+      KV_LEASE_VAULT_IDS: JSON.stringify([VAULT_A]),
+      // VAULT_A again, in other case: one assignment, removed once.
+      KV_LEASE_TARGET_IDS: `${storage},${sql},${VAULT_A.toUpperCase()}`,
+      KV_LEASE_SERVICE_TAG_ROLE_ID: '12121212-1212-1212-1212-121212121212',
+    });
+    expect(run.code).toBe(0);
+    expect(run.stdout.split('\n').filter((line) => line.startsWith('[dry-run] az '))).toEqual([
+      `[dry-run] az role assignment delete --assignee ${principal} --scope ${VAULT_A.toUpperCase()}`,
+      `[dry-run] az role assignment delete --assignee ${principal} --scope ${storage}`,
+      `[dry-run] az role assignment delete --assignee ${principal} --scope ${sql}`,
+      `[dry-run] az role assignment delete --assignee ${principal} --role 12121212-1212-1212-1212-121212121212 --scope /subscriptions/88888888-8888-8888-8888-888888888888`,
+    ]);
+  });
+
   it('When the registration was brought (no object ID recorded), Then predown leaves it alone (negative)', async () => {
     const run = await hook('predown.mjs', ['--dry-run'], {
       KV_LEASE_APP_OBJECT_ID: '',
@@ -387,12 +423,29 @@ describe('predown and postdown hooks', () => {
     ]);
   });
 
+  it('When targets of other kinds were deployed, Then postdown also removes their role definitions', async () => {
+    const run = await hook('postdown.mjs', ['--dry-run'], {
+      AZURE_SUBSCRIPTION_ID: '55555555-5555-5555-5555-555555555555',
+      KV_LEASE_STORAGE_ROLE_ID: '13131313-1313-1313-1313-131313131313',
+      KV_LEASE_SQL_ROLE_ID: '14141414-1414-1414-1414-141414141414',
+      KV_LEASE_SERVICE_TAG_ROLE_ID: '15151515-1515-1515-1515-151515151515',
+    });
+    expect(run.code).toBe(0);
+    const scope = '--scope /subscriptions/55555555-5555-5555-5555-555555555555';
+    expect(run.stdout.split('\n').filter((line) => line.startsWith('[dry-run] az '))).toEqual([
+      `[dry-run] az role definition delete --name 13131313-1313-1313-1313-131313131313 ${scope}`,
+      `[dry-run] az role definition delete --name 14141414-1414-1414-1414-141414141414 ${scope}`,
+      `[dry-run] az role definition delete --name 15151515-1515-1515-1515-151515151515 ${scope}`,
+    ]);
+  });
+
   it('When a hook reads the azd environment, Then every value it reads is an output of main.bicep or set by azd', () => {
     const outputs = [...readText('infra/main.bicep').matchAll(/^output (\w+) /gm)].map((m) => m[1]);
     // Set by azd, or by the user (`azd env set`, the shell) for one hook: KV_LEASE_TOKEN and the skip.
     const byAzd = [
       'AZURE_SUBSCRIPTION_ID',
       'KV_LEASE_VAULT_IDS',
+      'KV_LEASE_TARGET_IDS',
       'KV_LEASE_KEEP_DELETED_APP',
       'KV_LEASE_TOKEN',
       'KV_LEASE_SKIP_FORWARDED_FOR_CHECK',

@@ -15,7 +15,7 @@ import {
   type FirewallWrite,
   type TargetFirewall,
 } from '../../src/ports/target-firewall';
-import { wholeListWrite } from '../../src/targets/keyvault/firewall';
+import { wholeListWrite } from '../../src/targets/whole-list';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 
 /**
