@@ -84,6 +84,8 @@ export const GrantBody = z
       body.vault.toLowerCase() === body.target.toLowerCase(),
     { message: 'must name the same target as `vault` when both are given', path: ['target'] },
   )
+  // NOTE: the refinements do not reach the JSON schema; this says "one of them" there.
+  .meta({ anyOf: [{ required: ['vault'] }, { required: ['target'] }] })
   .register(requestSchemas, { id: 'GrantRequest' });
 
 export type GrantBody = z.input<typeof GrantBody>;

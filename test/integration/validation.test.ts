@@ -44,7 +44,15 @@ const cases: Case[] = [
   ['vault missing', { ttlSeconds: 600 }, xff, 400, 'invalid-request'],
   ['vault not a string', { vault: 42 }, xff, 400, 'invalid-request'],
   ['vault injection-shaped', { vault: "kv' or PartitionKey ne '" }, xff, 400, 'invalid-request'],
-  ['vault too long', { vault: 'k'.repeat(25) }, xff, 400, 'invalid-request'],
+  ['vault too long', { vault: 'k'.repeat(64) }, xff, 400, 'invalid-request'],
+  ['neither vault nor target', { ttlSeconds: 600 }, xff, 400, 'invalid-request'],
+  [
+    'vault and target naming different targets',
+    { vault: VAULT, target: 'kv-other' },
+    xff,
+    400,
+    'invalid-request',
+  ],
   ['vault unknown', { vault: 'kv-unknown' }, xff, 404, 'vault-not-found'],
   ['ttl below minimum', { vault: VAULT, ttlSeconds: 59 }, xff, 400, 'ttl-out-of-range'],
   ['ttl above maximum', { vault: VAULT, ttlSeconds: 7201 }, xff, 400, 'ttl-out-of-range'],
@@ -214,12 +222,15 @@ describe('The OpenAPI document', () => {
         '/leases/{id}',
         '/leases/{id}/renew',
         '/openapi.json',
+        '/targets',
         '/vaults',
         '/whoami',
       ].sort(),
     );
     const grant = response.body.components.schemas.GrantRequest;
-    expect(grant.required).toEqual(['vault']);
+    // A v1 body names `vault`, a v1.1 body `target`: one of them (contract §4).
+    expect(grant.required).toBeUndefined();
+    expect(grant.anyOf).toEqual([{ required: ['vault'] }, { required: ['target'] }]);
     expect(grant.additionalProperties).toBe(false);
     expect(grant.properties.reason.maxLength).toBe(256);
   });
