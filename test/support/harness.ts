@@ -13,7 +13,6 @@ import { inject } from 'vitest';
 
 import { startEmulator } from '../../dev/emulator/server';
 import type { RunningEmulator, StartOptions, VaultSpec } from '../../dev/emulator/types';
-import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { TableAuditLog } from '../../src/adapters/tables/audit-log';
 import { createTableClient, TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import type { Services } from '../../src/api/services';
@@ -23,6 +22,7 @@ import { functionDefinitions, type HttpDefinition } from '../../src/app/definiti
 import type { Clock } from '../../src/domain/clock';
 import { type Logger, silentLogger } from '../../src/domain/logger';
 import type { Authenticator } from '../../src/domain/principal';
+import { armFirewalls } from '../../src/targets/firewalls';
 import { check } from './conformance';
 
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
@@ -102,6 +102,8 @@ export interface TestBroker {
 export function testBroker(options: {
   emulator: RunningEmulator;
   vaults: string[];
+  /** Resource IDs of other targets (any kind), as BROKER_TARGETS. */
+  targets?: string[];
   env?: Record<string, string>;
   clock?: Clock;
   logger?: Logger;
@@ -112,6 +114,7 @@ export function testBroker(options: {
 }): TestBroker {
   const config = loadConfig({
     BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
+    BROKER_TARGETS: (options.targets ?? []).join(','),
     LEASE_STORAGE_CONNECTION_STRING: storageConnectionString(),
     LEASE_TABLE_NAME: uniqueTable(),
     AZURE_ARM_ENDPOINT: options.emulator.url,
@@ -131,7 +134,8 @@ export function testBroker(options: {
     }),
     silentLogger,
   );
-  const firewall = new KeyVaultFirewall({
+  // Every kind's adapter, trusting the in-process emulator's CA.
+  const firewall = armFirewalls({
     endpoint: options.emulator.url,
     credential: {
       getToken: async () => ({ token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }),
