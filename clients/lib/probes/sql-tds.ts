@@ -169,7 +169,23 @@ function judge(
   }
   return {
     result: 'failed',
-    reason: `${options.host}:${options.port}: ${networkReason(error)}`,
+    reason: `${options.host}:${options.port}: ${socketReason(error)}`,
     permanent: false,
   };
+}
+
+/**
+ * The socket's error code: tedious wraps it (`cause`), and wraps the attempts on each address
+ * of the host in an AggregateError ("Could not connect (sequence)") whose codes say more.
+ */
+function socketReason(error: Error): string {
+  const cause = error.cause;
+  if (cause instanceof AggregateError && cause.errors.length > 0) {
+    const reasons = cause.errors.map((inner: unknown) => {
+      const code = (inner as { code?: unknown }).code;
+      return typeof code === 'string' ? code : message(inner);
+    });
+    return [...new Set(reasons)].join(', ');
+  }
+  return networkReason(error);
 }
