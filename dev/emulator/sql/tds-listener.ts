@@ -68,15 +68,15 @@ export class TdsListener {
     return address !== null && typeof address === 'object' ? address.port : undefined;
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      for (const socket of this.sockets) socket.destroy();
-      if (!this.server.listening) {
-        resolve();
-        return;
-      }
-      this.server.close(() => resolve());
-    });
+  /** Drops every connection and stops listening, also when `listen` is still under way. */
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    if (this.listening === undefined) return;
+    await this.listening.catch(() => undefined);
+    if (!this.server.listening) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
   }
 
   private serve(socket: TLSSocket): void {
