@@ -2,9 +2,10 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import { createServer as createTlsServer } from 'node:tls';
 
 import type { SqlManagementClient } from '@azure/arm-sql';
+import { Connection } from 'tedious';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { type TdsLoginResult,tryTdsLogin } from '../../clients/lib/probes/sql-tds';
+import { type TdsLoginResult, tryTdsLogin } from '../../clients/lib/probes/sql-tds';
 import { selfSignedCertificate } from '../../dev/emulator/certificate';
 import { type RunningEmulator, startEmulator } from '../../dev/emulator/server';
 import { rawRequest, sqlClient, uniqueName } from './helpers';
@@ -90,6 +91,57 @@ describe('Emulator: the SQL servers TDS endpoint, probed with tedious through tr
     expect(emulator.sql.stats()[server.id.toLowerCase()]).toMatchObject({
       loginsRefused: 2,
       loginsThrough: 1,
+    });
+  });
+
+  it('When tedious logs in with a token, then the emulator answers as Azure SQL does: 40615 naming the address, then 18456 for the token-identified principal', async () => {
+    const server = await createServer();
+    const login = (): Promise<{ number: number; message: string; code?: string }> =>
+      new Promise((resolve) => {
+        let first: { number: number; message: string } | undefined;
+        const connection = new Connection({
+          server: server.host,
+          authentication: {
+            type: 'azure-active-directory-access-token',
+            options: { token: TOKEN },
+          },
+          options: {
+            port: server.port,
+            database: 'master',
+            encrypt: 'strict',
+            maxRetriesOnTransientErrors: 0,
+            cryptoCredentialsDetails: { ca: emulator.caPem },
+          },
+        });
+        connection.on('errorMessage', (token) => {
+          first ??= { number: token.number, message: token.message };
+        });
+        connection.connect((error) => {
+          connection.close();
+          resolve({
+            number: first?.number ?? 0,
+            message: first?.message ?? '',
+            code: (error as { code?: string } | undefined)?.code,
+          });
+        });
+      });
+
+    const refused = await login();
+    emulator.sql.setFirewallRule(server.id, {
+      name: 'kvlease-52-10-20-30',
+      startIpAddress: CLIENT,
+      endIpAddress: CLIENT,
+    });
+    const through = await login();
+
+    expect(refused).toMatchObject({ number: 40615, code: 'ELOGIN' });
+    expect(refused.message).toContain(
+      `Cannot open server '${server.name}' requested by the login. Client with IP address '${CLIENT}' is not allowed to access the server.`,
+    );
+    expect(through).toEqual({
+      number: 18456,
+      message: "Login failed for user '<token-identified principal>'.",
+      code: 'ELOGIN',
     });
   });
 
