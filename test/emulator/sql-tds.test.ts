@@ -164,17 +164,21 @@ describe('Emulator: the SQL servers TDS endpoint, probed with tedious through tr
   });
 
   it('When the data plane lags the rules, then a new rule admits the client only after the propagation delay', async () => {
+    const delayMs = 3_000;
     const server = await createServer();
-    emulator.configureDataPlane({ propagationDelayMs: 400 });
+    emulator.configureDataPlane({ propagationDelayMs: delayMs });
 
     await client.firewallRules.createOrUpdate(RG, server.name, 'kvlease-52-10-20-30', {
       startIpAddress: CLIENT,
       endIpAddress: CLIENT,
     });
+    const written = Date.now();
     const early = await probe(server);
-    await new Promise((resolve) => setTimeout(resolve, 450));
+    const earlyElapsed = Date.now() - written;
+    await new Promise((resolve) => setTimeout(resolve, written + delayMs + 100 - Date.now()));
     const late = await probe(server);
 
+    expect(earlyElapsed).toBeLessThan(delayMs);
     expect(early).toEqual({ result: 'refused', clientAddress: CLIENT });
     expect(late).toEqual({ result: 'through' });
   });

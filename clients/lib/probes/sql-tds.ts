@@ -34,7 +34,10 @@ export interface TdsLoginOptions {
   /** An Entra access token for Azure SQL; sent only inside the checked TLS session. */
   token: string;
   signal?: AbortSignal;
-  /** An extra CA (PEM) to trust besides the public roots, for tests against the emulator. */
+  /**
+   * An extra CA (PEM) to trust besides the public roots, for tests against the emulator. When
+   * set, NODE_EXTRA_CA_CERTS no longer applies to this probe (Node's `ca` replaces the store).
+   */
   trustedCa?: string;
   /** The whole attempt: connect, TLS, PRELOGIN and LOGIN7. Default 10 s. */
   timeoutMs?: number;
@@ -87,6 +90,11 @@ export async function tryTdsLogin(options: TdsLoginOptions): Promise<TdsLoginRes
     // tedious times the attempt itself (connectTimeout); this catches a stall past it.
     const guard = setTimeout(() => finish(timedOut(options, timeoutMs)), timeoutMs + 1_000);
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    // Aborted while tedious was loading: no event will come.
+    if (options.signal?.aborted) {
+      onAbort();
+      return;
+    }
     try {
       connection = new Connection({
         server: options.host,
@@ -109,8 +117,8 @@ export async function tryTdsLogin(options: TdsLoginOptions): Promise<TdsLoginRes
       finish({ result: 'failed', reason: `bad settings: ${message(error)}`, permanent: true });
       return;
     }
-    connection.on('errorMessage', (token) => {
-      serverErrors.push({ number: token.number, message: token.message });
+    connection.on('errorMessage', (sqlError) => {
+      serverErrors.push({ number: sqlError.number, message: sqlError.message });
     });
     // Past the login, Azure SQL's "Redirect" policy sends the client to the database's node:
     // the gateway accepted the login, so the firewall let it through.
