@@ -14,6 +14,7 @@ export {
   type Lease,
   type LeaseStatusFilter,
   normaliseBaseUrl,
+  type TargetSummary,
   type TokenProvider,
   type VaultSummary,
   type WhoAmI,
@@ -28,15 +29,21 @@ export {
 } from './data-plane';
 export {
   ALLOW_LOOPBACK_ENV,
+  brokerDataPlane,
   checkConfiguredUri,
+  DATA_PLANE_KINDS,
   DATA_PLANE_SUFFIXES,
   DataPlaneEndpoint,
   type DataPlaneKind,
+  dataPlaneKind,
+  kindNoun,
   type KnownSuffix,
   loopbackOptIn,
   type ResolveOptions,
+  SQL_PORT,
   vaultScopeFor,
 } from './data-plane-endpoint';
+export { type Probe, type ProbeAnswer, probeFor, STORAGE_API_VERSION, type TdsLogin } from './probes/index';
 export { parseDuration, parseSince } from './duration';
 export {
   CredentialError,
