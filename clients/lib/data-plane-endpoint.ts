@@ -313,7 +313,9 @@ export class DataPlaneEndpoint {
     const primary = DATA_PLANE_SUFFIXES[kind][0]!;
     if (options.brokerUri === undefined || options.brokerUri.trim() === '') {
       const uri =
-        kind === 'sql' ? `${name}.${primary.suffix}:${SQL_PORT}` : `https://${name}.${primary.suffix}/`;
+        kind === 'sql'
+          ? `${name}.${primary.suffix}:${SQL_PORT}`
+          : `https://${name}.${primary.suffix}/`;
       const address = read(uri);
       if (typeof address === 'string') throw refuse(uri, address);
       return make(address, primary.scope, 'default');

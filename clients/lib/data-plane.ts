@@ -157,7 +157,7 @@ export async function waitForDataPlane(
           `${clientAddress ? `, client address ${clientAddress}` : ''}); the rule may still be ` +
           `propagating: wait longer (--wait-timeout) or check the ${what}'s firewall` +
           (endpoint.kind === 'storage'
-            ? ' (a runner in the account\'s own region is not let in by IP rules, and a disabled public network access refuses alike)'
+            ? " (a runner in the account's own region is not let in by IP rules, and a disabled public network access refuses alike)"
             : ''),
       );
     }

@@ -4,6 +4,7 @@
  * GitHub action and the Azure Pipelines task are built on it.
  */
 export { printable, printableJson, printableLines } from '../../src/contract/printable';
+export { aliased, type Named, targetOf } from './aliases';
 export {
   type AuditEntry,
   BrokerClient,
@@ -43,7 +44,6 @@ export {
   SQL_PORT,
   vaultScopeFor,
 } from './data-plane-endpoint';
-export { type Probe, type ProbeAnswer, probeFor, STORAGE_API_VERSION, type TdsLogin } from './probes/index';
 export { parseDuration, parseSince } from './duration';
 export {
   CredentialError,
@@ -58,6 +58,13 @@ export {
   VaultRefusedError,
   WrongAddressError,
 } from './errors';
+export {
+  type Probe,
+  type ProbeAnswer,
+  probeFor,
+  STORAGE_API_VERSION,
+  type TdsLogin,
+} from './probes/index';
 export { backoffMs, RETRYABLE_STATUSES, retryAfterMs, type RetryInfo, tlsFailure } from './retry';
 export {
   DEFAULT_BROKER_SCOPE,

@@ -3,7 +3,7 @@
  * branch): one TDS login with an Entra token. Until then it throws, and the SQL probe reports that
  * at once instead of waiting.
  */
-export async function tryTdsLogin(_options: {
+export function tryTdsLogin(_options: {
   host: string;
   port: number;
   token: string;
@@ -14,5 +14,5 @@ export async function tryTdsLogin(_options: {
   | { result: 'through' }
   | { result: 'failed'; reason: string; permanent: boolean }
 > {
-  throw new Error('not built: the TDS login of the SQL probe (clients/lib/probes/sql-tds.ts)');
+  return Promise.reject(new Error('not built: the TDS login of the SQL probe (clients/lib/probes/sql-tds.ts)'));
 }
