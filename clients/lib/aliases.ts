@@ -46,7 +46,8 @@ export function targetOf(
   const given = aliased(target, vault, (a, b) => a.toLowerCase() === b.toLowerCase());
   if (!given) {
     throw new UsageError(
-      `no target: give ${target.label} <name> (or ${vault.label} <name>), as \`kv-lease targets\` lists it`,
+      `no target: set ${target.label} (or its older name ${vault.label}) to the name of the ` +
+        `vault, storage account or SQL server, as the broker lists it (kv-lease targets)`,
     );
   }
   return {
