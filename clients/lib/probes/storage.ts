@@ -1,13 +1,14 @@
 import { printable } from '../../../src/contract/printable';
 import type { DataPlaneEndpoint } from '../data-plane-endpoint';
-import { CredentialError } from '../errors';
+import { CredentialError, VaultRefusedError } from '../errors';
 import type { Probe } from './probe';
 
 /**
  * The Storage probe: `GET <blob endpoint>?comp=list&maxresults=1` with a token for
  * `https://storage.azure.com/.default`. 403 `AuthorizationFailure` is the firewall (or disabled
  * public access: Azure answers both alike); 200, 403 `AuthorizationPermissionMismatch` (no Storage
- * Blob Data role) or any other verdict came from past it. NOTE: the refusal does not name the
+ * Blob Data role) or any other 403 came from past it; 429 and 5xx are probed again, any other
+ * 4xx (no such endpoint) stops the wait. NOTE: the refusal does not name the
  * address the account saw, so a lease for the wrong address shows only as a wait that times out.
  */
 
@@ -55,7 +56,12 @@ export function storageProbe(endpoint: DataPlaneEndpoint, doFetch: typeof fetch)
       return { outcome: 'refused', last };
     }
     if (response.status === 429 || response.status >= 500) return { outcome: 'retry', last };
-    // AuthorizationPermissionMismatch and anything else: an answer from past the firewall.
-    return { outcome: 'through' };
+    // AuthorizationPermissionMismatch, or any other 403: an answer from past the firewall.
+    if (response.status === 403) return { outcome: 'through' };
+    // NOTE: a 400 or 404 says the probe itself is wrong (no such endpoint, a header refused),
+    // not that the firewall let it in: permanent, and said at once.
+    throw new VaultRefusedError(
+      `the storage account answered ${last} to ${url}: is ${endpoint.uri} the account's blob endpoint?`,
+    );
   };
 }
