@@ -604,7 +604,7 @@ function hintFor(error: unknown): string {
   if (!(error instanceof ProblemError)) return '';
   switch (error.kind) {
     case 'vault-not-found':
-      return ' (run `kv-lease targets` to see the targets this broker manages)';
+      return ' (run `kv-lease targets`, or `kv-lease vaults` on a v1 broker, to see what this broker manages)';
     case 'lease-not-found':
       return ' (run `kv-lease leases list --status all` to see your leases)';
     case 'unauthenticated':
