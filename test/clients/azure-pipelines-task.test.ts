@@ -223,7 +223,9 @@ describe('Azure Pipelines task with targets of other kinds (a fake broker answer
       expect(setVariables).not.toContain('pwned');
       expect(setVariables).not.toContain('fromName');
       expect(granted.commands.filter((c) => c.command === 'task.complete')).toHaveLength(1);
-      expect(granted.stdout).toContain('opens stdemo##vso\\[task.setvariable variable=fromName]yes');
+      expect(granted.stdout).toContain(
+        'opens stdemo##vso\\[task.setvariable variable=fromName]yes',
+      );
       expect(granted.outputs).toMatchObject({ kind: 'storage' });
       expect(broker.grants()).toEqual([expect.objectContaining({ target: 'stdemo' })]);
     } finally {

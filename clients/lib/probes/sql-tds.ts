@@ -14,5 +14,7 @@ export function tryTdsLogin(_options: {
   | { result: 'through' }
   | { result: 'failed'; reason: string; permanent: boolean }
 > {
-  return Promise.reject(new Error('not built: the TDS login of the SQL probe (clients/lib/probes/sql-tds.ts)'));
+  return Promise.reject(
+    new Error('not built: the TDS login of the SQL probe (clients/lib/probes/sql-tds.ts)'),
+  );
 }
