@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { TokenProvider } from './client';
-import type { DataPlaneEndpoint } from './data-plane-endpoint';
+import type { DataPlaneEndpoint, DataPlaneKind } from './data-plane-endpoint';
 import {
   CredentialError,
   DeadlineError,
@@ -30,8 +30,8 @@ export interface WaitForDataPlaneOptions {
   leasedIp: string;
   /** A data-plane token for `endpoint.scope` (see `tokenProvider`). */
   token: TokenProvider;
-  /** Overall limit. Default 180 s (Azure has been seen to take 30-90 s; SQL up to five minutes). */
-  timeoutMs?: number;
+  /** Overall limit. Default `defaultWaitMs(kind)`: 180 s, 6 min for SQL. */
+  timeoutMs?: number | undefined;
   signal?: AbortSignal;
   onProgress?: (progress: DataPlaneProgress) => void;
   /** First pause between probes (default 250 ms); it grows to `maxIntervalMs` (default 1 s). */
@@ -49,6 +49,16 @@ export interface WaitForDataPlaneOptions {
 }
 
 export const DEFAULT_DATA_PLANE_TIMEOUT_MS = 180_000;
+/** SQL caches firewall rules per database for up to five minutes (targets-facts). */
+export const DEFAULT_SQL_TIMEOUT_MS = 360_000;
+
+/**
+ * The default limit of a wait for a kind: 180 s (Key Vault and Storage have been seen to take
+ * 30-90 s), 6 min for SQL (up to five minutes).
+ */
+export function defaultWaitMs(kind: DataPlaneKind): number {
+  return kind === 'sql' ? DEFAULT_SQL_TIMEOUT_MS : DEFAULT_DATA_PLANE_TIMEOUT_MS;
+}
 const PROBE_TIMEOUT_MS = 10_000;
 
 function ipv4(text: string): number | undefined {
@@ -90,12 +100,12 @@ export async function waitForDataPlane(
   options: WaitForDataPlaneOptions,
 ): Promise<{ elapsedMs: number; attempts: number }> {
   const started = Date.now();
-  const timeoutMs = options.timeoutMs ?? DEFAULT_DATA_PLANE_TIMEOUT_MS;
+  const { endpoint } = options;
+  const timeoutMs = options.timeoutMs ?? defaultWaitMs(endpoint.kind);
   const deadline = started + timeoutMs;
   const intervalMs = options.intervalMs ?? 250;
   const maxIntervalMs = options.maxIntervalMs ?? 1000;
   const wrongAddressAfter = options.wrongAddressAfter ?? 3;
-  const { endpoint } = options;
   const what = endpoint.what;
   const probe = probeFor(endpoint, {
     fetch: options.fetch ?? fetch,

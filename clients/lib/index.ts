@@ -25,6 +25,8 @@ export {
   clientAddressOf,
   type DataPlaneProgress,
   DEFAULT_DATA_PLANE_TIMEOUT_MS,
+  DEFAULT_SQL_TIMEOUT_MS,
+  defaultWaitMs,
   waitForDataPlane,
   type WaitForDataPlaneOptions,
 } from './data-plane';

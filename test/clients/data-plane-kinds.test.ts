@@ -8,6 +8,7 @@ import {
   DataPlaneEndpoint,
   dataPlaneKind,
   DeadlineError,
+  defaultWaitMs,
   exitCodeFor,
   targetOf,
   type TdsLogin,
@@ -212,6 +213,9 @@ describe('data-plane endpoints of storage accounts and SQL servers', () => {
 
   it("When a lease names its kind and data plane, then they pick the probe and address; a v1 lease is a Key Vault's at its vaultUri", () => {
     expect(dataPlaneKind(undefined)).toBe('keyvault');
+    expect([defaultWaitMs('keyvault'), defaultWaitMs('storage'), defaultWaitMs('sql')]).toEqual([
+      180_000, 180_000, 360_000,
+    ]);
     expect(dataPlaneKind('storage')).toBe('storage');
     expect(() => dataPlaneKind('cosmos')).toThrow(/kind 'cosmos', which this client does not know/);
     expect(brokerDataPlane({ vaultUri: 'https://kv.vault.azure.net/' })).toBe(

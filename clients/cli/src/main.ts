@@ -15,7 +15,6 @@ import {
   DataPlaneEndpoint,
   dataPlaneKind,
   DEFAULT_BROKER_SCOPE,
-  DEFAULT_DATA_PLANE_TIMEOUT_MS,
   DEFAULT_DEADLINE_MS,
   DEFAULT_VAULT_TOKEN_ENV,
   exitCodeFor,
@@ -202,9 +201,10 @@ interface WaitOptions {
  * (--vault-uri) or KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE is a usage error that leaves no lease behind.
  */
 function waitSettings(io: Io, options: WaitOptions) {
+  // Undefined: the default of the lease's kind (known after the grant), see defaultWaitMs.
   const timeoutMs =
     options.waitTimeout === undefined
-      ? DEFAULT_DATA_PLANE_TIMEOUT_MS
+      ? undefined
       : positive(parseDuration(options.waitTimeout, '--wait-timeout'), '--wait-timeout') * 1000;
   const configured = aliased(
     { label: '--data-plane', value: options.dataPlane },
@@ -338,7 +338,7 @@ export function buildProgram(raw: Io): Command {
     .option('--reason <text>', 'free text kept with the lease, e.g. the pipeline run URL')
     .option('--idempotency-key <key>', 'repeat-safe key (default: a new one per run)')
     .option('--wait', "wait until the vault's data plane admits the address")
-    .option('--wait-timeout <duration>', 'limit of --wait (default 180s)')
+    .option('--wait-timeout <duration>', 'limit of --wait (default 180s; 6m for a SQL server)')
     .option(
       '--data-plane <address>',
       "data plane to probe (https URI, or host:port for SQL); wins over the broker's",
@@ -433,7 +433,7 @@ export function buildProgram(raw: Io): Command {
   program
     .command('wait <id>')
     .description("wait until the target's data plane admits a lease's address")
-    .option('--wait-timeout <duration>', 'limit (default 180s)')
+    .option('--wait-timeout <duration>', 'limit (default 180s; 6m for a SQL server)')
     .option(
       '--data-plane <address>',
       "data plane to probe (https URI, or host:port for SQL); wins over the broker's",
