@@ -1,6 +1,7 @@
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 
-import type * as Config from '../app/config';
+import { ConfigError, loadConfig } from '../app/config';
+import { checkConfigurationAtLoad } from '../app/load-check';
 import type * as Handlers from './handlers';
 import { functionTable } from './table';
 
@@ -12,10 +13,11 @@ import { functionTable } from './table';
  * start loads @azure/functions, the table and the configuration check, and
  * the first request pays for the rest.
  *
- * NOTE: the halves are loaded with require(), not import(): the bundle build
- * (dev/bundle/build.mjs) keeps each as a require of its chunk file beside the
- * entry (config.js, handlers.js), compiled only when first called, and a
- * synchronous load keeps the configuration check at load below synchronous.
+ * NOTE: the handlers' half is loaded with require(), not import(): the bundle
+ * build (dev/bundle/build.mjs) keeps it as a require of the chunk handlers.js
+ * beside the entry, compiled only when first called, and the local runner
+ * takes its parts synchronously (runnerParts). The configuration module is a
+ * chunk of its own (config.js), loaded at load, as the handlers share it.
  */
 
 let handlers: typeof Handlers | undefined;
@@ -26,19 +28,7 @@ function loadHandlers(): typeof Handlers {
   return handlers;
 }
 
-function loadConfigModule(): typeof Config {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('../app/config') as typeof Config;
-}
-
-// NOTE: in Azure the configuration is checked when the host loads the app, as
-// composition.ts does when it loads (which is now on the first request): a bad
-// setting (AUTH_MODE=disabled above all) stops the worker with the message in
-// the host's log, and no function is served.
-{
-  const { loadConfig, runsInAzure } = loadConfigModule();
-  if (runsInAzure(process.env)) loadConfig(process.env);
-}
+checkConfigurationAtLoad();
 
 // The instance is going away (scale-in, deployment): hand its writer locks over at once.
 // An instance that never served has none, and nothing to load for it.
@@ -80,7 +70,6 @@ for (const shape of functionTable()) {
  * host ignores an entry's exports.
  */
 export function runnerParts() {
-  const { ConfigError, loadConfig } = loadConfigModule();
   const { DomainError, MAX_BODY_BYTES, problemResponse } = loadHandlers();
   return {
     ConfigError,
