@@ -1,9 +1,12 @@
 // `npm run build` (after tsc and the console): bundles the Function App with
 // esbuild into dist/app/index.js, the file package.json "main" names and the
-// Functions host loads. The SDKs are inside it, so a cold start compiles one
-// file instead of hundreds (each a round trip on the platform's file share),
-// and the package azd ships is this bundle, dist/console, host.json and
-// package.json: no node_modules, no remote build (see infra/README.md).
+// Functions host loads, and the chunks beside it. The SDKs are inside them, so
+// a cold start compiles three files instead of hundreds (each a round trip on
+// the platform's file share): the entry registers the functions and checks
+// the configuration (config.js, zod.js), and the first invocation loads the
+// rest (handlers.js; see src/functions/index.ts). The package azd ships is
+// dist/app, dist/console, host.json and package.json: no node_modules, no
+// remote build (see infra/README.md).
 //
 // `@azure/functions-core` stays external: it is no package but the Node.js
 // worker's own module, which `@azure/functions` requires to register the
