@@ -12,9 +12,9 @@
 // worker's own module, which `@azure/functions` requires to register the
 // functions (outside the worker it falls back to a "test mode" that registers
 // nothing). The local runner (dev/local/app-loader.ts) provides a stand-in.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import process from 'node:process';
-import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -132,6 +132,23 @@ function tableAsData(table) {
   };
 }
 
+/**
+ * The function table, taken from the handlers chunk just built by the code of
+ * table.ts inside it, so the entry registers exactly what the handlers serve.
+ * NOTE: in a process of its own with PATH only: loading the chunk runs no
+ * request and builds no services, and an Azure-looking environment of the
+ * build machine cannot make it check settings the build does not have.
+ */
+function builtTable() {
+  const run = spawnSync(
+    process.execPath,
+    ['-e', `console.log(JSON.stringify(require('./handlers.js').functionTable()))`],
+    { cwd: APP_DIR, env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' },
+  );
+  if (run.status !== 0) throw new Error(`listing the function table failed: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+
 /** One build of app code into dist/app/<name>.js; its metafile. */
 async function buildAppFile(name, source, plugins = []) {
   const result = await build({
@@ -169,13 +186,9 @@ export async function buildApp() {
   const metas = [];
   for (const [source, chunk] of Object.entries(APP_CHUNKS))
     metas.push(await buildAppFile(chunk, source));
-  // NOTE: the table is taken from the handlers chunk just built, by the code of
-  // table.ts inside it, so the entry registers exactly what the handlers serve.
-  // Loading the chunk here runs no request and builds no services.
-  const handlers = createRequire(import.meta.url)(join(APP_DIR, 'handlers.js'));
   metas.push(
     await buildAppFile('index', join(root, 'src', 'functions', 'index.ts'), [
-      tableAsData(handlers.functionTable()),
+      tableAsData(builtTable()),
     ]),
   );
   // What went in, for a look at what makes each file big (not shipped: see .funcignore).
