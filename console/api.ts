@@ -8,7 +8,7 @@ import { sameOriginPath } from './format';
  * only: the bundle carries none of its code (no zod), and lint keeps every other
  * src/ module out of the console.
  */
-export type { AuditItem, Lease, Page, Vault } from '../src/contract';
+export type { AuditItem, Lease, Page, Target, Vault } from '../src/contract';
 
 export class ApiError extends Error {
   constructor(
