@@ -70,6 +70,26 @@ export class Api {
     }
     return items;
   }
+
+  /**
+   * The pages of a list, following `nextLink`, but at most `maxPages` of them:
+   * `complete` is false when a page after the last one read was left unread.
+   */
+  async pages<T>(
+    path: string,
+    maxPages: number,
+  ): Promise<{ items: T[]; pages: number; complete: boolean }> {
+    const items: T[] = [];
+    let next: string | undefined = path;
+    let pages = 0;
+    while (next !== undefined && pages < maxPages) {
+      const page: Page<T> = await this.get<Page<T>>(next);
+      pages += 1;
+      items.push(...page.value);
+      next = page.nextLink;
+    }
+    return { items, pages, complete: next === undefined };
+  }
 }
 
 export function query(path: string, params: Record<string, string | undefined>): string {

@@ -1,4 +1,4 @@
-import type { AuditItem, Lease, Target, Vault } from './api';
+import type { AuditItem, Lease, Target, Vault } from '../src/contract';
 
 /**
  * The kinds of target (contract §4) as the page shows them, and the v1

@@ -1,4 +1,4 @@
-import type { Lease } from './api';
+import type { Lease } from '../src/contract';
 import { type Kind, leaseKind, leaseTarget } from './kinds';
 
 /**

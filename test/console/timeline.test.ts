@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
-import type { AuditItem, Lease, Vault } from '../../console/api';
 import { auditKind, auditTarget, leaseKind, ruleLimit, vaultAsTarget } from '../../console/kinds';
 import { countTicks, hourTicks, stepPath } from '../../console/scale';
 import { activeInterval, activeTimeline, HOUR_MS, QUARTER_HOUR_MS } from '../../console/timeline';
+import type { AuditItem, Lease, Vault } from '../../src/contract';
 import { TargetResource } from '../../src/contract';
 
 /** 2026-12-08T12:07:00Z: inside the bucket 12:00-12:15, so the window is 12:15 the day before to 12:15. */
