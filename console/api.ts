@@ -9,6 +9,7 @@ import { sameOriginPath } from './format';
  * src/ module out of the console.
  */
 export type { AuditItem, Lease, Page, Target, Vault } from '../src/contract';
+export { query } from './format';
 
 export class ApiError extends Error {
   constructor(
@@ -70,33 +71,4 @@ export class Api {
     }
     return items;
   }
-
-  /**
-   * The pages of a list, following `nextLink`, but at most `maxPages` of them:
-   * `complete` is false when a page after the last one read was left unread.
-   */
-  async pages<T>(
-    path: string,
-    maxPages: number,
-  ): Promise<{ items: T[]; pages: number; complete: boolean }> {
-    const items: T[] = [];
-    let next: string | undefined = path;
-    let pages = 0;
-    while (next !== undefined && pages < maxPages) {
-      const page: Page<T> = await this.get<Page<T>>(next);
-      pages += 1;
-      items.push(...page.value);
-      next = page.nextLink;
-    }
-    return { items, pages, complete: next === undefined };
-  }
-}
-
-export function query(path: string, params: Record<string, string | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) {
-    if (value !== undefined && value !== '') search.set(name, value);
-  }
-  const text = search.toString();
-  return text ? `${path}?${text}` : path;
 }

@@ -1,13 +1,14 @@
-import { Api, type AuditItem, type Lease, query } from './api';
+import { Api, type AuditItem, type Lease, type Page, query } from './api';
 import { type ConsoleSettings, type Session, startSession } from './auth';
 import { leaseChart } from './chart';
 import { AUDIT_COLUMNS, toCsv } from './csv';
 import { byId, fill, h, setText } from './dom';
 import { formatDuration } from './format';
+import { recentLeases } from './history';
 import { auditKind, auditTarget, KIND_LABELS, leaseKind, leaseTarget } from './kinds';
 import { ActiveTable, kindText, reasonCell } from './leases';
 import { targetCard, TargetSource } from './targets';
-import { activeTimeline } from './timeline';
+import { activeTimeline, DAY_MS } from './timeline';
 
 /**
  * The operator console: signs the operator in (or not, with AUTH_MODE=disabled),
@@ -247,6 +248,7 @@ function run(session: Session): void {
   });
 
   // --- the chart: every lease of the last 24 hours, read in pages, once a minute
+  let targetNames: string[] = [];
   const chart = byId('chart');
   let chartAt = Number.NEGATIVE_INFINITY;
   let charting = false;
@@ -254,11 +256,14 @@ function run(session: Session): void {
     if (charting) return;
     charting = true;
     try {
-      const { items, pages, complete } = await api.pages<Lease>(
-        `/api/leases?status=all&$top=${CHART_PAGE_SIZE}`,
-        CHART_PAGES,
+      const now = Date.now();
+      const { leases, pages, complete } = await recentLeases(
+        (path) => api.get<Page<Lease>>(path),
+        targetNames,
+        now - DAY_MS,
+        { maxPages: CHART_PAGES, pageSize: CHART_PAGE_SIZE },
       );
-      const timeline = activeTimeline(items, { now: Date.now() });
+      const timeline = activeTimeline(leases, { now });
       fill(chart, ...leaseChart({ timeline, complete, pages }));
       chart.dataset.state = complete ? 'complete' : 'partial';
     } catch (error) {
@@ -317,6 +322,7 @@ function run(session: Session): void {
         ? targets.list().then((answer) => {
             const now = Date.now();
             fill(byId('vaults'), ...answer.map((target) => targetCard(target, now)));
+            targetNames = answer.map((target) => target.name);
             knownVaults(answer.map((target) => target.name));
           })
         : Promise.resolve();

@@ -80,25 +80,29 @@ function bucketPeaks(
   bucketMs: number,
   now: number,
 ): { counts: number[]; current: number } {
-  // Ends sort before starts at the same instant: [a, b) and [b, c) never overlap.
-  const events = intervals
-    .flatMap((i) => [
-      { at: i.from, delta: 1 },
-      { at: i.to, delta: -1 },
-    ])
-    .sort((a, b) => a.at - b.at || a.delta - b.delta);
+  // Each event is one number, 2t for an end and 2t + 1 for a start, sorted as numbers (a typed
+  // array sorts natively, many times faster than objects for 20 000 leases): ends sort before
+  // starts at the same instant, so [a, b) and [b, c) never count as overlapping.
+  const events = new Float64Array(intervals.length * 2);
+  intervals.forEach((interval, i) => {
+    events[2 * i] = 2 * interval.from + 1;
+    events[2 * i + 1] = 2 * interval.to;
+  });
+  events.sort();
+  const timeOf = (event: number) => Math.floor(event / 2);
+  const deltaOf = (event: number) => (event % 2 === 1 ? 1 : -1);
   const counts: number[] = [];
   let level = 0;
   let next = 0;
   for (let b = 0; b < buckets; b += 1) {
     const from = start + b * bucketMs;
     const to = Math.min(from + bucketMs, now);
-    for (; next < events.length && (events[next]?.at ?? Infinity) <= from; next += 1) {
-      level += events[next]?.delta ?? 0;
+    for (; next < events.length && timeOf(events[next] ?? Infinity) <= from; next += 1) {
+      level += deltaOf(events[next] ?? 0);
     }
     let peak = level;
-    for (; next < events.length && (events[next]?.at ?? Infinity) < to; next += 1) {
-      level += events[next]?.delta ?? 0;
+    for (; next < events.length && timeOf(events[next] ?? Infinity) < to; next += 1) {
+      level += deltaOf(events[next] ?? 0);
       peak = Math.max(peak, level);
     }
     counts.push(peak);

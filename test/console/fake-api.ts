@@ -42,7 +42,7 @@ export interface FakeApiOptions {
   vaults?: Vault[];
   leases: Lease[];
   audit: AuditItem[];
-  /** `status=all` answers a nextLink on every page (after the first, with no lease): a list that never ends. */
+  /** `status=all` answers a nextLink on every page (after the first, with one more lease each): a list that never ends. */
   endlessHistory?: boolean;
 }
 
@@ -124,7 +124,7 @@ export async function startFakeApi(options: FakeApiOptions): Promise<FakeApi> {
         return VaultList.parse({ value: options.vaults ?? [] });
       case '/api/leases': {
         const query = parseQuery(v11 ? ListQuery : V1_LIST_QUERY, url);
-        const target = 'target' in query ? query.target : undefined;
+        const target = 'target' in query ? (query.target as string | undefined) : undefined;
         const kind = 'kind' in query ? query.kind : undefined;
         const leases = options.leases
           .filter((lease) => query.status === 'all' || lease.status === query.status)
@@ -135,10 +135,25 @@ export async function startFakeApi(options: FakeApiOptions): Promise<FakeApi> {
           .filter((lease) => kind === undefined || kindOf(lease) === kind)
           .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
         if (options.endlessHistory && query.status === 'all') {
+          // Page k > 0 holds one more lease, created k minutes ago: never a page without one in the window.
           const from = Number(query.$skiptoken ?? '0');
           const next = new URL(url);
           next.searchParams.set('$skiptoken', String(from + 1));
-          return LeaseList.parse({ value: from === 0 ? leases : [], nextLink: next.toString() });
+          const name = target ?? query.vault ?? 'kv-endless';
+          const created = Date.now() - from * 60_000;
+          const more: Lease = {
+            id: `${name}.endless${String(from).padStart(17, '0')}`,
+            vault: name,
+            ip: '52.10.9.9/32',
+            status: 'expired',
+            principal: 'pipeline-oid',
+            createdAt: new Date(created).toISOString(),
+            expiresAt: new Date(created + 30_000).toISOString(),
+          };
+          return LeaseList.parse({
+            value: from === 0 ? leases : [more],
+            nextLink: next.toString(),
+          });
         }
         return LeaseList.parse(page(url, leases, query.$top));
       }

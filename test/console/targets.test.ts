@@ -317,25 +317,42 @@ describe.runIf(available)('The operator console with targets of every kind (cont
         'sql-ordersSQL serverpeak 1, now 1',
         'stterraformStorage accountpeak 1, now 1',
       ]);
-      // All leases fitted in one page of status=all: the chart says nothing about missing ones.
+      // Every target's leases fitted in one page: the chart says nothing about missing ones.
       expect(await page.locator('#chart .chart-note').count()).toBe(0);
-      expect(api.requests.filter((u) => u.searchParams.get('status') === 'all')).toHaveLength(1);
+      // One page per target held every lease: nothing more was asked.
+      expect(
+        api.requests
+          .filter((u) => u.searchParams.get('status') === 'all')
+          .map((u) => u.searchParams.get('vault')),
+      ).toEqual(['kv-main', 'stterraform', 'sql-orders']);
       expect(opened.errors).toEqual([]);
     } finally {
       await opened.close();
     }
   });
 
-  it('When the lease history has more pages than the cap, then the chart reads 20 pages and says it stopped early', async () => {
+  it('When the lease history has more pages than the cap, then the chart reads 20 pages, the first page of every target first, and says it stopped early', async () => {
     const all = leases();
     const api = await fake({ targets: targets(), leases: all, audit: [], endlessHistory: true });
     const opened = await openConsole(browser, api.url);
     const { page } = opened;
     try {
       await page.locator('#chart[data-state="partial"]').waitFor();
-      expect(api.requests.filter((u) => u.searchParams.get('status') === 'all')).toHaveLength(20);
+      const history = api.requests.filter((u) => u.searchParams.get('status') === 'all');
+      expect(history).toHaveLength(20);
+      // Each target's first page before any second one, each asked by name.
+      expect(
+        history
+          .slice(0, 3)
+          .map((u) => [u.searchParams.get('vault'), u.searchParams.get('$skiptoken')]),
+      ).toEqual([
+        ['kv-main', null],
+        ['stterraform', null],
+        ['sql-orders', null],
+      ]);
+      // 6 leases of the fixture overlap the window, and 17 pages held one more each.
       expect(await page.textContent('#chart .chart-note')).toBe(
-        'The chart stopped after 20 pages of leases (6 in the last 24 hours): leases may be missing.',
+        'The chart stopped after 20 pages of leases (23 in the last 24 hours): leases may be missing.',
       );
       expect(await page.textContent('#chart-desc')).toContain('Only 20 pages of leases were read');
       expect(await page.locator('#chart path.line').count()).toBe(3);

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 
+import { capabilitiesOf } from '../../console/capabilities';
+import { recentLeases } from '../../console/history';
 import { auditKind, auditTarget, leaseKind, ruleLimit, vaultAsTarget } from '../../console/kinds';
 import { countTicks, hourTicks, stepPath } from '../../console/scale';
 import { activeInterval, activeTimeline, HOUR_MS, QUARTER_HOUR_MS } from '../../console/timeline';
+import { openApiDocument } from '../../src/api/openapi';
+import { routes } from '../../src/api/routes';
 import type { AuditItem, Lease, Vault } from '../../src/contract';
 import { TargetResource } from '../../src/contract';
 
@@ -203,5 +207,104 @@ describe('The console targets and kinds', () => {
     expect(auditKind(item({}))).toBeUndefined();
     expect(auditTarget(item({ vault: 'kv-a' }))).toBe('kv-a');
     expect(auditTarget(item({}))).toBe('');
+  });
+});
+
+describe("The console's reading of the broker's OpenAPI document", () => {
+  const document = openApiDocument(routes) as { paths: Record<string, any> };
+
+  it("When the document is the broker's own, then kind= is taken by the lease and audit lists, and /targets is declared exactly when the route table has it", () => {
+    expect(capabilitiesOf(document)).toEqual({
+      targets: routes.some((route) => route.route === 'targets'),
+      leaseKindFilter: true,
+      auditKindFilter: true,
+    });
+  });
+
+  it('When the document declares /targets, then the page asks GET /api/targets', () => {
+    const grown = { ...document, paths: { ...document.paths, '/targets': { get: {} } } };
+    expect(capabilitiesOf(grown)?.targets).toBe(true);
+  });
+
+  it('When the document is a v1 one (no kind parameter, no /targets), then kind= is never sent', () => {
+    const v1 = structuredClone(document);
+    delete v1.paths['/targets'];
+    for (const path of ['/leases', '/audit']) {
+      v1.paths[path].get.parameters = v1.paths[path].get.parameters.filter(
+        (p: { name: string }) => p.name !== 'kind',
+      );
+    }
+    expect(capabilitiesOf(v1)).toEqual({
+      targets: false,
+      leaseKindFilter: false,
+      auditKindFilter: false,
+    });
+  });
+
+  it('When the answer is not an OpenAPI document, then nothing is known', () => {
+    expect(capabilitiesOf('<html>')).toBeUndefined();
+    expect(capabilitiesOf(null)).toBeUndefined();
+    expect(capabilitiesOf({ paths: { '/leases': { get: { parameters: 'x' } } } })).toEqual({
+      targets: false,
+      leaseKindFilter: false,
+      auditKindFilter: false,
+    });
+  });
+});
+
+describe('The leases the chart reads: target by target, within a budget of pages', () => {
+  const since = NOW - 24 * HOUR_MS;
+  /** A broker's lists by target: live leases first, then history newest first, `size` a page. */
+  function lists(byTarget: Record<string, Lease[]>, size: number) {
+    const asked: string[] = [];
+    const get = (path: string) => {
+      asked.push(path);
+      const url = new URL(path, 'http://broker');
+      const all = byTarget[url.searchParams.get('vault') ?? ''] ?? [];
+      const from = Number(url.searchParams.get('$skiptoken') ?? '0');
+      url.searchParams.set('$skiptoken', String(from + size));
+      const value = all.slice(from, from + size);
+      return Promise.resolve(
+        from + size < all.length ? { value, nextLink: `${url.pathname}${url.search}` } : { value },
+      );
+    };
+    return { asked, get };
+  }
+  const history = (target: string, n: number, newestEndedAgo: number) =>
+    Array.from({ length: n }, (_, i) =>
+      lease(target, NOW - newestEndedAgo - (i + 1) * HOUR_MS, NOW - newestEndedAgo - i * HOUR_MS, {
+        released: true,
+      }),
+    );
+
+  it("When a target's history goes back further than the window, then reading stops at the first page with nothing in the window", async () => {
+    const { asked, get } = lists({ 'kv-a': history('kv-a', 60, 0) }, 10);
+    const found = await recentLeases(get, ['kv-a'], since, { maxPages: 20, pageSize: 10 });
+    // Pages 1-3 hold leases ended within 24 h (0-29 h ago: page 3 ends 20-29 h ago); page 4 has none.
+    expect(asked).toHaveLength(4);
+    expect(found).toMatchObject({ pages: 4, complete: true });
+    expect(found.leases).toHaveLength(40);
+  });
+
+  it('When the budget runs out, then the first page of every target was read first and the result says it is incomplete', async () => {
+    const { asked, get } = lists(
+      { a: history('a', 50, 0), b: history('b', 50, 0), c: history('c', 5, 0) },
+      2,
+    );
+    const found = await recentLeases(get, ['a', 'b', 'c'], since, { maxPages: 5, pageSize: 2 });
+    expect(asked.slice(0, 3).map((p) => new URL(p, 'http://x').searchParams.get('vault'))).toEqual([
+      'a',
+      'b',
+      'c',
+    ]);
+    expect(asked[0]).toBe('/api/leases?status=all&vault=a&%24top=2');
+    expect(found).toMatchObject({ pages: 5, complete: false });
+  });
+
+  it('When no target is known, then one list of every target is read', async () => {
+    const { asked, get } = lists({ '': [lease('kv-a', NOW - HOUR_MS, NOW + HOUR_MS)] }, 10);
+    const found = await recentLeases(get, [], since, { maxPages: 20, pageSize: 10 });
+    expect(asked).toEqual(['/api/leases?status=all&%24top=10']);
+    expect(found).toMatchObject({ pages: 1, complete: true });
   });
 });
