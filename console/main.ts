@@ -317,7 +317,8 @@ function run(session: Session): void {
       // The first time, the table's list goes alone: the operator waits for it, and the
       // broker answers it faster without the firewall reads of GET /api/targets beside it.
       if (first) await list.catch(() => undefined);
-      // GET /api/targets first: whether the broker knows `kind=` is known before it is sent.
+      // Until the broker's document is read (with the targets), kind= is not sent: the ended
+      // leases are then filtered by the page alone.
       const found = reader
         ? targets.list().then((answer) => {
             const now = Date.now();
@@ -326,7 +327,6 @@ function run(session: Session): void {
             knownVaults(answer.map((target) => target.name));
           })
         : Promise.resolve();
-      if (first) await found.catch(() => undefined);
       const kind = kindFilter.value;
       const ended = Promise.all(
         (['released', 'expired'] as const).map((state) =>
