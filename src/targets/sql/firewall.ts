@@ -1,0 +1,304 @@
+import { SqlManagementClient } from '@azure/arm-sql';
+import { RestError } from '@azure/core-rest-pipeline';
+
+import { mapWithLimit } from '../../domain/concurrency';
+import { canonicalRule } from '../../domain/ip';
+import type { ManagedTarget } from '../../domain/target';
+import {
+  FirewallError,
+  type FirewallRules,
+  type FirewallWrite,
+  type TargetFirewall,
+} from '../../ports/target-firewall';
+import {
+  armClientOptions,
+  type ArmFirewallOptions,
+  classifyArmError,
+  perSubscription,
+} from '../arm';
+import { DataPlaneCache } from '../data-plane-cache';
+import { sqlKind } from './kind';
+import { heldCidr, isBrokerRuleName, ruleName, ruleRange } from './rule-names';
+
+const LABEL = 'the SQL server';
+/** The port a SQL server's data plane (TDS) listens on. */
+const TDS_PORT = 1433;
+/** Rule PUTs and DELETEs of one write in flight at once. */
+export const SQL_WRITES_IN_FLIGHT = 8;
+
+/** One server-level firewall rule as listed. */
+export interface SqlRule {
+  name: string;
+  startIpAddress: string;
+  endIpAddress: string;
+}
+
+/** What `read` keeps for `write`: the broker's rules as listed, and how many others there are. */
+interface SqlBase {
+  broker: SqlRule[];
+  others: number;
+}
+
+interface Put {
+  method: 'PUT';
+  name: string;
+  cidr: string;
+}
+interface Delete {
+  method: 'DELETE';
+  name: string;
+  rule: SqlRule;
+}
+type RuleCall = Put | Delete;
+
+/**
+ * An Azure SQL logical server's firewall through `@azure/arm-sql`: each rule
+ * is its own child resource, so there is no list to replace. The broker's rules
+ * are those named `kvlease-<a.b.c.d>-<n>` (rule-names.ts): `read` reports only
+ * them, `write` PUTs the missing ones and DELETEs its own unneeded or malformed
+ * ones, a bounded number in parallel, and never touches any other rule
+ * (`AllowAllWindowsAzureIps`, 0.0.0.0, included). The caller holds the
+ * server's writer role: two passes never write one server at once.
+ */
+export class SqlFirewall implements TargetFirewall {
+  private readonly client: (subscriptionId: string) => SqlManagementClient;
+  /** `fullyQualifiedDomainName:1433`: fixed for a server's life, kept once seen. */
+  private readonly hosts = new DataPlaneCache();
+
+  constructor(
+    options: ArmFirewallOptions,
+    private readonly inFlight = SQL_WRITES_IN_FLIGHT,
+  ) {
+    this.client = perSubscription(
+      (subscriptionId) =>
+        new SqlManagementClient(options.credential, subscriptionId, armClientOptions(options)),
+    );
+  }
+
+  async read(server: ManagedTarget, signal?: AbortSignal): Promise<FirewallRules> {
+    const base: SqlBase = { broker: [], others: 0 };
+    try {
+      for await (const rule of this.client(server.subscriptionId).firewallRules.listByServer(
+        server.resourceGroup,
+        server.name,
+        { abortSignal: signal },
+      )) {
+        const name = rule.name ?? '';
+        if (!isBrokerRuleName(name)) base.others += 1;
+        else
+          base.broker.push({
+            name,
+            startIpAddress: rule.startIpAddress ?? '',
+            endIpAddress: rule.endIpAddress ?? '',
+          });
+      }
+    } catch (error) {
+      throw classifySqlError(error, signal);
+    }
+    const held = new Set<string>();
+    let dirty = false;
+    for (const rule of base.broker) {
+      const cidr = heldCidr(rule);
+      // A malformed rule (unparsable name, range not its name's) or a second
+      // rule on a range: the next write removes it.
+      if (cidr === undefined || held.has(cidr)) dirty = true;
+      else held.add(cidr);
+    }
+    const rules = [...held].sort();
+    return { rules, owned: rules, reserved: base.others, dirty, base };
+  }
+
+  dataPlane(server: ManagedTarget, signal?: AbortSignal): Promise<string | undefined> {
+    return this.hosts.lookup(server, async () => {
+      try {
+        const read = await this.client(server.subscriptionId).servers.get(
+          server.resourceGroup,
+          server.name,
+          { abortSignal: signal },
+        );
+        const host = read.fullyQualifiedDomainName;
+        this.hosts.seen(server, host ? `${host}:${TDS_PORT}` : undefined);
+      } catch (error) {
+        throw classifySqlError(error, signal);
+      }
+    });
+  }
+
+  /**
+   * PUT a rule for each CIDR of `next` that no correct broker rule holds, and
+   * DELETE each broker rule not needed (its CIDR not in `next`, malformed, or a
+   * second one on a range). A CIDR that a correct rule holds but that is not in
+   * `current.rules` is PUT again (idempotent): the caller's way to re-assert a
+   * rule that an abandoned DELETE may still remove (docs/targets-sql.md).
+   *
+   * If some calls fail, the others' effects stand (the next pass reads them):
+   * once all have settled, the most telling failure is thrown.
+   */
+  async write(
+    server: ManagedTarget,
+    current: FirewallRules,
+    next: string[],
+    signal?: AbortSignal,
+  ): Promise<FirewallWrite> {
+    const base = current.base as SqlBase;
+    const wanted = new Set(
+      next.map((value) => {
+        const cidr = canonicalRule(value);
+        // The plan only ever adds lease ranges (canonical) to a per-rule kind.
+        if (cidr === undefined) throw new Error(`Not an IPv4 rule for ${LABEL}: "${value}"`);
+        return cidr;
+      }),
+    );
+    const trusted = new Set(current.rules);
+    const keep = new Set<string>();
+    for (const rule of base.broker) {
+      const cidr = heldCidr(rule);
+      if (cidr !== undefined && wanted.has(cidr) && trusted.has(cidr)) keep.add(cidr);
+    }
+    const puts: Put[] = [...wanted]
+      .filter((cidr) => !keep.has(cidr))
+      .sort()
+      .map((cidr) => ({ method: 'PUT', name: ruleName(cidr), cidr }));
+    const putNames = new Set(puts.map((call) => call.name.toLowerCase()));
+    const kept = new Set<string>();
+    const deletes: Delete[] = [];
+    for (const rule of base.broker) {
+      const cidr = heldCidr(rule);
+      if (cidr !== undefined && keep.has(cidr) && !kept.has(cidr)) {
+        kept.add(cidr);
+        continue;
+      }
+      // NOTE: names are case-insensitive; a PUT of the same name replaces this
+      // rule, and a DELETE racing it could remove what the PUT wrote.
+      if (putNames.has(rule.name.toLowerCase())) continue;
+      deletes.push({ method: 'DELETE', name: rule.name, rule });
+    }
+
+    // NOTE: with the server at its limit, a PUT of a new rule sent beside the
+    // DELETEs that make room for it could be refused (40611): then the DELETEs
+    // go first, and the PUTs once they have settled.
+    const listed = new Set(base.broker.map((rule) => rule.name.toLowerCase()));
+    const creates = puts.filter((call) => !listed.has(call.name.toLowerCase())).length;
+    const room = sqlKind.maxRules - (current.reserved ?? base.others) - base.broker.length;
+    const rounds: RuleCall[][] = creates > room ? [deletes, puts] : [[...deletes, ...puts]];
+    const failures: FirewallError[] = [];
+    for (const round of rounds) {
+      await mapWithLimit(round, this.inFlight, async (call) => {
+        try {
+          await this.send(server, call, signal);
+        } catch (error) {
+          failures.push(classifySqlError(error, signal));
+        }
+      });
+    }
+    if (failures.length > 0) throw partialFailure(failures, puts.length + deletes.length);
+
+    const removedNames = new Set(deletes.map((call) => call.name.toLowerCase()));
+    const added = puts.map((call) => `${call.name}=${call.cidr}`);
+    const untouched = base.broker.filter(
+      (rule) =>
+        !removedNames.has(rule.name.toLowerCase()) && !putNames.has(rule.name.toLowerCase()),
+    );
+    return {
+      read: base.broker.map(describe),
+      written: [...untouched.map(describe), ...added].sort(),
+      added,
+      removed: deletes.map((call) => describe(call.rule)),
+    };
+  }
+
+  private async send(server: ManagedTarget, call: RuleCall, signal?: AbortSignal): Promise<void> {
+    const rules = this.client(server.subscriptionId).firewallRules;
+    if (call.method === 'PUT') {
+      await rules.createOrUpdate(
+        server.resourceGroup,
+        server.name,
+        call.name,
+        ruleRange(call.cidr),
+        {
+          abortSignal: signal,
+        },
+      );
+    } else {
+      await rules.delete(server.resourceGroup, server.name, call.name, { abortSignal: signal });
+    }
+  }
+}
+
+/** A rule as the audit trail shows it: `name=a.b.c.d/n`, or `name=start-end` when its range is no CIDR of its name. */
+function describe(rule: SqlRule): string {
+  const cidr = heldCidr(rule);
+  return `${rule.name}=${cidr ?? `${rule.startIpAddress}-${rule.endIpAddress}`}`;
+}
+
+/**
+ * Resource Manager's SQL-specific refusals, said plainly; everything else as
+ * every kind classifies it (409 `OperationInterrupted` is a conflict: retried).
+ */
+export function classifySqlError(error: unknown, signal?: AbortSignal): FirewallError {
+  if (error instanceof RestError && !signal?.aborted) {
+    const options = { cause: error, status: error.statusCode };
+    if (error.code === 'DenyPublicEndpointEnabled') {
+      return new FirewallError(
+        'rejected',
+        `Public network access is disabled on ${LABEL}: it refuses firewall rule writes (400 DenyPublicEndpointEnabled). Enable public network access, or reach it through a private endpoint instead of a lease`,
+        undefined,
+        options,
+      );
+    }
+    if (error.code === '40611' || /\b40611\b|maximum of \d+ firewall rules/i.test(error.message)) {
+      return new FirewallError(
+        'rejected',
+        `${LABEL[0]?.toUpperCase()}${LABEL.slice(1)} holds its maximum of ${sqlKind.maxRules} firewall rules (error 40611): remove rules the broker did not add to make room`,
+        undefined,
+        options,
+      );
+    }
+  }
+  return classifyArmError(error, signal, LABEL);
+}
+
+/** The rank of a failure: the lowest is the one a write reports. */
+const PRECEDENCE: FirewallError['kind'][] = [
+  'rejected',
+  'not-found',
+  'throttled',
+  'conflict',
+  'timeout',
+  'transient',
+];
+
+/**
+ * Several rule calls of one write failed: reports the most telling failure
+ * (a refusal before anything the caller may retry), and says the outcome is
+ * unknown when any call's is, so the caller keeps waiting for a call that may
+ * still land, whatever the reported failure.
+ */
+export class SqlWriteError extends FirewallError {
+  constructor(
+    chosen: FirewallError,
+    readonly failures: readonly FirewallError[],
+    total: number,
+  ) {
+    const retryAfter = Math.max(-1, ...failures.map((failure) => failure.retryAfterMs ?? -1));
+    super(
+      chosen.kind,
+      failures.length === 1 || total <= 1
+        ? chosen.message
+        : `${chosen.message} (${failures.length} of ${total} firewall rule writes failed)`,
+      retryAfter < 0 ? undefined : retryAfter,
+      { cause: chosen.cause, status: chosen.status },
+    );
+  }
+
+  override get outcomeUnknown(): boolean {
+    return this.failures.some((failure) => failure.outcomeUnknown);
+  }
+}
+
+function partialFailure(failures: FirewallError[], total: number): SqlWriteError {
+  const ranked = [...failures].sort(
+    (a, b) => PRECEDENCE.indexOf(a.kind) - PRECEDENCE.indexOf(b.kind),
+  );
+  return new SqlWriteError(ranked[0] as FirewallError, failures, total);
+}
