@@ -1,8 +1,8 @@
 import { SqlManagementClient } from '@azure/arm-sql';
-import { RestError } from '@azure/core-rest-pipeline';
+import { isRestError } from '@azure/core-rest-pipeline';
 
 import { mapWithLimit } from '../../domain/concurrency';
-import { canonicalRule } from '../../domain/ip';
+import { canonicalRule, cidrOfRange } from '../../domain/ip';
 import type { ManagedTarget } from '../../domain/target';
 import {
   FirewallError,
@@ -227,8 +227,8 @@ export class SqlFirewall implements TargetFirewall {
 
 /** A rule as the audit trail shows it: `name=a.b.c.d/n`, or `name=start-end` when its range is no CIDR of its name. */
 function describe(rule: SqlRule): string {
-  const cidr = heldCidr(rule);
-  return `${rule.name}=${cidr ?? `${rule.startIpAddress}-${rule.endIpAddress}`}`;
+  const range = cidrOfRange(rule.startIpAddress, rule.endIpAddress);
+  return `${rule.name}=${range ?? `${rule.startIpAddress}-${rule.endIpAddress}`}`;
 }
 
 /**
@@ -236,7 +236,7 @@ function describe(rule: SqlRule): string {
  * every kind classifies it (409 `OperationInterrupted` is a conflict: retried).
  */
 export function classifySqlError(error: unknown, signal?: AbortSignal): FirewallError {
-  if (error instanceof RestError && !signal?.aborted) {
+  if (isRestError(error) && !signal?.aborted) {
     const options = { cause: error, status: error.statusCode };
     if (error.code === 'DenyPublicEndpointEnabled') {
       return new FirewallError(
@@ -283,7 +283,7 @@ export class SqlWriteError extends FirewallError {
     const retryAfter = Math.max(-1, ...failures.map((failure) => failure.retryAfterMs ?? -1));
     super(
       chosen.kind,
-      failures.length === 1 || total <= 1
+      total <= 1
         ? chosen.message
         : `${chosen.message} (${failures.length} of ${total} firewall rule writes failed)`,
       retryAfter < 0 ? undefined : retryAfter,
