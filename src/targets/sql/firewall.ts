@@ -2,7 +2,6 @@ import { SqlManagementClient } from '@azure/arm-sql';
 import { isRestError } from '@azure/core-rest-pipeline';
 
 import { mapWithLimit } from '../../domain/concurrency';
-import { canonicalRule, cidrOfRange } from '../../domain/ip';
 import type { ManagedTarget } from '../../domain/target';
 import {
   FirewallError,
@@ -18,38 +17,21 @@ import {
 } from '../arm';
 import { DataPlaneCache } from '../data-plane-cache';
 import { sqlKind } from './kind';
-import { heldCidr, isBrokerRuleName, ruleName, ruleRange } from './rule-names';
+import {
+  callsWritten,
+  listing,
+  type RuleCall,
+  ruleCalls,
+  type SqlListing,
+  type SqlRule,
+  summary,
+} from './rule-calls';
 
 const LABEL = 'the SQL server';
 /** The port a SQL server's data plane (TDS) listens on. */
 const TDS_PORT = 1433;
 /** Rule PUTs and DELETEs of one write in flight at once. */
 export const SQL_WRITES_IN_FLIGHT = 8;
-
-/** One server-level firewall rule as listed. */
-export interface SqlRule {
-  name: string;
-  startIpAddress: string;
-  endIpAddress: string;
-}
-
-/** What `read` keeps for `write`: the broker's rules as listed, and how many others there are. */
-interface SqlBase {
-  broker: SqlRule[];
-  others: number;
-}
-
-interface Put {
-  method: 'PUT';
-  name: string;
-  cidr: string;
-}
-interface Delete {
-  method: 'DELETE';
-  name: string;
-  rule: SqlRule;
-}
-type RuleCall = Put | Delete;
 
 /**
  * An Azure SQL logical server's firewall through `@azure/arm-sql`: each rule
@@ -76,35 +58,24 @@ export class SqlFirewall implements TargetFirewall {
   }
 
   async read(server: ManagedTarget, signal?: AbortSignal): Promise<FirewallRules> {
-    const base: SqlBase = { broker: [], others: 0 };
+    const listed: SqlRule[] = [];
     try {
       for await (const rule of this.client(server.subscriptionId).firewallRules.listByServer(
         server.resourceGroup,
         server.name,
         { abortSignal: signal },
       )) {
-        const name = rule.name ?? '';
-        if (!isBrokerRuleName(name)) base.others += 1;
-        else
-          base.broker.push({
-            name,
-            startIpAddress: rule.startIpAddress ?? '',
-            endIpAddress: rule.endIpAddress ?? '',
-          });
+        listed.push({
+          name: rule.name ?? '',
+          startIpAddress: rule.startIpAddress ?? '',
+          endIpAddress: rule.endIpAddress ?? '',
+        });
       }
     } catch (error) {
       throw classifySqlError(error, signal);
     }
-    const held = new Set<string>();
-    let dirty = false;
-    for (const rule of base.broker) {
-      const cidr = heldCidr(rule);
-      // A malformed rule (unparsable name, range not its name's) or a second
-      // rule on a range: the next write removes it.
-      if (cidr === undefined || held.has(cidr)) dirty = true;
-      else held.add(cidr);
-    }
-    const rules = [...held].sort();
+    const base = listing(listed);
+    const { rules, dirty } = summary(base);
     return { rules, owned: rules, reserved: base.others, dirty, base };
   }
 
@@ -140,49 +111,10 @@ export class SqlFirewall implements TargetFirewall {
     next: string[],
     signal?: AbortSignal,
   ): Promise<FirewallWrite> {
-    const base = current.base as SqlBase;
-    const wanted = new Set(
-      next.map((value) => {
-        const cidr = canonicalRule(value);
-        // The plan only ever adds lease ranges (canonical) to a per-rule kind.
-        if (cidr === undefined) throw new Error(`Not an IPv4 rule for ${LABEL}: "${value}"`);
-        return cidr;
-      }),
-    );
-    const trusted = new Set(current.rules);
-    const keep = new Set<string>();
-    for (const rule of base.broker) {
-      const cidr = heldCidr(rule);
-      if (cidr !== undefined && wanted.has(cidr) && trusted.has(cidr)) keep.add(cidr);
-    }
-    const puts: Put[] = [...wanted]
-      .filter((cidr) => !keep.has(cidr))
-      .sort()
-      .map((cidr) => ({ method: 'PUT', name: ruleName(cidr), cidr }));
-    const putNames = new Set(puts.map((call) => call.name.toLowerCase()));
-    const kept = new Set<string>();
-    const deletes: Delete[] = [];
-    for (const rule of base.broker) {
-      const cidr = heldCidr(rule);
-      if (cidr !== undefined && keep.has(cidr) && !kept.has(cidr)) {
-        kept.add(cidr);
-        continue;
-      }
-      // NOTE: names are case-insensitive; a PUT of the same name replaces this
-      // rule, and a DELETE racing it could remove what the PUT wrote.
-      if (putNames.has(rule.name.toLowerCase())) continue;
-      deletes.push({ method: 'DELETE', name: rule.name, rule });
-    }
-
-    // NOTE: with the server at its limit, a PUT of a new rule sent beside the
-    // DELETEs that make room for it could be refused (40611): then the DELETEs
-    // go first, and the PUTs once they have settled.
-    const listed = new Set(base.broker.map((rule) => rule.name.toLowerCase()));
-    const creates = puts.filter((call) => !listed.has(call.name.toLowerCase())).length;
-    const room = sqlKind.maxRules - (current.reserved ?? base.others) - base.broker.length;
-    const rounds: RuleCall[][] = creates > room ? [deletes, puts] : [[...deletes, ...puts]];
+    const base = current.base as SqlListing;
+    const calls = ruleCalls(base, current.rules, next, sqlKind.maxRules);
     const failures: FirewallError[] = [];
-    for (const round of rounds) {
+    for (const round of calls.rounds) {
       await mapWithLimit(round, this.inFlight, async (call) => {
         try {
           await this.send(server, call, signal);
@@ -191,44 +123,26 @@ export class SqlFirewall implements TargetFirewall {
         }
       });
     }
-    if (failures.length > 0) throw partialFailure(failures, puts.length + deletes.length);
-
-    const removedNames = new Set(deletes.map((call) => call.name.toLowerCase()));
-    const added = puts.map((call) => `${call.name}=${call.cidr}`);
-    const untouched = base.broker.filter(
-      (rule) =>
-        !removedNames.has(rule.name.toLowerCase()) && !putNames.has(rule.name.toLowerCase()),
-    );
-    return {
-      read: base.broker.map(describe),
-      written: [...untouched.map(describe), ...added].sort(),
-      added,
-      removed: deletes.map((call) => describe(call.rule)),
-    };
+    if (failures.length > 0)
+      throw partialFailure(failures, calls.puts.length + calls.deletes.length);
+    return callsWritten(base, calls);
   }
 
   private async send(server: ManagedTarget, call: RuleCall, signal?: AbortSignal): Promise<void> {
     const rules = this.client(server.subscriptionId).firewallRules;
     if (call.method === 'PUT') {
+      const { startIpAddress, endIpAddress } = call;
       await rules.createOrUpdate(
         server.resourceGroup,
         server.name,
         call.name,
-        ruleRange(call.cidr),
-        {
-          abortSignal: signal,
-        },
+        { startIpAddress, endIpAddress },
+        { abortSignal: signal },
       );
     } else {
       await rules.delete(server.resourceGroup, server.name, call.name, { abortSignal: signal });
     }
   }
-}
-
-/** A rule as the audit trail shows it: `name=a.b.c.d/n`, or `name=start-end` when its range is no CIDR of its name. */
-function describe(rule: SqlRule): string {
-  const range = cidrOfRange(rule.startIpAddress, rule.endIpAddress);
-  return `${rule.name}=${range ?? `${rule.startIpAddress}-${rule.endIpAddress}`}`;
 }
 
 /**
