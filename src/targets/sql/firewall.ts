@@ -124,7 +124,7 @@ export class SqlFirewall implements TargetFirewall {
       });
     }
     if (failures.length > 0)
-      throw partialFailure(failures, calls.puts.length + calls.deletes.length);
+      throw writeFailure(failures, calls.puts.length + calls.deletes.length);
     return callsWritten(base, calls);
   }
 
@@ -210,7 +210,8 @@ export class SqlWriteError extends FirewallError {
   }
 }
 
-function partialFailure(failures: FirewallError[], total: number): SqlWriteError {
+/** The one error a write whose calls failed throws (`failures` not empty), of `total` calls. */
+export function writeFailure(failures: FirewallError[], total: number): SqlWriteError {
   const ranked = [...failures].sort(
     (a, b) => PRECEDENCE.indexOf(a.kind) - PRECEDENCE.indexOf(b.kind),
   );
