@@ -40,6 +40,7 @@ afterEach(() => {
     readLatencyMs: 0,
     writeLatencyMs: 0,
     faults: null,
+    hang: null,
     refusals: [],
     interruptedDeletes: null,
   });
@@ -326,6 +327,24 @@ describe('SqlFirewall against the emulator', () => {
     expect(error.outcomeUnknown).toBe(true);
     expect(error.status).toBe(403);
     expect(error.message).toContain('2 of 2 firewall rule writes failed');
+  });
+
+  it('When Resource Manager hangs and the caller gives up, then the write fails at once as a timeout whose outcome is unknown', async () => {
+    const target = server();
+    const fw = firewall();
+    const read = await fw.read(target);
+    emulator.configure({ hang: { rate: 1, ms: 1500 } });
+
+    const started = Date.now();
+    const error = await failureOf(
+      fw.write(target, read, ['52.10.20.30/32', '52.10.20.31/32'], AbortSignal.timeout(200)),
+    );
+
+    expect(error.kind).toBe('timeout');
+    expect(error.permanent).toBe(false);
+    expect(error.outcomeUnknown).toBe(true);
+    expect(error.message).toContain('2 of 2 firewall rule writes failed');
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('When many rules are written, then at most the bound are in flight at once, and the bound shortens the write', async () => {

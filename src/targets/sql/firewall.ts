@@ -123,8 +123,7 @@ export class SqlFirewall implements TargetFirewall {
         }
       });
     }
-    if (failures.length > 0)
-      throw writeFailure(failures, calls.puts.length + calls.deletes.length);
+    if (failures.length > 0) throw writeFailure(failures, calls.puts.length + calls.deletes.length);
     return callsWritten(base, calls);
   }
 
