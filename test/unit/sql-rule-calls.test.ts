@@ -151,8 +151,11 @@ describe('SQL rule calls', () => {
     expect(ruleCalls(list, ['52.1.0.1/32'], ['52.1.0.1/32'], 128).rounds).toEqual([]);
   });
 
-  it('When next holds a value that is not a canonical CIDR, then no calls are planned', () => {
-    expect(() => ruleCalls(listing([]), [], ['52.1.0.1'], 128)).toThrow(/canonical/);
-    expect(() => ruleCalls(listing([]), [], ['52.1.0.1/24'], 128)).toThrow(/canonical/);
+  it('When next holds a bare address, then its /32 rule is PUT; when it holds anything but IPv4, then no calls are planned', () => {
+    expect(ruleCalls(listing([]), [], ['52.1.0.1'], 128).puts.map((call) => call.name)).toEqual([
+      'kvlease-52.1.0.1-32',
+    ]);
+    expect(() => ruleCalls(listing([]), [], ['office'], 128)).toThrow(/Not an IPv4/);
+    expect(() => ruleCalls(listing([]), [], ['2001:db8::1'], 128)).toThrow(/Not an IPv4/);
   });
 });

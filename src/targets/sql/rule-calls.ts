@@ -65,10 +65,11 @@ export interface RuleCalls {
 }
 
 /**
- * The calls that make a server listed as `list` hold exactly `next` (canonical
- * CIDRs) among its broker rules: a PUT for each CIDR that no correct rule
- * holds, or that is not in `trusted` (the caller re-asserts it: an abandoned
- * DELETE may still remove it), and a DELETE for each broker rule not needed
+ * The calls that make a server listed as `list` hold exactly `next` among
+ * its broker rules (IPv4 CIDRs or addresses, canonicalised: a bare address is
+ * its /32): a PUT for each CIDR that no correct rule holds, or that is not in
+ * `trusted` (the caller re-asserts it: an abandoned DELETE may still remove
+ * it), and a DELETE for each broker rule not needed
  * (its CIDR not in `next`, malformed, or a second rule on a range). Never a
  * call on a rule without the prefix; never a DELETE of a name a PUT targets.
  */
@@ -81,8 +82,8 @@ export function ruleCalls(
   const wanted = new Set(
     next.map((value) => {
       const cidr = canonicalRule(value);
-      // The plan only ever asks a per-rule kind for lease ranges (canonical).
-      if (cidr !== value) throw new Error(`Not a canonical IPv4 CIDR: "${value}"`);
+      // The plan only ever asks a per-rule kind for lease ranges (IPv4).
+      if (cidr === undefined) throw new Error(`Not an IPv4 address or CIDR: "${value}"`);
       return cidr;
     }),
   );
