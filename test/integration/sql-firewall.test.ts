@@ -131,10 +131,7 @@ describe('SqlFirewall against the emulator', () => {
     const final = await fw.read(target);
 
     expect(empty).toMatchObject({ rules: [], owned: [], reserved: 0, dirty: false });
-    expect(first.added).toEqual([
-      'kvlease-52.10.20.30-32=52.10.20.30/32',
-      'kvlease-52.10.21.0-24=52.10.21.0/24',
-    ]);
+    expect(first.added).toEqual(['52.10.20.30/32', '52.10.21.0/24']);
     expect(read).toMatchObject({
       rules: ['52.10.20.30/32', '52.10.21.0/24'],
       owned: ['52.10.20.30/32', '52.10.21.0/24'],
@@ -142,10 +139,10 @@ describe('SqlFirewall against the emulator', () => {
       dirty: false,
     });
     expect(second).toEqual({
-      read: ['kvlease-52.10.20.30-32=52.10.20.30/32', 'kvlease-52.10.21.0-24=52.10.21.0/24'],
-      written: ['kvlease-52.10.21.0-24=52.10.21.0/24', 'kvlease-52.10.22.5-32=52.10.22.5/32'],
-      added: ['kvlease-52.10.22.5-32=52.10.22.5/32'],
-      removed: ['kvlease-52.10.20.30-32=52.10.20.30/32'],
+      read: ['52.10.20.30/32', '52.10.21.0/24'],
+      written: ['52.10.21.0/24', '52.10.22.5/32'],
+      added: ['52.10.22.5/32'],
+      removed: ['52.10.20.30/32'],
     });
     expect(final.rules).toEqual(['52.10.21.0/24', '52.10.22.5/32']);
     expect(rulesOn(target)).toEqual([
@@ -215,10 +212,11 @@ describe('SqlFirewall against the emulator', () => {
       dirty: true,
     });
     expect(result.removed.sort()).toEqual([
-      'kvlease-52.2.2.2-32-copy=52.2.2.2/32',
-      'kvlease-junk=52.3.3.3/32',
+      'kvlease-52.2.2.2-32-copy (52.2.2.2-52.2.2.2)',
+      'kvlease-junk (52.3.3.3-52.3.3.3)',
     ]);
-    expect(result.added).toEqual(['kvlease-52.1.1.1-32=52.1.1.1/32']);
+    expect(result.added).toEqual(['52.1.1.1/32']);
+    expect(result.written).toEqual(['52.1.1.1/32', '52.2.2.2/32', '52.4.4.4/32']);
     expect(after).toMatchObject({
       rules: ['52.1.1.1/32', '52.2.2.2/32', '52.4.4.4/32'],
       reserved: 1,
@@ -241,7 +239,7 @@ describe('SqlFirewall against the emulator', () => {
 
     const result = await fw.write(target, { ...read, rules: [] }, ['52.10.20.30/32']);
 
-    expect(result.added).toEqual(['kvlease-52.10.20.30-32=52.10.20.30/32']);
+    expect(result.added).toEqual(['52.10.20.30/32']);
     expect(result.removed).toEqual([]);
     expect(statsOf(target).puts).toBe(before.puts + 1);
     expect(statsOf(target).deletes).toBe(before.deletes);

@@ -1,4 +1,4 @@
-import { canonicalRule, cidrOfRange } from '../../domain/ip';
+import { canonicalRule } from '../../domain/ip';
 import { heldCidr, isBrokerRuleName, ruleName, ruleRange } from './rule-names';
 
 /**
@@ -120,25 +120,33 @@ export function ruleCalls(
   return { puts, deletes, rounds };
 }
 
-/** A rule as the audit trail shows it: `name=a.b.c.d/n`, or `name=start-end` when its range is no CIDR. */
+/**
+ * A broker rule as the audit trail shows it: the CIDR it holds, or, for a
+ * malformed one, `name (start-end)`.
+ */
 export function describeRule(rule: SqlRule): string {
-  const range = cidrOfRange(rule.startIpAddress, rule.endIpAddress);
-  return `${rule.name}=${range ?? `${rule.startIpAddress}-${rule.endIpAddress}`}`;
+  return heldCidr(rule) ?? `${rule.name} (${rule.startIpAddress}-${rule.endIpAddress})`;
 }
 
-/** What a write that sent `calls` did to `list`, in the kind's notation (the audit trail's `FirewallWrite`). */
+/**
+ * What a write that sent `calls` did to `list`: `written` is the broker's
+ * rules afterwards as canonical CIDRs (what the writer and the targets view
+ * take as the target's rules, like every kind's list), `added` the CIDRs PUT,
+ * `read` and `removed` the broker rules as `describeRule` shows them.
+ */
 export function callsWritten(
   list: SqlListing,
   calls: RuleCalls,
 ): { read: string[]; written: string[]; added: string[]; removed: string[] } {
-  const touched = new Set([...calls.puts, ...calls.deletes].map((call) => call.name.toLowerCase()));
-  const added = calls.puts.map((call) => `${call.name}=${call.cidr}`);
+  const deleted = new Set(calls.deletes.map((call) => call.name.toLowerCase()));
+  const kept = list.broker
+    .filter((rule) => !deleted.has(rule.name.toLowerCase()))
+    .map(heldCidr)
+    .filter((cidr): cidr is string => cidr !== undefined);
+  const added = calls.puts.map((call) => call.cidr);
   return {
     read: list.broker.map(describeRule),
-    written: [
-      ...list.broker.filter((rule) => !touched.has(rule.name.toLowerCase())).map(describeRule),
-      ...added,
-    ].sort(),
+    written: [...new Set([...kept, ...added])].sort(),
     added,
     removed: calls.deletes.map((call) => describeRule(call.rule)),
   };
