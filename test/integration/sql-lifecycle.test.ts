@@ -101,9 +101,7 @@ describe('SQL servers through the broker', () => {
   it('When a server is listed, then it shows its kind, limit, every rule counted and its data plane host:1433', async () => {
     const server = sqlServer();
     const broker = testBroker({ emulator, vaults: [], targets: [server.id] });
-    // NOTE: listed once first: until this instance has read the server, the view knows only
-    // the pass's write, which does not say how many rules are not the broker's (main f31c14a).
-    await broker.call('GET', '/api/targets');
+    // Not listed before the grant: the view learns the other rules from the pass's write.
     await broker.call('POST', '/api/leases', {
       body: { target: server.name },
       headers: xff('52.1.2.4'),
