@@ -24,7 +24,7 @@ import type { Random } from './world';
 
 /**
  * A per-rule firewall (an Azure SQL server) for the writer's model test, as
- * Resource Manager is assumed to keep one (docs/targets-sql.md):
+ * Resource Manager is assumed to keep one (docs/architecture.md, "SQL: per-rule writes"):
  *
  * - each rule is its own resource; calls on different rules never conflict,
  *   and, unlike Key Vault's whole-list PATCH, calls on the *same* rule are not

@@ -7,7 +7,7 @@ import { CALM, ModelRuleFirewall } from './rule-firewall';
 import { seeded } from './world';
 
 /**
- * The per-rule design of docs/targets-sql.md, checked against the model of a
+ * The per-rule design of docs/architecture.md, "SQL: per-rule writes", checked against the model of a
  * per-rule firewall whose calls may land after their client gave up
  * (`rule-firewall.ts`, with the adapter's real decisions).
  *

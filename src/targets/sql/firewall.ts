@@ -101,7 +101,7 @@ export class SqlFirewall implements TargetFirewall {
    * DELETE each broker rule not needed (its CIDR not in `next`, malformed, or a
    * second one on a range). A CIDR that a correct rule holds but that is not in
    * `current.rules` is PUT again (idempotent): the caller's way to re-assert a
-   * rule that an abandoned DELETE may still remove (docs/targets-sql.md).
+   * rule that an abandoned DELETE may still remove (docs/architecture.md, "SQL: per-rule writes").
    *
    * If some calls fail, the others' effects stand (the next pass reads them):
    * once all have settled, the most telling failure is thrown.
