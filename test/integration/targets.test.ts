@@ -271,7 +271,11 @@ describe('Storage accounts', () => {
           resourceAccessRules: lockedStorageAcls().resourceAccessRules,
         },
       });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Until the operator's PATCH is in flight at Resource Manager (it holds the account 400 ms).
+      const patches = () => emulator.storage.stats()[account.id.toLowerCase()]?.patches ?? 0;
+      for (let waited = 0; patches() === 0 && waited < 5000; waited += 5)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(patches()).toBe(1);
       const [granted, second] = await Promise.all([
         grant(broker, { target: account.name }, '52.10.5.1'),
         grant(broker, { target: account.name }, '52.10.5.2'),
