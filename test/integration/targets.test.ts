@@ -254,7 +254,8 @@ describe('Storage accounts', () => {
     const broker = testBroker({ emulator, vaults: [], targets: [account.id] });
     // Warm the broker's first read, so the grant's PATCH lands inside the operator's write.
     await broker.call('GET', '/api/targets');
-    emulator.configure({ writeLatencyMs: 400 });
+    // The operator's write holds the account long enough for the broker's PATCH to overlap it.
+    emulator.configure({ writeLatencyMs: 1500 });
     try {
       const operator = storageClient(emulator).storageAccounts.update(RG, account.name, {
         networkRuleSet: {
@@ -271,15 +272,22 @@ describe('Storage accounts', () => {
           resourceAccessRules: lockedStorageAcls().resourceAccessRules,
         },
       });
-      // Until the operator's PATCH is in flight at Resource Manager (it holds the account 400 ms).
+      // Until the operator's PATCH is in flight at Resource Manager.
       const patches = () => emulator.storage.stats()[account.id.toLowerCase()]?.patches ?? 0;
-      for (let waited = 0; patches() === 0 && waited < 5000; waited += 5)
-        await new Promise((resolve) => setTimeout(resolve, 5));
+      const until = async (count: number) => {
+        for (let waited = 0; patches() < count && waited < 5000; waited += 5)
+          await new Promise((resolve) => setTimeout(resolve, 5));
+      };
+      await until(1);
       expect(patches()).toBe(1);
-      const [granted, second] = await Promise.all([
+      const grants = Promise.all([
         grant(broker, { target: account.name }, '52.10.5.1'),
         grant(broker, { target: account.name }, '52.10.5.2'),
       ]);
+      // The broker's PATCH has arrived (doomed to 409): later writes need not be slow.
+      await until(2);
+      emulator.configure({ writeLatencyMs: 0 });
+      const [granted, second] = await grants;
       await operator;
 
       expect([granted.status, second.status]).toEqual([201, 201]);
@@ -502,7 +510,8 @@ describe('Views and filters across kinds', () => {
       maxRules: 128,
       activeLeases: 1,
       healthy: true,
-      dataPlane: `${server.name}.database.windows.net:1433`,
+      // host:1433, the host being the server's fullyQualifiedDomainName (the emulator's TDS host).
+      dataPlane: `${(await emulator.sql.dataPlaneAddress(server.id)).split(':')[0]}:1433`,
     });
 
     const vaults = await broker.call('GET', '/api/vaults');

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Lease } from '../../src/domain/lease';
 import { silentLogger } from '../../src/domain/logger';
 import type { ManagedTarget } from '../../src/domain/target';
-import { VaultCoordinator } from '../../src/writer/coordinator';
+import { TargetCoordinator } from '../../src/writer/coordinator';
 import { ModelRuleFirewall, modelRuleName, ModelStore, seeded } from './world';
 
 /**
@@ -92,7 +92,7 @@ async function runModel(seed: number, strict = false): Promise<Run> {
   );
   const foreignBefore = firewall.foreignRules();
   const coordinator = (instanceId: string) =>
-    new VaultCoordinator([MANAGED], {
+    new TargetCoordinator([MANAGED], {
       store,
       firewall,
       clock: { now: () => Date.now() },
@@ -128,7 +128,7 @@ async function runModel(seed: number, strict = false): Promise<Run> {
   let outstanding = 0;
   const onServer = () => new Set(firewall.brokerRules());
 
-  const grant = async (writer: VaultCoordinator) => {
+  const grant = async (writer: TargetCoordinator) => {
     const now = Date.now();
     nextId += 1;
     const lease: Lease = {
@@ -182,7 +182,7 @@ async function runModel(seed: number, strict = false): Promise<Run> {
     }
   };
 
-  const release = async (writer: VaultCoordinator) => {
+  const release = async (writer: TargetCoordinator) => {
     const candidates = [...granted].filter((id) => store.leases.get(id)?.status === 'active');
     if (candidates.length === 0) return;
     const id = pick(candidates);
@@ -217,7 +217,7 @@ async function runModel(seed: number, strict = false): Promise<Run> {
     }
   };
 
-  const sweep = async (writer: VaultCoordinator) => {
+  const sweep = async (writer: TargetCoordinator) => {
     await writer.sync(SERVER, Date.now() + 5000).catch(() => undefined);
   };
 
@@ -290,7 +290,7 @@ async function runModel(seed: number, strict = false): Promise<Run> {
       check();
     }
     let converged = false;
-    void (instances[0] as VaultCoordinator).sync(SERVER, Date.now() + 5000).then(() => {
+    void (instances[0] as TargetCoordinator).sync(SERVER, Date.now() + 5000).then(() => {
       converged = true;
     });
     for (let tick = 0; tick < 200 && !converged; tick += 1) await vi.advanceTimersByTimeAsync(25);
