@@ -355,8 +355,9 @@ export function modelRuleName(cidr: string): string {
  * `src/targets/sql/firewall.ts` behaves): `read` reports the broker's rules
  * (named with the prefix) as canonical CIDRs, all of them owned, and counts the
  * others as `reserved`; `write` PUTs each rule of `next` not in `current.rules`
- * and DELETEs each of `current.rules` not in `next`, all at once, and when any
- * call failed reports the failure whose outcome is unknown if there is one.
+ * (so a caller handing `rules: []` re-PUTs every needed rule) and DELETEs each
+ * listed broker rule not in `next`, all at once, and when any call failed
+ * reports the failure whose outcome is unknown if there is one.
  */
 export class ModelRuleFirewall implements TargetFirewall {
   readonly rules = new Map<string, ModelNamedRule>();
@@ -417,7 +418,8 @@ export class ModelRuleFirewall implements TargetFirewall {
       const reserved = this.rules.size - this.brokerRules().length;
       trace(`list ${rules.join(',')} (+${reserved})`);
       await this.delay(this.faults.travelMs);
-      return { rules, owned: rules, reserved, base: undefined };
+      // `base`: the broker's rules as listed, which `write` deletes from.
+      return { rules, owned: rules, reserved, base: [...rules] };
     })();
     server.catch(() => undefined);
     return this.client(signal, server);
@@ -464,10 +466,13 @@ export class ModelRuleFirewall implements TargetFirewall {
     signal?: AbortSignal,
   ): Promise<FirewallWrite> {
     if (signal?.aborted) throw new FirewallError('timeout', 'model: aborted before sending');
+    // As the SQL adapter decides: PUT what `current.rules` lacks (a caller re-asserts rules by
+    // handing fewer), DELETE the listed broker rules `next` does not hold.
     const have = new Set(current.rules);
+    const listed = (current.base as string[] | undefined) ?? current.rules;
     const want = new Set(next);
     const puts = [...want].filter((rule) => !have.has(rule));
-    const deletes = [...have].filter((rule) => !want.has(rule));
+    const deletes = [...new Set(listed)].filter((rule) => !want.has(rule));
     const calls: RuleCallInFlight[] = [
       ...puts.map((cidr) => ({
         method: 'PUT' as const,
