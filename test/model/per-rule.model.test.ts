@@ -354,16 +354,17 @@ describe('The writer on a per-rule firewall under any interleaving (randomized m
     },
   );
 
-  // NOTE: known to fail (branch e2e2's report): these seeds each answer a grant
-  // 201 after a DELETE abandoned by an earlier pass removed its rule. The
-  // writer's pass (src/writer/pass.ts, the `firewall.write(vault, acls, ...)`
-  // call) hands a per-rule kind the rules as read even while unsettled, so it
-  // re-PUTs nothing; docs/targets-sql.md's re-PUT narrows the window and only
-  // its two-name scheme closes it. Turn into `it.each` once one of them is built.
-  it.fails.each([6, 9, 11, 12])(
-    'When a DELETE given up by an earlier pass lands after a pass read its rule (seed %i), then no grant is answered before its rule exists (contract §4, strictly)',
-    async (seed) => {
-      await runModel(seed, true);
+  // NOTE: known to fail (branch e2e2's report): some of these seeds answer a
+  // grant 201 after a DELETE an earlier pass gave up on removed its rule. As of
+  // this writing the pass (src/writer/pass.ts, `firewall.write(vault, acls, ...)`)
+  // hands a per-rule kind the rules as read even while unsettled, so it re-PUTs
+  // nothing (seeds 6, 9, 11, 12 fail); with docs/targets-sql.md's re-PUT while
+  // unsettled the window narrows but stays (seed 1 still fails); only its
+  // two-name scheme closes it. Turn `it.fails` into `it` once that is built.
+  it.fails(
+    'When a DELETE given up by an earlier pass lands after a pass read its rule (seeds 1-12), then no grant is answered before its rule exists (contract §4, strictly)',
+    async () => {
+      for (let seed = 1; seed <= 12; seed += 1) await runModel(seed, true);
     },
   );
 });
