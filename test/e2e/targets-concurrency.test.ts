@@ -61,9 +61,11 @@ interface Kind {
 }
 
 /**
- * Runs the workload against `target` through `brokers`: a burst of grants, then releases of
- * half of them at once with more grants of the same addresses, then the rest released or kept.
- * Returns what went wrong at answer time.
+ * Runs the workload against `target` through `brokers` (each call to one picked at random): a
+ * burst of 30 grants on 10 addresses; releases of about half of them at once with 20 more
+ * grants of the same addresses; every lease of half the addresses released at once with 10 more
+ * grants (some of those addresses among them); then the leases of those addresses granted
+ * meanwhile released too. Returns what went wrong at answer time and the leases left active.
  */
 async function workload(brokers: TestBroker[], target: string, kind: Kind, seed: number) {
   const rand = random(seed);
