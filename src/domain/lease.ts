@@ -27,7 +27,7 @@ export interface Lease {
   endedAt?: number | undefined;
   /** Why a lease failed, for operators (`capacity`, `timeout`). */
   failure?: string | undefined;
-  /** Why its rule may not have the effect the caller expects (answered with the grant). */
+  /** Why its rule may not have the effect the caller expects (known at the grant, kept with the lease). */
   warnings?: string[] | undefined;
   /** Whether it holds a slot of its principal (LEASE_MAX_ACTIVE_PER_PRINCIPAL) to free when it ends. */
   slot?: boolean | undefined;

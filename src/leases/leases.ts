@@ -189,6 +189,9 @@ export class LeaseService {
     let recorded: { lease: StoredLease; created: boolean };
     try {
       await this.checkCapacity(vault, ip);
+      // Known before the lease is written, so every read of the lease carries them.
+      const warnings = await this.warnings(lease);
+      if (warnings.length > 0) lease.warnings = warnings;
       recorded = await store.createLease(lease, request.idempotencyKey);
     } catch (error) {
       if (capped) await store.releaseSlot(lease).catch(() => undefined);
@@ -201,8 +204,7 @@ export class LeaseService {
     attempt.leaseId = recorded.lease.id;
     const applied = stripEtag(await this.waitApplied(recorded.lease));
     await this.deps.events.emit({ type: 'lease-granted', by: principal, lease: applied });
-    const warnings = await this.warnings(applied);
-    return { lease: warnings.length > 0 ? { ...applied, warnings } : applied, created: true };
+    return { lease: applied, created: true };
   }
 
   /** An Idempotency-Key repeat: the same lease, once its rule is on the target. */

@@ -320,6 +320,11 @@ describe('Storage accounts', () => {
     expect(storageValues(north.id)).toContain('52.164.7.7');
     expect(elsewhere.status).toBe(201);
     expect(elsewhere.body.warnings ?? []).toEqual([]);
+    // The warning stays with the lease: a later read and the list carry it too.
+    const read = await broker.call('GET', `/api/leases/${inRegion.body.id}`);
+    expect(read.body.warnings).toEqual(inRegion.body.warnings);
+    const listed = await broker.call('GET', `/api/leases?target=${north.name}`);
+    expect(listed.body.value[0].warnings).toEqual(inRegion.body.warnings);
   });
 });
 

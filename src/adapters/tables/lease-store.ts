@@ -74,6 +74,8 @@ const TRANSACTION_LIMIT = 100;
 type LeaseEntity = TableEntity<{
   /** The target's kind; absent on rows written before targets (Key Vault). */
   kind?: string;
+  /** The lease's warnings, as a JSON array of strings. */
+  warnings?: string;
   ip: string;
   status: LeaseStatus;
   principal: string;
@@ -119,6 +121,7 @@ function toEntity(lease: Lease, rowPrefix: string): LeaseEntity {
     expiresAt: lease.expiresAt,
   };
   if (lease.kind !== undefined) entity.kind = lease.kind;
+  if (lease.warnings?.length) entity.warnings = JSON.stringify(lease.warnings);
   if (lease.appId !== undefined) entity.appId = lease.appId;
   if (lease.reason !== undefined) entity.reason = lease.reason;
   if (lease.endedAt !== undefined) entity.endedAt = lease.endedAt;
@@ -132,6 +135,7 @@ function fromEntity(entity: LeaseEntity & { etag?: string }): StoredLease {
     id: entity.rowKey.slice(2),
     vault: entity.partitionKey,
     ...(entity.kind === undefined ? {} : { kind: entity.kind }),
+    ...(entity.warnings === undefined ? {} : { warnings: parseWarnings(entity.warnings) }),
     ip: entity.ip,
     status: entity.status,
     principal: entity.principal,
@@ -144,6 +148,18 @@ function fromEntity(entity: LeaseEntity & { etag?: string }): StoredLease {
     slot: entity.slot === true ? true : undefined,
     etag: entity.etag ?? '',
   };
+}
+
+/** A row's warnings; a column that does not parse as strings is dropped, not a failed read. */
+function parseWarnings(text: string): string[] | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) && value.every((item) => typeof item === 'string')
+      ? value
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function withoutEtag(lease: StoredLease): Lease {
