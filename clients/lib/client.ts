@@ -6,6 +6,7 @@ import type {
   Lease,
   LeaseStatusFilter,
   Page,
+  Target,
   Vault,
   WhoAmI,
 } from '../../src/contract';
@@ -16,7 +17,13 @@ import { type RetryInfo, retryingFetch } from './retry';
  * The resources as the broker answers them: the types of the public contract
  * (src/contract, types only, so the bundles carry none of its code).
  */
-export type { AuditItem as AuditEntry, Lease, Vault as VaultSummary, WhoAmI };
+export type {
+  AuditItem as AuditEntry,
+  Lease,
+  Target as TargetSummary,
+  Vault as VaultSummary,
+  WhoAmI,
+};
 
 /** Resolves to a bearer token (without the `Bearer ` prefix). */
 export type TokenProvider = () => Promise<string>;
@@ -134,6 +141,14 @@ export class BrokerClient {
 
   async vaults(options: CallOptions = {}): Promise<Vault[]> {
     return (await this.call<Page<Vault>>('GET', 'vaults', options)).value;
+  }
+
+  /**
+   * Every managed target, whatever its kind (contract §4). A broker older than v1.1 answers 404
+   * (its `GET /api/vaults` lists the Key Vaults).
+   */
+  async targets(options: CallOptions = {}): Promise<Target[]> {
+    return (await this.call<Page<Target>>('GET', 'targets', options)).value;
   }
 
   /** Newest first, every page. `since` is an ISO 8601 timestamp. */

@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { printable } from '../../src/contract/printable';
 import type { TokenProvider } from './client';
-import type { DataPlaneEndpoint } from './data-plane-endpoint';
+import type { DataPlaneEndpoint, DataPlaneKind } from './data-plane-endpoint';
 import {
   CredentialError,
   DeadlineError,
@@ -10,26 +9,29 @@ import {
   VaultRefusedError,
   WrongAddressError,
 } from './errors';
+import { probeFor, type TdsLogin } from './probes/index';
 import { backoffMs, networkReason, tlsFailure } from './retry';
+
+export { clientAddressOf } from './probes/index';
 
 export interface DataPlaneProgress {
   attempt: number;
   elapsedMs: number;
-  /** The address the vault says it sees, from its last 403 ForbiddenByFirewall. */
+  /** The address the target says it sees (a vault's or a SQL server's refusal names it). */
   clientAddress?: string;
-  /** What the last probe got: `403 ForbiddenByFirewall`, `503`, `ECONNRESET`, ... */
+  /** What the last probe got: `403 ForbiddenByFirewall`, `403 AuthorizationFailure`, `503`, ... */
   last?: string;
 }
 
 export interface WaitForDataPlaneOptions {
-  /** Where the token may go (`DataPlaneEndpoint.resolve`): the only address probed. */
+  /** Where the token may go (`DataPlaneEndpoint.resolve`): the only address probed; its kind picks the probe. */
   endpoint: DataPlaneEndpoint;
   /** The lease's IP or CIDR, e.g. `52.10.20.30/32`. */
   leasedIp: string;
   /** A data-plane token for `endpoint.scope` (see `tokenProvider`). */
   token: TokenProvider;
-  /** Overall limit. Default 180 s (Azure has been seen to take 30-90 s). */
-  timeoutMs?: number;
+  /** Overall limit. Default `defaultWaitMs(kind)`: 180 s, 6 min for SQL. */
+  timeoutMs?: number | undefined;
   signal?: AbortSignal;
   onProgress?: (progress: DataPlaneProgress) => void;
   /** First pause between probes (default 250 ms); it grows to `maxIntervalMs` (default 1 s). */
@@ -37,14 +39,26 @@ export interface WaitForDataPlaneOptions {
   maxIntervalMs?: number;
   /**
    * Consecutive refusals naming an address outside the lease before giving up with
-   * WrongAddressError (default 3): the address the vault sees does not depend on its rules, so
+   * WrongAddressError (default 3): the address the target sees does not depend on its rules, so
    * waiting cannot help, but one stray probe through another NAT address should not fail a job.
    */
   wrongAddressAfter?: number;
   fetch?: typeof fetch;
+  /** The SQL probe's TDS login (tests); default the one of probes/sql-tds.ts. */
+  tdsLogin?: TdsLogin;
 }
 
 export const DEFAULT_DATA_PLANE_TIMEOUT_MS = 180_000;
+/** SQL caches firewall rules per database for up to five minutes (targets-facts). */
+export const DEFAULT_SQL_TIMEOUT_MS = 360_000;
+
+/**
+ * The default limit of a wait for a kind: 180 s (Key Vault and Storage have been seen to take
+ * 30-90 s), 6 min for SQL (up to five minutes).
+ */
+export function defaultWaitMs(kind: DataPlaneKind): number {
+  return kind === 'sql' ? DEFAULT_SQL_TIMEOUT_MS : DEFAULT_DATA_PLANE_TIMEOUT_MS;
+}
 const PROBE_TIMEOUT_MS = 10_000;
 
 function ipv4(text: string): number | undefined {
@@ -70,63 +84,33 @@ export function addressInLease(address: string, lease: string): boolean {
   return Math.floor(ip / size) === Math.floor(base / size);
 }
 
-interface VaultAnswer {
-  code?: string;
-  innerCode?: string;
-  message?: string;
-}
-
-async function readVaultError(response: Response): Promise<VaultAnswer> {
-  try {
-    const body = (await response.json()) as {
-      error?: { code?: unknown; message?: unknown; innererror?: { code?: unknown } };
-    };
-    const error = body.error ?? {};
-    return {
-      ...(typeof error.code === 'string' ? { code: error.code } : {}),
-      ...(typeof error.innererror?.code === 'string' ? { innerCode: error.innererror.code } : {}),
-      ...(typeof error.message === 'string' ? { message: error.message } : {}),
-    };
-  } catch {
-    return {};
-  }
-}
-
-/** `Client address: a.b.c.d` in a Key Vault firewall refusal. */
-export function clientAddressOf(message: string | undefined): string | undefined {
-  return message === undefined
-    ? undefined
-    : /Client address:\s*([0-9A-Fa-f.:]+[0-9A-Fa-f])/.exec(message)?.[1];
-}
-
-function probeUrl(vaultUri: string): string {
-  const base = vaultUri.endsWith('/') ? vaultUri : `${vaultUri}/`;
-  return new URL('secrets?api-version=7.5&maxresults=1', base).toString();
-}
-
 /**
- * Waits until the vault's data plane lets this client in: probes `GET {vaultUri}secrets` with a
- * data-plane token until the answer is no longer 403 ForbiddenByFirewall (a 200, or a 403 of
- * another kind such as missing RBAC rights, means the network let us through). Throttling, 5xx
- * and network errors are probed again. Pauses grow from `intervalMs` to `maxIntervalMs`.
+ * Waits until the target's data plane lets this client in: probes it (the probe of the
+ * endpoint's kind, clients/lib/probes/) with a data-plane token until the firewall no longer
+ * refuses. Throttling, 5xx and network errors are probed again. Pauses grow from `intervalMs` to
+ * `maxIntervalMs`.
  *
- * Throws WrongAddressError when the vault keeps naming a client address outside the lease,
+ * Throws WrongAddressError when the target keeps naming a client address outside the lease,
  * DeadlineError when `timeoutMs` passes, CredentialError on a 401 (the token is not for this
- * vault), VaultRefusedError when public network access is disabled, UntrustedDataPlaneError at
- * once on a TLS failure (an untrusted certificate or a name mismatch does not pass by waiting).
+ * target), VaultRefusedError when no rule can help (public network access disabled),
+ * UntrustedDataPlaneError at once on a TLS failure (an untrusted certificate or a name mismatch
+ * does not pass by waiting).
  */
 export async function waitForDataPlane(
   options: WaitForDataPlaneOptions,
 ): Promise<{ elapsedMs: number; attempts: number }> {
-  const doFetch = options.fetch ?? fetch;
   const started = Date.now();
-  const timeoutMs = options.timeoutMs ?? DEFAULT_DATA_PLANE_TIMEOUT_MS;
+  const { endpoint } = options;
+  const timeoutMs = options.timeoutMs ?? defaultWaitMs(endpoint.kind);
   const deadline = started + timeoutMs;
   const intervalMs = options.intervalMs ?? 250;
   const maxIntervalMs = options.maxIntervalMs ?? 1000;
   const wrongAddressAfter = options.wrongAddressAfter ?? 3;
-  const vaultUri = options.endpoint.uri;
-  const url = probeUrl(vaultUri);
+  const what = endpoint.what;
+  const probe = probeFor(endpoint, {
+    fetch: options.fetch ?? fetch,
+    tdsLogin: options.tdsLogin,
+  });
   let mismatches = 0;
   let clientAddress: string | undefined;
   let last = 'no answer yet';
@@ -136,57 +120,38 @@ export async function waitForDataPlane(
     const timeout = AbortSignal.timeout(Math.max(1, Math.min(PROBE_TIMEOUT_MS, remaining)));
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     try {
-      const token = await options.token();
-      const response = await doFetch(url, {
-        headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
-        signal,
-      });
-      if (response.ok) {
-        await response.body?.cancel();
+      const answer = await probe(await options.token(), signal);
+      if (answer.outcome === 'through') {
         return { elapsedMs: Date.now() - started, attempts: attempt };
       }
-      const answer = await readVaultError(response);
-      last = printable(`${response.status} ${answer.innerCode ?? answer.code ?? ''}`.trim());
-      if (response.status === 401) {
-        throw new CredentialError(
-          `the vault refused the data-plane token (401 ${printable(answer.code ?? '')}): set ` +
-            `KV_LEASE_VAULT_TOKEN to a token for the vault, or sign in with an identity that ` +
-            `can get one${options.endpoint.scope ? ` (scope ${options.endpoint.scope})` : ''}`,
-        );
-      }
-      if (response.status === 403) {
-        if (answer.innerCode === 'ForbiddenByConnection') {
-          throw new VaultRefusedError(
-            `the vault's public network access is disabled: no firewall rule can open it (${printable(answer.message ?? '')})`,
-          );
-        }
-        const firewall =
-          answer.innerCode === 'ForbiddenByFirewall' ||
-          /Client address is not authorized/i.test(answer.message ?? '');
-        // Any other 403 (no RBAC role, access policy) came from past the firewall: we are in.
-        if (!firewall) return { elapsedMs: Date.now() - started, attempts: attempt };
-        clientAddress = clientAddressOf(answer.message) ?? clientAddress;
-        const seen = clientAddressOf(answer.message);
+      last = answer.last;
+      if (answer.outcome === 'refused') {
+        const seen = answer.clientAddress;
+        clientAddress = seen ?? clientAddress;
         mismatches = seen && !addressInLease(seen, options.leasedIp) ? mismatches + 1 : 0;
         if (seen && mismatches >= wrongAddressAfter) {
-          throw new WrongAddressError(seen, options.leasedIp);
+          throw new WrongAddressError(seen, options.leasedIp, what);
         }
-      } else if (response.status !== 429 && response.status < 500) {
-        throw new VaultRefusedError(
-          `the vault answered ${response.status} ${printable(answer.code ?? '')} to ${url}: is ${vaultUri} the right vault URI?`,
-        );
       }
     } catch (error) {
       if (
         error instanceof CredentialError ||
         error instanceof WrongAddressError ||
-        error instanceof VaultRefusedError
+        error instanceof VaultRefusedError ||
+        error instanceof UntrustedDataPlaneError
       ) {
         throw error;
       }
       if (options.signal?.aborted) throw options.signal.reason;
       const tls = tlsFailure(error);
-      if (tls) throw new UntrustedDataPlaneError(vaultUri, tls, { cause: error, tls: true });
+      if (tls) {
+        throw new UntrustedDataPlaneError(endpoint.uri, tls, {
+          cause: error,
+          tls: true,
+          what: endpoint.tokenName,
+        });
+      }
+      if (!timeout.aborted && !isNetworkError(error)) throw error;
       last = networkReason(error);
     }
     const elapsedMs = Date.now() - started;
@@ -194,15 +159,31 @@ export async function waitForDataPlane(
     const pause = Math.min(maxIntervalMs, backoffMs(attempt, intervalMs * 2, maxIntervalMs * 2));
     if (Date.now() + pause >= deadline) {
       if (clientAddress && !addressInLease(clientAddress, options.leasedIp)) {
-        throw new WrongAddressError(clientAddress, options.leasedIp);
+        throw new WrongAddressError(clientAddress, options.leasedIp, what);
       }
       throw new DeadlineError(
-        `the vault's data plane did not let ${options.leasedIp} in within ` +
+        `the ${what}'s data plane did not let ${options.leasedIp} in within ` +
           `${Math.round(timeoutMs / 1000)} s (last answer: ${last}` +
           `${clientAddress ? `, client address ${clientAddress}` : ''}); the rule may still be ` +
-          `propagating: wait longer (--wait-timeout) or check the vault's firewall`,
+          `propagating: wait longer (--wait-timeout) or check the ${what}'s firewall` +
+          (endpoint.kind === 'storage'
+            ? " (a runner in the account's own region is not let in by IP rules, and a disabled public network access refuses alike)"
+            : ''),
       );
     }
     await sleep(pause, undefined, options.signal ? { signal: options.signal } : {});
   }
+}
+
+/**
+ * Whether a thrown error is the network's (probed again) rather than a defect (reported at once):
+ * fetch's `TypeError: fetch failed` and errors carrying a system error code.
+ */
+function isNetworkError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'TypeError' || error.name === 'AbortError' || error.name === 'TimeoutError') {
+    return true;
+  }
+  const code = (error as { code?: unknown }).code ?? (error.cause as { code?: unknown })?.code;
+  return typeof code === 'string';
 }

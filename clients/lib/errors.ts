@@ -80,12 +80,14 @@ export class WrongAddressError extends Error {
   constructor(
     readonly clientAddress: string,
     readonly leasedIp: string,
+    /** How the target is named: `vault` (default), `SQL server`. */
+    what = 'vault',
   ) {
     super(
-      `the vault sees this client as ${clientAddress}, but the lease is for ${leasedIp}: ` +
-        `the lease was for the wrong address (traffic to the vault leaves through another IP); ` +
-        `lease ${clientAddress} instead (kv-lease grant --ip ${clientAddress}, needs Lease.Admin) ` +
-        `or reach the vault the way the broker sees you`,
+      `the ${what} sees this client as ${printable(clientAddress)}, but the lease is for ${leasedIp}: ` +
+        `the lease was for the wrong address (traffic to the ${what} leaves through another IP); ` +
+        `lease ${printable(clientAddress)} instead (kv-lease grant --ip ${printable(clientAddress)}, needs Lease.Admin) ` +
+        `or reach the ${what} the way the broker sees you`,
     );
     this.name = 'WrongAddressError';
   }
@@ -132,12 +134,14 @@ export class UntrustedDataPlaneError extends Error {
   constructor(
     readonly uri: string,
     readonly reason: string,
-    options: { cause?: unknown; tls?: boolean } = {},
+    /** `what`: the token's name in the message, `vault token` by default (`storage token`, ...). */
+    options: { cause?: unknown; tls?: boolean; what?: string } = {},
   ) {
+    const what = options.what ?? 'vault token';
     super(
       options.tls
-        ? `the TLS connection to ${printable(uri)} failed, so no vault token was sent: ${reason}`
-        : `refusing to send a vault token to ${printable(uri)}: ${reason}`,
+        ? `the TLS connection to ${printable(uri)} failed, so no ${what} was sent: ${reason}`
+        : `refusing to send a ${what} to ${printable(uri)}: ${reason}`,
       { cause: options.cause },
     );
     this.name = 'UntrustedDataPlaneError';

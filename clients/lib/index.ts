@@ -4,6 +4,7 @@
  * GitHub action and the Azure Pipelines task are built on it.
  */
 export { printable, printableJson, printableLines } from '../../src/contract/printable';
+export { aliased, type Named, targetOf } from './aliases';
 export {
   type AuditEntry,
   BrokerClient,
@@ -14,6 +15,7 @@ export {
   type Lease,
   type LeaseStatusFilter,
   normaliseBaseUrl,
+  type TargetSummary,
   type TokenProvider,
   type VaultSummary,
   type WhoAmI,
@@ -23,18 +25,25 @@ export {
   clientAddressOf,
   type DataPlaneProgress,
   DEFAULT_DATA_PLANE_TIMEOUT_MS,
+  DEFAULT_SQL_TIMEOUT_MS,
+  defaultWaitMs,
   waitForDataPlane,
   type WaitForDataPlaneOptions,
 } from './data-plane';
 export {
   ALLOW_LOOPBACK_ENV,
+  brokerDataPlane,
   checkConfiguredUri,
+  DATA_PLANE_KINDS,
   DATA_PLANE_SUFFIXES,
   DataPlaneEndpoint,
   type DataPlaneKind,
+  dataPlaneKind,
+  kindNoun,
   type KnownSuffix,
   loopbackOptIn,
   type ResolveOptions,
+  SQL_PORT,
   vaultScopeFor,
 } from './data-plane-endpoint';
 export { parseDuration, parseSince } from './duration';
@@ -51,6 +60,13 @@ export {
   VaultRefusedError,
   WrongAddressError,
 } from './errors';
+export {
+  type Probe,
+  type ProbeAnswer,
+  probeFor,
+  STORAGE_API_VERSION,
+  type TdsLogin,
+} from './probes/index';
 export { backoffMs, RETRYABLE_STATUSES, retryAfterMs, type RetryInfo, tlsFailure } from './retry';
 export {
   DEFAULT_BROKER_SCOPE,

@@ -1,4 +1,5 @@
 import {
+  aliased,
   BrokerClient,
   checkConfiguredUri,
   type DataPlaneEndpoint,
@@ -6,6 +7,7 @@ import {
   type Lease,
   printable,
   printableLines,
+  targetOf,
   type TokenProvider,
 } from '../lib/index';
 import {
@@ -16,7 +18,7 @@ import {
   type StateStore,
   type StepLog,
 } from './lease-step';
-import { flag, optionalSeconds, required, seconds, vaultName } from './settings';
+import { flag, optionalSeconds, required, seconds, targetName } from './settings';
 
 /**
  * The two pipeline steps as both CI hosts run them: the GitHub action (main /
@@ -28,7 +30,9 @@ import { flag, optionalSeconds, required, seconds, vaultName } from './settings'
 /** The step's settings, named as each host spells them (`broker-url`, `brokerUrl`, ...). */
 export type Setting =
   | 'brokerUrl'
+  | 'target'
   | 'vault'
+  | 'dataPlane'
   | 'vaultUri'
   | 'allowLoopbackDataPlane'
   | 'scope'
@@ -120,11 +124,21 @@ export async function runGrant(unguarded: PipelineHost): Promise<void> {
   try {
     const broker = setting(host, 'brokerUrl');
     const url = required(broker.label, broker.value, 'the base URL of the kv-lease broker');
-    const vault = vaultName(setting(host, 'vault').value);
-    const configured = setting(host, 'vaultUri');
-    const vaultUri = configured.value.trim() || undefined;
-    // Checked before the grant: a configured URI no token may go to leaves no lease behind.
-    if (vaultUri) checkConfiguredUri(vaultUri, configured.label);
+    // `target`, or `vault` (its v1 name): one of them, or both naming the same target.
+    const [targetInput, vaultInput] = [setting(host, 'target'), setting(host, 'vault')];
+    const target = targetOf(targetInput, vaultInput);
+    targetName(target.body.target ? targetInput.label : vaultInput.label, target.name);
+    // `data-plane`, or `vault-uri` (its v1 name). Checked before the grant: a configured
+    // address no token may go to leaves no lease behind.
+    const [dataPlaneInput, vaultUriInput] = [setting(host, 'dataPlane'), setting(host, 'vaultUri')];
+    const configured = aliased(dataPlaneInput, vaultUriInput);
+    const dataPlane = configured?.value;
+    if (configured) {
+      checkConfiguredUri(
+        configured.value,
+        configured.primary ? dataPlaneInput.label : vaultUriInput.label,
+      );
+    }
     const ttl = setting(host, 'ttlSeconds');
     const ttlSeconds = optionalSeconds(ttl.label, ttl.value);
     const client = new BrokerClient({
@@ -135,12 +149,12 @@ export async function runGrant(unguarded: PipelineHost): Promise<void> {
     const lease = await grantStep(
       {
         brokerUrl: url,
-        vault,
+        target,
         ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
         reason: clampReason(setting(host, 'reason').value || host.defaultReason()),
         wait: flagOf(host, 'wait', true),
         waitTimeoutMs: secondsOf(host, 'waitTimeoutSeconds', 300),
-        ...(vaultUri ? { vaultUri } : {}),
+        ...(dataPlane ? { dataPlane } : {}),
         allowLoopbackDataPlane: flagOf(host, 'allowLoopbackDataPlane', false),
         release: flagOf(host, 'release', true),
         grantDeadlineMs: secondsOf(host, 'grantTimeoutSeconds', 120),

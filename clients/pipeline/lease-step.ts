@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 
 import {
   type BrokerClient,
+  brokerDataPlane,
   DataPlaneEndpoint,
+  dataPlaneKind,
   type Lease,
   ProblemError,
   type TokenProvider,
@@ -59,14 +61,15 @@ export interface StepLog {
 
 export interface GrantSettings {
   brokerUrl: string;
-  vault: string;
+  /** The target's name, and the grant body's fields that carry it (`targetOf`). */
+  target: { name: string; body: { target?: string; vault?: string } };
   ttlSeconds?: number;
   reason?: string;
-  /** Wait for the vault's data plane to let this address in. */
+  /** Wait for the target's data plane to let this address in. */
   wait: boolean;
   waitTimeoutMs: number;
-  /** The configured data-plane URI: wins over the broker's `vaultUri`. */
-  vaultUri?: string;
+  /** The configured data-plane address: wins over the broker's `dataPlane` / `vaultUri`. */
+  dataPlane?: string;
   /** The explicit opt-in for a loopback data plane (the local emulator). */
   allowLoopbackDataPlane?: boolean;
   /** false: the end step leaves the lease to its expiry. */
@@ -75,7 +78,8 @@ export interface GrantSettings {
 }
 
 interface SavedRequest {
-  vault: string;
+  target?: string;
+  vault?: string;
   ttlSeconds?: number;
   reason?: string;
 }
@@ -95,7 +99,7 @@ export async function grantStep(
   const { client, state, log } = deps;
   const key = (deps.newKey ?? randomUUID)();
   const request: SavedRequest = {
-    vault: settings.vault,
+    ...settings.target.body,
     ...(settings.ttlSeconds === undefined ? {} : { ttlSeconds: settings.ttlSeconds }),
     ...(settings.reason ? { reason: settings.reason } : {}),
   };
@@ -120,19 +124,20 @@ export async function grantStep(
   }
   state.save(STATE.leaseId, lease.id);
   state.save(STATE.phase, 'granted' satisfies Phase);
-  log.info(
-    `kv-lease: lease ${lease.id} opens ${lease.vault} to ${lease.ip} until ${lease.expiresAt}`,
-  );
+  const name = lease.target ?? lease.vault;
+  log.info(`kv-lease: lease ${lease.id} opens ${name} to ${lease.ip} until ${lease.expiresAt}`);
+  for (const warning of lease.warnings ?? []) log.warning(`kv-lease: ${warning}`);
 
   if (settings.wait) {
-    // A refused URI fails the step like any failed wait: the end step releases the lease.
+    // A refused address fails the step like any failed wait: the end step releases the lease.
     const endpoint = DataPlaneEndpoint.resolve({
-      vault: settings.vault,
-      brokerUri: lease.vaultUri,
-      configuredUri: settings.vaultUri,
+      vault: settings.target.name,
+      kind: dataPlaneKind(lease.kind),
+      brokerUri: brokerDataPlane(lease),
+      configuredUri: settings.dataPlane,
       allowLoopback: settings.allowLoopbackDataPlane,
     });
-    const vaultUri = endpoint.uri;
+    const address = endpoint.uri;
     const waited = await waitForDataPlane({
       endpoint,
       leasedIp: lease.ip,
@@ -141,11 +146,11 @@ export async function grantStep(
       ...(deps.signal ? { signal: deps.signal } : {}),
       onProgress: ({ attempt, elapsedMs, clientAddress }) =>
         log.info(
-          `kv-lease: ${vaultUri} still refuses this address (attempt ${attempt}, ${Math.round(elapsedMs / 1000)} s${clientAddress ? `, the vault sees ${clientAddress}` : ''})`,
+          `kv-lease: ${address} still refuses this address (attempt ${attempt}, ${Math.round(elapsedMs / 1000)} s${clientAddress ? `, the ${endpoint.what} sees ${clientAddress}` : ''})`,
         ),
     });
     log.info(
-      `kv-lease: the data plane of ${lease.vault} lets this address in after ${(waited.elapsedMs / 1000).toFixed(1)} s`,
+      `kv-lease: the data plane of ${name} lets this address in after ${(waited.elapsedMs / 1000).toFixed(1)} s`,
     );
   }
   return lease;

@@ -36,11 +36,13 @@ export function required(name: string, value: string, what: string): string {
   return text;
 }
 
-export function vaultName(value: string): string {
+/** A target's name as the contract takes it (TargetName): letters, digits and inner hyphens. */
+export function targetName(label: string, value: string): string {
   const text = value.trim();
-  if (!/^[A-Za-z0-9-]{3,24}$/.test(text)) {
+  if (!/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(text)) {
     throw new InputError(
-      `vault must be a Key Vault name (3-24 letters, digits, dashes), got '${value}'`,
+      `${label} must be the name of a vault, storage account or SQL server (1-63 letters, ` +
+        `digits and inner hyphens), got '${value}'`,
     );
   }
   return text;

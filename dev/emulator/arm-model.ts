@@ -79,6 +79,20 @@ export function dataPlaneSettings(
   };
 }
 
+/**
+ * The address a data plane sees for a caller: the configured one for this name, else the global
+ * one, else the TCP peer (every test caller really comes from 127.0.0.1), IPv4-mapped IPv6
+ * unwrapped. Every emulated data plane (vaults, blobs, SQL logins) decides it here.
+ */
+export function clientAddressFor(
+  config: DataPlaneConfig,
+  name: string,
+  peer: string | undefined,
+): string {
+  const { clientAddress } = dataPlaneSettings(config, name);
+  return (clientAddress ?? peer ?? '0.0.0.0').replace(/^::ffff:/i, '');
+}
+
 /** Where a resource lives; every kind modelled here is a resource-group resource. */
 export interface ResourceCoordinates {
   subscriptionId: string;

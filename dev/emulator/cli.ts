@@ -1,8 +1,9 @@
 /**
  * Runs the Key Vault ARM emulator as its own process, for the local runner, the benchmark and
  * tests in other processes. Protocol: once listening it writes exactly one JSON line to stdout,
- * `{"ready":true,"url":"https://127.0.0.1:NNNN","caPath":"..."}`, and nothing else ever goes to
- * stdout; human logs go to stderr (only with --verbose). SIGTERM or SIGINT closes it with exit 0.
+ * `{"ready":true,"url":"https://127.0.0.1:NNNN","caPath":"..."}` (plus `"sqlServers":{"<resource
+ * id>":"127.0.0.1:NNNN"}`, each SQL server's TDS endpoint, when there are any), and nothing else
+ * ever goes to stdout; human logs go to stderr (only with --verbose). SIGTERM or SIGINT closes it with exit 0.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,8 @@ const USAGE = `Usage: node dist/dev/emulator/cli.js [options]
   --vault <resourceId>   create this vault with defaultAction Deny, bypass AzureServices (repeatable)
   --static-ip <ip|cidr>  a pre-existing ipRule on every --vault (repeatable; default none)
   --storage-account <resourceId>  create this storage account with defaultAction Deny (repeatable)
-  --sql-server <resourceId>  create this SQL server, public network access enabled (repeatable)
+  --sql-server <resourceId>  create this SQL server, public network access enabled (repeatable);
+                         its TDS endpoint (an ephemeral port) is in the ready line's sqlServers
   --allow-azure-services  seed AllowAllWindowsAzureIps (0.0.0.0) on every --sql-server
   --location <region>    the region of every created resource (default westeurope)
   --service-tag <region>=<cidr>  serve this prefix in AzureCloud.<region> (repeatable; replaces
@@ -72,7 +74,24 @@ function serviceTags(pairs: string[]): ServiceTagsConfig {
   return { changeNumber: 1, regions };
 }
 
-function parseCommandLine(args: string[]): { options: StartOptions; help: boolean } {
+/** `host:port` of each SQL server's TDS endpoint, by resource id. */
+async function tdsEndpoints(
+  emulator: RunningEmulator,
+  ids: readonly string[],
+): Promise<Record<string, string>> {
+  const entries = await Promise.all(
+    ids.map(async (id) => [id, await emulator.sql.dataPlaneAddress(id)] as const),
+  );
+  return Object.fromEntries(entries);
+}
+
+interface CommandLine {
+  options: StartOptions;
+  help: boolean;
+  sqlServerIds: string[];
+}
+
+function parseCommandLine(args: string[]): CommandLine {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -181,11 +200,11 @@ function parseCommandLine(args: string[]): { options: StartOptions; help: boolea
   if (values.verbose === true) {
     options.log = (line) => process.stderr.write(`[kv-emulator] ${line}\n`);
   }
-  return { options, help: values.help === true };
+  return { options, help: values.help === true, sqlServerIds: values['sql-server'] ?? [] };
 }
 
 async function main(): Promise<void> {
-  let parsed: { options: StartOptions; help: boolean };
+  let parsed: CommandLine;
   try {
     parsed = parseCommandLine(process.argv.slice(2));
   } catch (error) {
@@ -232,8 +251,14 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 
+  const sqlServers = await tdsEndpoints(emulator, parsed.sqlServerIds);
   process.stdout.write(
-    `${JSON.stringify({ ready: true, url: emulator.url, caPath: emulator.caPath })}\n`,
+    `${JSON.stringify({
+      ready: true,
+      url: emulator.url,
+      caPath: emulator.caPath,
+      ...(parsed.sqlServerIds.length === 0 ? {} : { sqlServers }),
+    })}\n`,
   );
   parsed.options.log?.(`listening on ${emulator.url}, CA at ${emulator.caPath ?? '(none)'}`);
 }

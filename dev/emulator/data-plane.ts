@@ -10,6 +10,7 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
+import { clientAddressFor } from './arm-model';
 import type { NetworkAcls } from './types';
 import type { VaultRecord } from './vault-store';
 
@@ -215,7 +216,7 @@ export class EmulatedDataPlane {
       return vaultError(400, 'BadParameter', 'The api-version query parameter is required.');
     }
     const state = this.enforced(record);
-    const address = this.addressFor(record.name, request.peer);
+    const address = clientAddressFor(this.config, record.name, request.peer);
     if (state?.publicNetworkAccess === 'Disabled') {
       this.counters.refused += 1;
       return vaultError(
@@ -257,12 +258,6 @@ export class EmulatedDataPlane {
     return (
       this.config.vaults[name.toLowerCase()]?.propagationDelayMs ?? this.config.propagationDelayMs
     );
-  }
-
-  private addressFor(name: string, peer: string | undefined): string {
-    const override = this.config.vaults[name.toLowerCase()]?.clientAddress;
-    const address = override ?? this.config.clientAddress ?? peer ?? '0.0.0.0';
-    return address.replace(/^::ffff:/i, '');
   }
 }
 

@@ -594,6 +594,18 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
   const address = await listen(server, options.port ?? 0, host);
   const urlHost = isWildcard(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   emulator.setBaseUrl(`https://${urlHost}:${address.port}`);
+  try {
+    // Each SQL server's TDS endpoint, with the same certificate, beside the https server.
+    await emulator.sql.startDataPlane({
+      bindHost: host,
+      host: isWildcard(host) ? '127.0.0.1' : host,
+      certificate,
+    });
+  } catch (error) {
+    server.close();
+    await emulator.sql.closeDataPlane();
+    throw error;
+  }
 
   let closing: Promise<void> | undefined;
   const running: RunningEmulator = {
@@ -614,8 +626,9 @@ export async function startEmulator(options: StartOptions = {}): Promise<Running
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         emulator.shutDown();
-        server.close(() => resolve());
+        const https = new Promise<void>((done) => server.close(() => done()));
         server.closeAllConnections();
+        void Promise.all([https, emulator.sql.closeDataPlane()]).then(() => resolve());
       });
       return closing;
     },

@@ -19,13 +19,18 @@ import { isLoopbackHost } from './loopback-host';
  * answers only requests addressed to a loopback Host (DNS rebinding defence).
  */
 
+type RunnerParts = ReturnType<typeof Entry.runnerParts>;
+
+let parts: RunnerParts | undefined;
+
 /**
  * What the runner answers with itself (request and context classes, the
  * configuration check, problem answers, the body limit), taken from the
  * bundle it serves: src/functions/index.ts exports them for this.
  */
-function app(): typeof Entry {
-  return loadApp(entryPoint()).exports as typeof Entry;
+function app(): RunnerParts {
+  parts ??= (loadApp(entryPoint()).exports as typeof Entry).runnerParts();
+  return parts;
 }
 
 interface Route {

@@ -203,7 +203,8 @@ export function openApiDocument(table: Route[]): Json {
       title: 'kv-lease',
       version: '1.1.0',
       description:
-        'Time-limited leases on Azure Key Vault firewall rules. Every error is ' +
+        'Time-limited leases on the IP firewall rules of Azure resources (targets: Key Vaults, ' +
+        'storage accounts, SQL servers). Every error is ' +
         'application/problem+json (RFC 9457); its type is one of: ' +
         Object.values(PROBLEM_KINDS)
           .map((kind) => `${PROBLEM_BASE}${kind.slug}`)

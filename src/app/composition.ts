@@ -23,7 +23,7 @@ import type { LeaseStore } from '../ports/lease-store';
 import type { TargetFirewall } from '../ports/target-firewall';
 import { sweep } from '../sweep/sweep';
 import { armFirewalls } from '../targets/firewalls';
-import { VaultCoordinator } from '../writer/coordinator';
+import { TargetCoordinator } from '../writer/coordinator';
 import { type Config, leaseTerms, loadConfig, managedTargets, runsInAzure } from './config';
 
 /** A fixed bearer token for an emulator (`AZURE_ARM_TOKEN`); never for Azure. */
@@ -104,7 +104,7 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
   const terms = leaseTerms(config);
   // Resource Manager reads for GET /api/vaults, shared by every request of this instance.
   const view = new FirewallView(firewall, clock);
-  const coordinator = new VaultCoordinator(vaults, {
+  const coordinator = new TargetCoordinator(vaults, {
     store,
     firewall,
     clock,

@@ -81,7 +81,9 @@ export function parseLeaseIp(input: string, minPrefix: number): string {
   }
   const text = input;
   if (looksLikeIpv6(text) || (text.startsWith('[') && text.includes(':'))) {
-    throw notAllowed(`${text} is an IPv6 address: Key Vault firewall rules accept IPv4 only`);
+    throw notAllowed(
+      `${text} is an IPv6 address: Key Vault firewall rules (like those of every kind kv-lease manages) accept IPv4 only`,
+    );
   }
   const [addressText, prefixText, ...rest] = text.split('/');
   const address = addressText === undefined ? undefined : parseQuad(addressText);

@@ -19,7 +19,7 @@ import { type Allowance, allowance, type LeaseTerms, leaseTtlSeconds } from '../
 import type { LeaseStore, ListQuery, StoredLease } from '../ports/lease-store';
 import type { TargetFirewall } from '../ports/target-firewall';
 import { kindOf } from '../targets/kinds';
-import type { PassOutcome, VaultCoordinator } from '../writer/coordinator';
+import type { PassOutcome, TargetCoordinator } from '../writer/coordinator';
 
 /** How long a grant past its deadline may spend marking its lease failed. */
 const ABANDON_GRACE_MS = 2000;
@@ -71,7 +71,7 @@ export interface ListResult {
 
 export interface LeaseServiceDeps {
   store: LeaseStore;
-  coordinator: VaultCoordinator;
+  coordinator: TargetCoordinator;
   clock: Clock;
   vaults: ManagedTarget[];
   terms: LeaseTerms;
@@ -79,7 +79,7 @@ export interface LeaseServiceDeps {
   events: EventSink;
   /**
    * Read (never written) by the capacity pre-check when the store does not
-   * know a vault's rule count or believes it full. Without it the pre-check
+   * know a target's rule count or believes it full. Without it the pre-check
    * trusts the store alone and the writer pass has the last word.
    */
   firewall?: TargetFirewall | undefined;
@@ -95,7 +95,7 @@ function stripEtag(lease: StoredLease | Lease): Lease {
 /**
  * The lease lifecycle as pipelines and operators see it: grant, read, list,
  * renew, release. Every change is written to the store first (the desired
- * state); the answer waits until the vault's firewall reflects it.
+ * state); the answer waits until the target's firewall reflects it.
  */
 export class LeaseService {
   private readonly vaultNames: Set<string>;
@@ -141,7 +141,7 @@ export class LeaseService {
 
   /**
    * Grant a lease: every check that needs no I/O first (role, vault, policy,
-   * TTL, IP), then the per-principal cap and the vault's capacity from the
+   * TTL, IP), then the per-principal cap and the target's capacity from the
    * store, and only then the lease is written. A refused grant writes nothing.
    */
   async grant(
@@ -205,7 +205,7 @@ export class LeaseService {
     return { lease: warnings.length > 0 ? { ...applied, warnings } : applied, created: true };
   }
 
-  /** An Idempotency-Key repeat: the same lease, once its rule is on the vault. */
+  /** An Idempotency-Key repeat: the same lease, once its rule is on the target. */
   private async repeat(previous: StoredLease): Promise<GrantResult> {
     const lease = previous.status === 'active' ? previous : await this.waitApplied(previous);
     return { lease: stripEtag(lease), created: false };
@@ -318,7 +318,7 @@ export class LeaseService {
    * The cheap capacity pre-check: Key Vault holds at most `maxRules` rules,
    * counting the ones the broker did not add. The store's rule count after the
    * last pass decides almost every grant with one point read. Only when the
-   * count is unknown (no pass yet) or the vault looks full is it settled from
+   * count is unknown (no pass yet) or the target looks full is it settled from
    * the live leases and one firewall read, shared by concurrent grants. The
    * writer pass stays the authority: this only spares a full vault the lease
    * row and the pass.
@@ -501,7 +501,7 @@ export class LeaseService {
 
   /**
    * Release: the lease ends in the store (recorded as released at once), and
-   * the answer waits until the rule is gone from the vault (unless another
+   * the answer waits until the rule is gone from the target (unless another
    * lease holds the IP). A lease that had already ended is answered
    * unchanged, once its rule is surely gone too: a repeat of a release whose
    * firewall write timed out must not answer 200 while the rule is still there.
@@ -533,7 +533,7 @@ export class LeaseService {
 
   /**
    * A Lease.Request caller sees its own leases; Lease.Read sees all. The list
-   * walks segments (a vault's live leases, then its history) one store page
+   * walks segments (a target's live leases, then its history) one store page
    * at a time, and stops after `MAX_LIST_CALLS` pages whatever they held (a
    * filter that matches nothing in a long history still costs a bounded
    * amount): the rest is behind `nextLink`. A caller's own history is read
@@ -548,7 +548,7 @@ export class LeaseService {
     ).filter(
       (vault) => request.kind === undefined || kindOf(this.byName.get(vault)).name === request.kind,
     );
-    // An own list of every status is two reads per vault: live rows, then own history.
+    // An own list of every status is two reads per target: live rows, then own history.
     const parts: ListQuery['status'][] =
       ownOnly && request.status === 'all' ? ['active', 'ended'] : [request.status];
     const segments = vaults.flatMap((vault) => parts.map((status) => ({ vault, status })));
@@ -584,7 +584,7 @@ export class LeaseService {
 
 /**
  * Most store calls (pages) one list request makes; then it answers what it
- * has with a `nextLink`. Enough to fill a page across a few vaults in the
+ * has with a `nextLink`. Enough to fill a page across a few targets in the
  * usual case, small enough that no request scans a long history.
  */
 export const MAX_LIST_CALLS = 4;

@@ -7,7 +7,7 @@ import type { LeaseStore } from '../ports/lease-store';
 import type { TargetFirewall } from '../ports/target-firewall';
 import { kindOf } from '../targets/kinds';
 
-/** One managed target as `GET /api/targets` shows it (and, for Key Vaults, `GET /api/vaults`). */
+/** One managed target as `GET /api/targets` shows it (and, for Key Vaults, `GET /api/targets`). */
 export interface TargetSummary {
   name: string;
   kind: string;
@@ -30,10 +30,10 @@ export interface TargetSummary {
   dataPlane?: string;
 }
 
-/** How long a Resource Manager read of a target serves `GET /api/targets` and `/api/vaults`, for every caller. */
+/** How long a Resource Manager read of a target serves `GET /api/targets` and `/api/targets`, for every caller. */
 export const FIREWALL_VIEW_TTL_MS = 30_000;
 
-/** What this instance last learnt about a vault's firewall, and when. */
+/** What this instance last learnt about a target's firewall, and when. */
 interface Observed {
   at: number;
   /** Canonical rules; absent when the read failed. */
@@ -46,8 +46,8 @@ interface Observed {
 }
 
 /**
- * The vault firewalls as `GET /api/vaults` shows them: Resource Manager is
- * read at most once per vault per `FIREWALL_VIEW_TTL_MS` across all callers
+ * The target firewalls as `GET /api/targets` shows them: Resource Manager is
+ * read at most once per target per `FIREWALL_VIEW_TTL_MS` across all callers
  * of this instance (concurrent callers share the read; a failed read is kept
  * as long, so a failing Resource Manager is not hammered either). The writer
  * of this instance reports each list it wrote (`written`), the freshest view
@@ -108,7 +108,7 @@ export class FirewallView {
 }
 
 /**
- * Per managed vault: active leases and the vault's health from the store
+ * Per managed vault: active leases and the target's health from the store
  * (the outcome of the last writer pass, recorded by whichever instance ran
  * it), and the rules from the shared firewall view. The counts follow
  * whichever is newer: the view (a Resource Manager read, or this instance's

@@ -5,7 +5,7 @@ import type { ManagedTarget } from '../domain/target';
 import { errorFields } from '../observability/error-fields';
 import { sweepFinished } from '../observability/telemetry';
 import type { LeaseStore } from '../ports/lease-store';
-import type { VaultCoordinator } from '../writer/coordinator';
+import type { TargetCoordinator } from '../writer/coordinator';
 
 export interface SweepResult {
   vaults: number;
@@ -17,7 +17,7 @@ export interface SweepResult {
 }
 
 export interface SweepDeps {
-  coordinator: VaultCoordinator;
+  coordinator: TargetCoordinator;
   clock: Clock;
   logger: Logger;
   vaults: ManagedTarget[];
@@ -33,12 +33,12 @@ export interface SweepDeps {
  * The timer's work: one writer pass per managed vault. A pass expires leases
  * past their time, removes rules the broker owns that no live lease needs, and
  * puts back a live lease's rule that something else removed — at most one
- * firewall write per vault, and none when the vault already matches.
+ * firewall write per target, and none when the target already matches.
  *
- * Then it removes each vault's ended leases older than the retention
+ * Then it removes each target's ended leases older than the retention
  * (`history`), a bounded number per run; the audit trail is never touched.
  *
- * Safe to run on several instances at once: passes are serialised per vault
+ * Safe to run on several instances at once: passes are serialised per target
  * by the coordinator's lock, and a second sweep only adds a no-op pass.
  */
 export async function sweep(deps: SweepDeps): Promise<SweepResult> {

@@ -19,13 +19,13 @@ import { Waiters } from './waiters';
  * and `shutdown`:
  *
  * - `waiters.ts`: who waits for which pass, and when each is answered (invariant 4);
- * - `drive-loop.ts`: per vault, when to read the row, take the lock and run a pass (invariant 3);
+ * - `drive-loop.ts`: per target, when to read the row, take the lock and run a pass (invariant 3);
  * - `pass.ts`: one pass under the lock, the only part that speaks to the firewall (invariants 1, 2);
  * - `lock.ts`: the lock a pass holds, its heartbeat and its abort signal (invariant 3);
- * - `row-cache.ts`: the vault rows last seen, for estimates and a try at the lock.
+ * - `row-cache.ts`: the target rows last seen, for estimates and a try at the lock.
  *
  * The store holds the desired state (live leases, rules the broker owns). A
- * writer takes the vault's lock in the store (a conditional write of the vault
+ * writer takes the target's lock in the store (a conditional write of the target
  * row, short-lived and kept alive by a heartbeat while the pass runs), reads
  * the firewall and the live leases, records ownership of any rule it is about
  * to add (renewing the lock), PATCHes the firewall once, marks the pending
@@ -54,7 +54,7 @@ export interface CoordinatorOptions {
   lockTtlMs?: number;
   /** How often the heartbeat looks at the lock (it renews it once a third of its lifetime passed); default a sixth of the lifetime. */
   heartbeatMs?: number;
-  /** How often a waiter looks at the vault row while another process writes. */
+  /** How often a waiter looks at the target row while another process writes. */
   pollMs?: number;
   /** Most a single firewall call may take (the SDK's retries included). */
   callTimeoutMs?: number;
@@ -73,14 +73,14 @@ export interface CoordinatorOptions {
   observer?: PassObserver;
 }
 
-export class VaultCoordinator {
-  /** The vault rows this process read or wrote last. */
+export class TargetCoordinator {
+  /** The target rows this process read or wrote last. */
   private readonly rows: VaultRowCache;
-  /** The callers waiting, per vault. */
+  /** The callers waiting, per target. */
   private readonly waiters: Waiters;
   /** Runs this process's passes and holds their locks. */
   private readonly passes: WriterPass;
-  /** Runs passes for a vault while its callers wait. */
+  /** Runs passes for a target while its callers wait. */
   private readonly loop: DriveLoop;
   private stopping = false;
 
@@ -128,7 +128,7 @@ export class VaultCoordinator {
   }
 
   /**
-   * The vault row for estimates (capacity), never for decisions the writer
+   * The target row for estimates (capacity), never for decisions the writer
    * makes: at most `maxAgeMs` old, or one read shared by every caller asking
    * meanwhile (`VaultRowCache.approximate`).
    */
@@ -144,7 +144,7 @@ export class VaultCoordinator {
    * says which, even when the pass that did it began a moment before the
    * call. Rejects with `VAULT.UPDATE_TIMEOUT` at the deadline (a timer, so
    * a hung store or firewall call cannot hold the caller past it), with
-   * `VAULT.UNAVAILABLE` at once when Resource Manager refuses the vault, and
+   * `VAULT.UNAVAILABLE` at once when Resource Manager refuses the target, and
    * with the store's error when the store fails.
    */
   sync(vault: string, deadline: number, lease?: string): Promise<PassOutcome | undefined> {

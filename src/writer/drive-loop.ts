@@ -7,24 +7,24 @@ import type { VaultRowCache } from './row-cache';
 import type { Waiters, Watch } from './waiters';
 
 /**
- * The loop that runs passes for a vault while callers wait for it: read the
- * vault row (or try from a row just seen free), tell the waiters what it
+ * The loop that runs passes for a target while callers wait for it: read the
+ * target row (or try from a row just seen free), tell the waiters what it
  * shows, take the lock when it is free and nobody is backing off, run a pass,
  * else sleep until the lock may be free or a waiter wakes it. It carries
  * invariant 3 of docs/architecture.md ("The writer", *The lock*: taken by a
- * write conditional on the row's version, so one writer per vault across all
+ * write conditional on the row's version, so one writer per target across all
  * instances); what a pass does is `pass.ts`, whom it answers `waiters.ts`.
  */
 
 export interface DriveLoopOptions {
   store: Pick<LeaseStore, 'getVaultState' | 'putVaultState'>;
   clock: Clock;
-  /** The vaults this broker manages: a pass is run for these only. */
+  /** The targets this broker manages: a pass is run for these only. */
   vaults: ReadonlyMap<string, ManagedTarget>;
   /** Identifies this process in lock rows. */
   instanceId: string;
   lockTtlMs: number;
-  /** How often the loop looks at the vault row while another process writes. */
+  /** How often the loop looks at the target row while another process writes. */
   pollMs: number;
   rows: VaultRowCache;
   waiters: Waiters;

@@ -12,7 +12,7 @@ export class LostLock extends Error {
 export interface HeldLockOptions {
   store: LeaseStore;
   vault: string;
-  /** The vault row as written by the conditional write that took the lock. */
+  /** The target row as written by the conditional write that took the lock. */
   state: VaultState;
   clock: Clock;
   ttlMs: number;
@@ -22,9 +22,9 @@ export interface HeldLockOptions {
 }
 
 /**
- * A vault's writer lock while one pass holds it.
+ * A target's writer lock while one pass holds it.
  *
- * - Every change of the vault row goes through `update`, conditional on the
+ * - Every change of the target row goes through `update`, conditional on the
  *   row's version and serialised with the heartbeat, so the pass and its
  *   heartbeat never race each other; each one renews the lock.
  * - A heartbeat looks every `heartbeatMs` and renews the lock once a third
@@ -73,7 +73,7 @@ export class HeldLock {
     }, options.heartbeatMs);
   }
 
-  /** The vault row as this writer last wrote it. */
+  /** The target row as this writer last wrote it. */
   get state(): VaultState {
     return this.current;
   }

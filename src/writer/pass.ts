@@ -66,7 +66,7 @@ export interface PassListener {
    * read the leases: every waiter registered now made its change before that read.
    */
   serving(pass: number, applied: number): void;
-  /** The vault row as the pass's final write left it (the lock free). */
+  /** The target row as the pass's final write left it (the lock free). */
   rowWritten(state: VaultState): void;
   /** The pass completed and its audit entries are written: answer the waiters it served. */
   completed(outcome: PassOutcome): void;
@@ -198,7 +198,7 @@ export class WriterPass {
       // broker ever owned, and write even an unchanged list: a write answered
       // success proves no earlier one is still in flight (Resource Manager
       // refuses overlapping writes with 409), so what this pass wrote is what
-      // the vault holds when its waiters are answered.
+      // the target holds when its waiters are answered.
       const unsettled = readAt < acquired.unsettledUntil;
       let wrote = false;
       if (plan.changed || unsettled || acls.dirty) {
@@ -271,7 +271,7 @@ export class WriterPass {
         activated: marked,
         refused,
       };
-      // The rules are on the vault and the leases active: the pass is done, and
+      // The rules are on the target and the leases active: the pass is done, and
       // this process's waiters are answered (once the pass's audit entries are
       // written) while the lock is being freed, not after.
       passCompleted(logger, {
@@ -326,10 +326,10 @@ export class WriterPass {
       const message = error instanceof Error ? error.message : 'unknown';
       passFailed(logger, { vault: vault.name, error, startedAt, endedAt: clock.now() });
       // Let the next writer in at once (recording why this pass failed, the
-      // vault's health); this process backs off before retrying.
+      // target's health); this process backs off before retrying.
       await lock.release({ lastError: message, lastErrorAt: clock.now() });
       if (error instanceof FirewallError && error.permanent) {
-        logger.error('Resource Manager refuses the vault; its waiters are answered at once', {
+        logger.error('Resource Manager refuses the target; its waiters are answered at once', {
           vault: vault.name,
           kind: error.kind,
           status: error.status,
@@ -337,7 +337,7 @@ export class WriterPass {
         });
         throw new DomainError(
           'VAULT.UNAVAILABLE',
-          `The firewall of vault ${vault.name} cannot be changed: ${message}. Nothing was changed; retrying will not help until that is fixed.`,
+          `The firewall of ${kindOf(vault).label} ${vault.name} cannot be changed: ${message}. Nothing was changed; retrying will not help until that is fixed.`,
           { cause: error },
         );
       }

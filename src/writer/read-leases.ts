@@ -6,7 +6,7 @@ const RANGE_READ_FROM = 8;
 /**
  * The leases `ids` of one vault as the store holds them now (undefined: no
  * such lease). Many at once (a burst's grants answered by one pass) cost one
- * range read of the vault's live leases, plus a point read for each that has
+ * range read of the target's live leases, plus a point read for each that has
  * ended; a few cost a point read each.
  */
 export async function readLeases(

@@ -2,7 +2,7 @@ import type { Clock } from '../domain/clock';
 import type { LeaseStore, VaultState } from '../ports/lease-store';
 
 /**
- * The vault rows (`PartitionKey` = vault, `RowKey` = `V`) as this process last
+ * The target rows (`PartitionKey` = vault, `RowKey` = `V`) as this process last
  * read or wrote them. Nothing the writer decides rests on them: they serve
  * estimates (capacity) and a try at the lock without a read first, which is
  * safe because the lock is taken by a write conditional on the row's version
@@ -14,9 +14,9 @@ import type { LeaseStore, VaultState } from '../ports/lease-store';
 const ASSUME_ROW_MS = 2_000;
 
 export class VaultRowCache {
-  /** The vault rows this process read or wrote last, for cheap approximate reads. */
+  /** The target rows this process read or wrote last, for cheap approximate reads. */
   private readonly known = new Map<string, { state: VaultState; at: number }>();
-  /** Reads of a vault row under way for `approximate`, shared by its callers. */
+  /** Reads of a target row under way for `approximate`, shared by its callers. */
   private readonly reading = new Map<string, Promise<VaultState>>();
 
   constructor(
@@ -25,10 +25,10 @@ export class VaultRowCache {
   ) {}
 
   /**
-   * The vault row for estimates (capacity), never for decisions the writer
+   * The target row for estimates (capacity), never for decisions the writer
    * makes: as this process last saw it when that was at most `maxAgeMs` ago,
    * else one read of the store shared by every caller asking meanwhile (the
-   * first grants of a burst on a broker that has not seen the vault yet cost
+   * first grants of a burst on a broker that has not seen the target yet cost
    * one read, not one each).
    */
   approximate(vault: string, maxAgeMs: number): Promise<VaultState> {
@@ -45,14 +45,14 @@ export class VaultRowCache {
     return reading;
   }
 
-  /** Note the vault row as this process just read or wrote it (nothing when there is none). */
+  /** Note the target row as this process just read or wrote it (nothing when there is none). */
   remember(vault: string, state: VaultState | undefined): VaultState | undefined {
     if (state) this.known.set(vault, { state, at: this.clock.now() });
     return state;
   }
 
   /**
-   * The vault row as this process last wrote or read it with the lock free,
+   * The target row as this process last wrote or read it with the lock free,
    * moments ago: the writer tries to take the lock from it without reading
    * the row first. The write is conditional on the row's version, so a row
    * changed since costs one refused write and then a read.
@@ -62,7 +62,7 @@ export class VaultRowCache {
     return known?.lockHolder === '' ? known : undefined;
   }
 
-  /** The vault row as this process last read or wrote it, if that was at most `maxAgeMs` ago. */
+  /** The target row as this process last read or wrote it, if that was at most `maxAgeMs` ago. */
   private seen(vault: string, maxAgeMs: number): VaultState | undefined {
     const known = this.known.get(vault);
     return known && this.clock.now() - known.at <= maxAgeMs ? known.state : undefined;

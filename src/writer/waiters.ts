@@ -6,7 +6,7 @@ import type { PassOutcome } from './pass';
 import { readLeases } from './read-leases';
 
 /**
- * The callers waiting for a vault's firewall (`sync`): which pass serves each
+ * The callers waiting for a target's firewall (`sync`): which pass serves each
  * one (its target), when it is answered (that pass completed, here or in
  * another instance, or its grant's lease applied or refused), and its
  * deadline. It carries invariant 4 of docs/architecture.md ("The writer",
@@ -17,12 +17,12 @@ import { readLeases } from './read-leases';
  */
 
 interface Waiter {
-  /** Reads of the vault row this watch had begun when the waiter arrived. */
+  /** Reads of the target row this watch had begun when the waiter arrived. */
   arrivedAfterRead: number;
   target: number | undefined;
   /** A grant's lease: the waiter is also done once the lease is applied (or refused). */
   lease: string | undefined;
-  /** The vault row's `applied` when the target was set: a pass completed since may have applied the lease. */
+  /** The target row's `applied` when the target was set: a pass completed since may have applied the lease. */
   appliedSeen: number | undefined;
   /** The lease is being read back. */
   probing: boolean;
@@ -31,10 +31,10 @@ interface Waiter {
   reject: (error: Error) => void;
 }
 
-/** One vault's waiting callers, and the state of the loop that drives passes for them. */
+/** One target's waiting callers, and the state of the loop that drives passes for them. */
 export interface Watch {
   waiters: Waiter[];
-  /** Reads of the vault row begun so far. */
+  /** Reads of the target row begun so far. */
   reads: number;
   /** Cuts the drive loop's sleep short (a new waiter, a lease read back). */
   wake: (() => void) | undefined;
@@ -48,7 +48,7 @@ export interface WaitersOptions {
   store: Pick<LeaseStore, 'liveLeases' | 'getLease'>;
   clock: Clock;
   logger: Logger;
-  /** A vault's first waiter arrived: start driving passes for its watch. */
+  /** A target's first waiter arrived: start driving passes for its watch. */
   start(vault: string, watch: Watch): void;
 }
 
@@ -59,7 +59,7 @@ export class Waiters {
 
   constructor(private readonly options: WaitersOptions) {}
 
-  /** A caller waits (see `VaultCoordinator.sync`); its deadline is a timer. */
+  /** A caller waits (see `TargetCoordinator.sync`); its deadline is a timer. */
   wait(
     vault: string,
     deadline: number,
@@ -116,7 +116,7 @@ export class Waiters {
     });
   }
 
-  /** The drive loop read the vault row (its `read`-th read, begun before `state` came back). */
+  /** The drive loop read the target row (its `read`-th read, begun before `state` came back). */
   rowRead(vault: string, watch: Watch, read: number, state: VaultState): void {
     // Waiters that arrived before this read began get their target now: the
     // next pass to begin will read the store after their change. One that
@@ -148,7 +148,7 @@ export class Waiters {
     return watch.waiters.some((waiter) => !waiter.probing);
   }
 
-  /** Answer every waiter of `watch` with `error` (the store failed, or the vault is refused). */
+  /** Answer every waiter of `watch` with `error` (the store failed, or the target is refused). */
   fail(watch: Watch, error: Error): void {
     for (const waiter of watch.waiters.splice(0)) waiter.reject(error);
   }
@@ -170,7 +170,7 @@ export class Waiters {
    * Resolve waiters whose pass is done; reject those out of time. A grant's
    * waiter is also done once its lease is applied or refused: by a pass here
    * (its outcome says so), or by one elsewhere, seen by reading the lease back
-   * once the vault row shows a pass completed (a grant that registered just
+   * once the target row shows a pass completed (a grant that registered just
    * after a pass read the leases, but whose lease that pass applied, does not
    * wait for the next pass).
    */
@@ -209,7 +209,7 @@ export class Waiters {
   }
 
   /**
-   * Read back the leases of `waiters` (one read for many) after the vault row
+   * Read back the leases of `waiters` (one read for many) after the target row
    * showed pass `applied` completed: an applied or refused lease answers its
    * waiter, one whose target pass completed is answered either way (its grant
    * looks at the lease itself), the rest wait on.

@@ -9,7 +9,7 @@ import { startTaskStep } from '../../dev/ci/runners';
 import { publicIp } from '../support/harness';
 import { http } from '../support/processes';
 import { ciWorld, interruptedMidGrant } from './ci-support';
-import { fakeLease, startFakeBroker, startTrap } from './hostile';
+import { type FakeBroker, fakeLease, HOSTILE_TEXT, startFakeBroker, startTrap } from './hostile';
 import { readZip } from './zip';
 
 /**
@@ -122,7 +122,7 @@ describe('Azure Pipelines task (staged extension, agent protocol, real broker)',
     expect(after.stdout).toContain('nothing to release');
   });
 
-  it("When a broker answers a plain-http vault URI, then the task sends no token there, fails naming it, and the post-job handler releases", async () => {
+  it('When a broker answers a plain-http vault URI, then the task sends no token there, fails naming it, and the post-job handler releases', async () => {
     const [broker, trap] = await Promise.all([startFakeBroker(), startTrap()]);
     try {
       const hostile = `http://127.0.0.1:${trap.port}/`;
@@ -180,4 +180,71 @@ describe('Azure Pipelines extension package', () => {
     expect(files.get('task/dist/run.js')?.length).toBeGreaterThan(10_000);
     expect(files.get('extension.vsixmanifest')?.toString('utf8')).toContain('kv-lease-tasks');
   }, 60_000);
+});
+
+describe('Azure Pipelines task with targets of other kinds (a fake broker answers the v1.1 lease fields)', () => {
+  function fakeExecution(broker: FakeBroker, extra: Record<string, string>) {
+    return startTaskStep({
+      taskDir,
+      handler: 'execution',
+      inputs: { brokerUrl: broker.url, wait: 'false', ...extra },
+      env: world.env(),
+    }).done;
+  }
+
+  it('When the lease carries warnings that try to forge logging commands, then each is one task warning with its text escaped, and no command is forged, not even from a plain log line', async () => {
+    const broker = await startFakeBroker();
+    try {
+      broker.lease = fakeLease({
+        vault: 'stdemo##vso[task.setvariable variable=fromName]yes',
+        target: 'stdemo##vso[task.setvariable variable=fromName]yes',
+        kind: 'storage',
+        warnings: [
+          '##vso[task.setvariable variable=pwned]yes',
+          `same region\n##vso[task.complete result=Failed]forged${HOSTILE_TEXT}`,
+        ],
+      });
+
+      const granted = await fakeExecution(broker, { target: 'stdemo' });
+
+      expect(granted.result, granted.stdout).toBe('Succeeded');
+      const warnings = granted.commands.filter(
+        (c) => c.command === 'task.issue' && c.properties.type === 'warning',
+      );
+      expect(warnings.map((c) => c.message)).toEqual([
+        'kv-lease: ##vso[task.setvariable variable=pwned]yes',
+        expect.stringMatching(
+          /^kv-lease: same region\\u000a##vso\[task\.complete result=Failed\]forgedrun 42\\u001b\[2J/,
+        ),
+      ]);
+      const setVariables = granted.commands
+        .filter((c) => c.command === 'task.setvariable')
+        .map((c) => c.properties.variable);
+      expect(setVariables).not.toContain('pwned');
+      expect(setVariables).not.toContain('fromName');
+      expect(granted.commands.filter((c) => c.command === 'task.complete')).toHaveLength(1);
+      expect(granted.stdout).toContain(
+        'opens stdemo##vso\\[task.setvariable variable=fromName]yes',
+      );
+      expect(granted.outputs).toMatchObject({ kind: 'storage' });
+      expect(broker.grants()).toEqual([expect.objectContaining({ target: 'stdemo' })]);
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('When target and vault name different targets, then the task fails naming both before any grant', async () => {
+    const broker = await startFakeBroker();
+    try {
+      const both = await fakeExecution(broker, { target: 'sql-demo', vault: 'kv-demo' });
+
+      expect(both.result).toBe('Failed');
+      expect(both.resultMessage).toMatch(
+        /^kv-lease: target 'sql-demo' and vault 'kv-demo' differ: give one of them/,
+      );
+      expect(broker.grants()).toEqual([]);
+    } finally {
+      await broker.close();
+    }
+  });
 });

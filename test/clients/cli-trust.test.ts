@@ -30,6 +30,8 @@ const run = promisify(execFile);
 const BIN = join(resolve(__dirname, '..', '..'), 'clients', 'cli', 'dist', 'kv-lease.js');
 const VAULT_TOKEN = 'secret-data-plane-token';
 const LOOK_ALIKE = 'kv-demo.vault.azure.net.evil.example';
+const STORAGE_LOOK_ALIKE = 'stdemo.blob.core.windows.net.evil.example';
+const SQL_LOOK_ALIKE = 'sql-demo.database.windows.net.evil.example';
 
 interface Result {
   code: number;
@@ -53,6 +55,13 @@ beforeAll(async () => {
     'evil.example',
     'kv-other.vault.azure.net',
     'kv-demo.vault.azure.net',
+    STORAGE_LOOK_ALIKE,
+    'stother.blob.core.windows.net',
+    'stdemo.blob.core.windows.net',
+    'stdemo.vault.azure.net',
+    SQL_LOOK_ALIKE,
+    'sql-other.database.windows.net',
+    'sql-demo.database.windows.net',
     '127.0.0.1',
   ]);
   ca = caFile(trusted.cert);
@@ -244,6 +253,163 @@ describe('kv-lease CLI: a vault token goes only to the vault', () => {
       /ERR_TLS_CERT_ALTNAME_INVALID: the server's certificate does not name this host/,
     );
     expect(broker.deletes()).toContain(broker.lease.id);
+  });
+});
+
+describe('kv-lease CLI: a storage or SQL token goes only to its target', () => {
+  const connections = () => trap.connections() + plain.connections() + untrusted.connections();
+  const requests = () => trap.seen.length + plain.seen.length + untrusted.seen.length;
+
+  it.each([
+    [
+      'plain http',
+      () => `http://127.0.0.1:${plain.port}/blob/stdemo/`,
+      /only sent over https, not http/,
+    ],
+    [
+      'a foreign host',
+      () => `https://evil.example:${trap.port}/`,
+      /not stdemo\.<suffix> for a known Storage blob DNS suffix \(blob\.core\.windows\.net, blob\.core\.chinacloudapi\.cn, blob\.core\.usgovcloudapi\.net\)/,
+    ],
+    [
+      'a look-alike host',
+      () => `https://${STORAGE_LOOK_ALIKE}:${trap.port}/`,
+      /not stdemo\.<suffix>/,
+    ],
+    [
+      "another account's host",
+      () => `https://stother.blob.core.windows.net:${trap.port}/`,
+      /names storage account 'stother', not the lease's storage account 'stdemo'/,
+    ],
+    [
+      'the account host on another port',
+      () => `https://stdemo.blob.core.windows.net:${trap.port}/`,
+      /port 443/,
+    ],
+    [
+      "the account's vault-suffix twin (another kind's host)",
+      () => `https://stdemo.vault.azure.net:${trap.port}/`,
+      /not stdemo\.<suffix>/,
+    ],
+    [
+      'user info before a foreign host',
+      () => `https://stdemo.blob.core.windows.net@evil.example:${trap.port}/`,
+      /user name or password/,
+    ],
+    [
+      'a loopback address without the opt-in',
+      () => `https://127.0.0.1:${trap.port}/blob/stdemo/`,
+      /loopback address .*--allow-loopback-data-plane/,
+    ],
+  ])(
+    "When the broker answers %s as a storage lease's data plane, then grant --wait sends no token, names it and why, exits 4 and releases the lease",
+    async (_what, address, reason) => {
+      const dataPlane = address();
+      broker.lease = fakeLease({ vault: 'stdemo', target: 'stdemo', kind: 'storage', dataPlane });
+      const before = connections();
+      const sent = requests();
+
+      const result = await kvLease(['grant', '--target', 'stdemo', '--wait']);
+
+      expect(result.code, result.stderr).toBe(4);
+      expect(lastLine(result.stderr)).toContain(`refusing to send a storage token to ${dataPlane}`);
+      expect(lastLine(result.stderr)).toMatch(reason);
+      expect(broker.deletes()).toContain(broker.lease.id);
+      expect(connections()).toBe(before);
+      expect(requests()).toBe(sent);
+      expect(result.stdout).toBe('');
+    },
+  );
+
+  it.each([
+    [
+      'a foreign host',
+      () => `evil.example:${trap.port}`,
+      /not sql-demo\.<suffix> for a known Azure SQL DNS suffix \(database\.windows\.net, database\.chinacloudapi\.cn, database\.usgovcloudapi\.net\)/,
+    ],
+    ['a look-alike host', () => `${SQL_LOOK_ALIKE}:1433`, /not sql-demo\.<suffix>/],
+    [
+      "another server's host",
+      () => `sql-other.database.windows.net:1433`,
+      /names SQL server 'sql-other', not the lease's SQL server 'sql-demo'/,
+    ],
+    [
+      'the server host on another port',
+      () => `sql-demo.database.windows.net:${trap.port}`,
+      /port 1433, not \d+/,
+    ],
+    [
+      'an https URL',
+      () => `https://sql-demo.database.windows.net:${trap.port}/`,
+      /not a SQL server address/,
+    ],
+    ['user info', () => `x@sql-demo.database.windows.net:1433`, /not a SQL server address/],
+    [
+      'a loopback address without the opt-in',
+      () => `127.0.0.1:${trap.port}`,
+      /loopback address .*--allow-loopback-data-plane/,
+    ],
+  ])(
+    "When the broker answers %s as a SQL lease's data plane, then grant --wait opens no connection, names it and why, exits 4 and releases the lease",
+    async (_what, address, reason) => {
+      const dataPlane = address();
+      broker.lease = fakeLease({ vault: 'sql-demo', target: 'sql-demo', kind: 'sql', dataPlane });
+      const before = connections();
+
+      const result = await kvLease(['grant', '--target', 'sql-demo', '--wait']);
+
+      expect(result.code, result.stderr).toBe(4);
+      expect(lastLine(result.stderr)).toContain(`refusing to send a SQL token to ${dataPlane}`);
+      expect(lastLine(result.stderr)).toMatch(reason);
+      expect(broker.deletes()).toContain(broker.lease.id);
+      expect(connections()).toBe(before);
+      expect(result.stdout).toBe('');
+    },
+  );
+
+  it("When a storage lease's data plane is configured (--data-plane), then it wins over the broker and the storage token goes there", async () => {
+    broker.lease = fakeLease({
+      vault: 'stdemo',
+      target: 'stdemo',
+      kind: 'storage',
+      dataPlane: `http://127.0.0.1:${plain.port}/`,
+    });
+    const configured = `https://${STORAGE_LOOK_ALIKE}:${trap.port}/`;
+    const before = trap.seen.length;
+
+    const result = await kvLease([
+      'grant',
+      '--target',
+      'stdemo',
+      '--wait',
+      '--data-plane',
+      configured,
+    ]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(trap.seen.slice(before)[0]).toMatchObject({
+      host: `${STORAGE_LOOK_ALIKE}:${trap.port}`,
+      path: '/?comp=list&maxresults=1',
+      authorization: `Bearer ${VAULT_TOKEN}`,
+    });
+    expect(plain.seen).toEqual([]);
+  });
+
+  it('When a lease names a kind this client does not know, then grant --wait probes nothing, exits 4 and releases the lease', async () => {
+    broker.lease = {
+      ...fakeLease({ vault: 'cosmos-demo', dataPlane: `https://evil.example:${trap.port}/` }),
+      kind: 'cosmos',
+    } as never;
+    const before = connections();
+
+    const result = await kvLease(['grant', '--target', 'cosmos-demo', '--wait']);
+
+    expect(result.code, result.stderr).toBe(4);
+    expect(lastLine(result.stderr)).toMatch(
+      /the target kind 'cosmos', which this client does not know how to probe/,
+    );
+    expect(broker.deletes()).toContain(broker.lease.id);
+    expect(connections()).toBe(before);
   });
 });
 

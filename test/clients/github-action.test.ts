@@ -11,6 +11,7 @@ import {
   caFile,
   certificate,
   DNS_TO_LOOPBACK,
+  type FakeBroker,
   fakeLease,
   HOSTILE_TEXT,
   RAW_CONTROL,
@@ -285,6 +286,126 @@ describe('GitHub action (bundle, runner protocol, real broker)', () => {
       expect(granted.stdout).toContain('kv-demo\\u000a::warning::forgedrun 42\\u001b[2J');
       expect(granted.stdout.replace(/\n/g, '')).not.toMatch(RAW_CONTROL);
     } finally {
+      await broker.close();
+    }
+  });
+});
+
+describe('GitHub action with targets of other kinds (a fake broker answers the v1.1 lease fields)', () => {
+  /** The main step against a fake broker, with every host's data plane trusted as the emulator's. */
+  function fakeMain(broker: FakeBroker, extra: Record<string, string>) {
+    return startActionStep({
+      actionDir: ACTION,
+      entry: 'main',
+      inputs: { 'broker-url': broker.url, wait: 'false', ...extra },
+      env: world.env(),
+    }).done;
+  }
+
+  it('When the lease carries warnings, one trying to forge ::error:: and ::set-output, then each is one ::warning:: of the step with its text escaped, and nothing else is forged', async () => {
+    const broker = await startFakeBroker();
+    try {
+      broker.lease = fakeLease({
+        vault: 'stdemo',
+        target: 'stdemo',
+        kind: 'storage',
+        dataPlane: 'https://stdemo.blob.core.windows.net/',
+        warnings: [
+          '::error::forged',
+          `same region\n::error::forged again\n::set-output name=pwned::yes${HOSTILE_TEXT}`,
+        ],
+      });
+
+      const granted = await fakeMain(broker, { target: 'stdemo' });
+
+      expect(granted.exitCode, granted.stdout).toBe(0);
+      expect(broker.grants()).toEqual([expect.objectContaining({ target: 'stdemo' })]);
+      expect(broker.grants()[0]).not.toHaveProperty('vault');
+      const warnings = granted.commands
+        .filter((c) => c.command === 'warning')
+        .map((c) => c.message);
+      expect(warnings).toEqual([
+        'kv-lease: ::error::forged',
+        expect.stringMatching(
+          /^kv-lease: same region\\u000a::error::forged again\\u000a::set-output name=pwned::yesrun 42\\u001b\[2J/,
+        ),
+      ]);
+      expect(granted.commands.filter((c) => c.command === 'error')).toEqual([]);
+      expect(granted.commands.filter((c) => c.command === 'set-output')).toEqual([]);
+      expect(granted.stdout.replace(/\n/g, '')).not.toMatch(RAW_CONTROL);
+      expect(granted.outputs).toMatchObject({
+        target: 'stdemo',
+        kind: 'storage',
+        'data-plane': 'https://stdemo.blob.core.windows.net/',
+      });
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('When target and vault name different targets, then the step fails naming both before any grant and saves no state; vault alone still works (sent as vault)', async () => {
+    const broker = await startFakeBroker();
+    try {
+      const both = await fakeMain(broker, { target: 'stdemo', vault: 'kv-demo' });
+      const neither = await fakeMain(broker, {});
+      const v1 = await fakeMain(broker, { vault: 'kv-demo' });
+
+      expect(both.exitCode).toBe(1);
+      expect(both.commands.find((c) => c.command === 'error')?.message).toMatch(
+        /^kv-lease: target 'stdemo' and vault 'kv-demo' differ: give one of them/,
+      );
+      expect(both.state).toEqual({});
+      expect(neither.exitCode).toBe(1);
+      expect(neither.commands.find((c) => c.command === 'error')?.message).toMatch(
+        /no target: set target \(or its older name vault\)/,
+      );
+      expect(v1.exitCode, v1.stdout).toBe(0);
+      expect(broker.grants()).toHaveLength(1);
+      expect(broker.grants()[0]).toMatchObject({ vault: 'kv-demo' });
+      expect(broker.grants()[0]).not.toHaveProperty('target');
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it("When the lease is on a storage account whose blob data plane applies the rule late, then the main step waits on the account's blob endpoint", async () => {
+    const ip = publicIp(109);
+    const broker = await startFakeBroker();
+    const name = `stgha${Date.now().toString(36)}`;
+    const id = world.emulator.storage.create({
+      resourceGroup: 'rg-gha',
+      name,
+      networkAcls: { defaultAction: 'Deny', ipRules: [] },
+    });
+    // Longer than the step takes to start, so that its first probes meet the firewall.
+    world.emulator.configureDataPlane({ propagationDelayMs: 5000, clientAddress: ip });
+    try {
+      broker.lease = fakeLease({
+        vault: name,
+        target: name,
+        kind: 'storage',
+        ip: `${ip}/32`,
+        dataPlane: world.emulator.storage.blobEndpoint(name),
+      });
+      const before = world.emulator.storage.blobStats();
+      world.emulator.storage.setNetworkAcls(id, { ipRules: [{ value: ip, action: 'Allow' }] });
+
+      const granted = await fakeMain(broker, {
+        target: name,
+        wait: 'true',
+        'wait-timeout-seconds': '30',
+        'allow-loopback-data-plane': 'true',
+      });
+
+      expect(granted.exitCode, granted.stdout).toBe(0);
+      expect(granted.stdout).toMatch(
+        new RegExp(`the data plane of ${name} lets this address in after \\d+\\.\\d s`),
+      );
+      const after = world.emulator.storage.blobStats();
+      expect(after.refused - before.refused).toBeGreaterThan(0);
+      expect(after.allowed - before.allowed).toBe(1);
+    } finally {
+      world.emulator.configureDataPlane({ propagationDelayMs: 0, clientAddress: null });
       await broker.close();
     }
   });

@@ -28,6 +28,8 @@ export interface Seen {
   host: string;
   path: string;
   authorization: string | undefined;
+  /** The request body (the fake broker records it: a grant's fields). */
+  body?: string;
 }
 
 function listen(server: Server): Promise<number> {
@@ -60,6 +62,8 @@ export interface Trap {
   /** `https://<name>:<port>` or `http://127.0.0.1:<port>`. */
   port: number;
   seen: Seen[];
+  /** TCP connections accepted, whatever came over them (a TDS login is no HTTP request). */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -75,8 +79,10 @@ export async function startTrap(tls?: { key: string; cert: string }): Promise<Tr
     response.end('{"value":[]}');
   };
   const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  let connections = 0;
+  server.on('connection', () => (connections += 1));
   const port = await listen(server);
-  return { port, seen, close: () => close(server) };
+  return { port, seen, connections: () => connections, close: () => close(server) };
 }
 
 export interface FakeLease {
@@ -89,6 +95,10 @@ export interface FakeLease {
   createdAt: string;
   expiresAt: string;
   vaultUri?: string;
+  target?: string;
+  kind?: 'keyvault' | 'storage' | 'sql';
+  dataPlane?: string;
+  warnings?: string[];
 }
 
 export interface FakeBroker {
@@ -99,6 +109,8 @@ export interface FakeBroker {
   /** Canned answers by `METHOD /path` (`GET /api/whoami`), before the lease routes. */
   answers: Map<string, { status: number; body: unknown }>;
   deletes(): string[];
+  /** The bodies of the grants received, parsed. */
+  grants(): Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -128,7 +140,6 @@ export async function startFakeBroker(): Promise<FakeBroker> {
     answers: new Map<string, { status: number; body: unknown }>(),
   } as FakeBroker;
   const server = createHttpServer((request, response) => {
-    record(request, seen);
     const path = (request.url ?? '').split('?')[0] ?? '';
     const send = (status: number, body: unknown) => {
       const problem = status >= 400;
@@ -137,8 +148,12 @@ export async function startFakeBroker(): Promise<FakeBroker> {
       });
       response.end(JSON.stringify(body));
     };
-    request.resume();
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
+      record(request, seen);
+      const body = Buffer.concat(chunks).toString('utf8');
+      if (body !== '') seen[seen.length - 1]!.body = body;
       const canned = broker.answers.get(`${request.method} ${path}`);
       if (canned) return send(canned.status, canned.body);
       if (request.method === 'POST' && path === '/api/leases') return send(201, broker.lease);
@@ -160,6 +175,10 @@ export async function startFakeBroker(): Promise<FakeBroker> {
     seen
       .filter((s) => s.method === 'DELETE')
       .map((s) => decodeURIComponent(s.path.split('/').pop() ?? ''));
+  broker.grants = () =>
+    seen
+      .filter((s) => s.method === 'POST' && s.path.split('?')[0] === '/api/leases')
+      .map((s) => JSON.parse(s.body ?? '{}') as Record<string, unknown>);
   broker.close = () => close(server);
   return broker;
 }

@@ -178,13 +178,14 @@ describe('npm start on embedded defaults', () => {
       'LEASE_STORAGE__tableServiceUri',
       'AZURE_ARM_ENDPOINT',
       'BROKER_VAULTS',
+      'BROKER_TARGETS',
       'AUTH_MODE',
       'NODE_EXTRA_CA_CERTS',
     ]) {
       delete env[name];
     }
     started = await startNpmStart(env);
-    emulatorUrl = /Key Vault ARM emulator on (https:\/\/\S+)/.exec(started.output)?.[1] as string;
+    emulatorUrl = /ARM emulator on (https:\/\/\S+)/.exec(started.output)?.[1] as string;
     // .azurite/ outlives runs (a developer's own npm start, an earlier test): start from no active lease.
     const active = (await (
       await fetch(`http://127.0.0.1:${port}/api/leases?vault=kv-demo&status=active`)
@@ -316,11 +317,11 @@ describe('npm start with everything configured', () => {
         KV_LEASE_BROKER: `http://127.0.0.1:${port}`,
         KV_LEASE_AUTH: 'none',
       });
-      expect(paste.commands).toEqual([['kv-lease', 'vaults']]);
+      expect(paste.commands).toEqual([['kv-lease', 'targets']]);
       expect(output).toContain(
         `operator console: http://127.0.0.1:${port}/api/console (no sign-in: AUTH_MODE=disabled)`,
       );
-      expect(output).toContain('vaults: kv-configured');
+      expect(output).toContain('targets: kv-configured (keyvault)');
       const granted = await fetch(`http://127.0.0.1:${port}/api/leases`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': '52.66.77.88' },

@@ -246,8 +246,11 @@ describe('Key Vault ARM emulator CLI', () => {
       'northeurope=52.164.0.0/16',
     ]);
 
-    const ready = await cli.ready;
+    const ready = (await cli.ready) as Awaited<typeof cli.ready> & {
+      sqlServers?: Record<string, string>;
+    };
     const target = { url: ready.url, caPem: readFileSync(ready.caPath, 'utf8') };
+    const server = await sqlClient(target).servers.get('rg-cli', 'sql-cli');
     const account = await storageClient(target).storageAccounts.getProperties('rg-cli', 'sacli');
     const rules = [];
     for await (const rule of sqlClient(target).firewallRules.listByServer('rg-cli', 'sql-cli')) {
@@ -259,6 +262,9 @@ describe('Key Vault ARM emulator CLI', () => {
     expect(account.networkRuleSet).toMatchObject({ defaultAction: 'Deny', ipRules: [] });
     expect(account.primaryEndpoints?.blob).toBe(`${ready.url}/blob/sacli/`);
     expect(rules).toMatchObject([{ name: 'AllowAllWindowsAzureIps', startIpAddress: '0.0.0.0' }]);
+    expect(ready.sqlServers?.[`${sub}/Microsoft.Sql/servers/sql-cli`]).toMatch(
+      new RegExp(`^${server.fullyQualifiedDomainName ?? '-'}:\\d+$`),
+    );
     expect(
       tags.values?.find((tag) => tag.name === 'AzureCloud.northeurope')?.properties,
     ).toMatchObject({

@@ -6,7 +6,7 @@ import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { silentLogger } from '../../src/domain/logger';
 import type { ManagedTarget } from '../../src/domain/target';
 import { FirewallError } from '../../src/ports/target-firewall';
-import { VaultCoordinator } from '../../src/writer/coordinator';
+import { TargetCoordinator } from '../../src/writer/coordinator';
 import {
   lockedVault,
   STATIC_RULE,
@@ -117,7 +117,7 @@ describe('The writer when an abandoned write lands late', () => {
       tableName: uniqueTable(),
       connectionString: storageConnectionString(),
     });
-    const coordinator = new VaultCoordinator([vault], {
+    const coordinator = new TargetCoordinator([vault], {
       store,
       firewall: firewall(),
       clock: { now: () => Date.now() },

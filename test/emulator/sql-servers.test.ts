@@ -34,13 +34,14 @@ describe('Emulator: SQL servers and firewall rules through @azure/arm-sql', () =
     return names.sort();
   }
 
-  it('When a server is read, then the SDK sees its FQDN and publicNetworkAccess', async () => {
+  it('When a server is read, then the SDK sees its publicNetworkAccess and, as FQDN, the host of its TDS endpoint', async () => {
     const server = createServer();
 
     const read = await client.servers.get(RG, server.name);
 
     expect(read.id).toBe(server.id);
-    expect(read.fullyQualifiedDomainName).toBe(`${server.name}.database.windows.net`);
+    expect(read.fullyQualifiedDomainName).toBe('127.0.0.1');
+    expect(await emulator.sql.dataPlaneAddress(server.id)).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(read.publicNetworkAccess).toBe('Enabled');
   });
 

@@ -94,20 +94,68 @@ describe('The Function App package', () => {
   });
 
   it('When the bundle loads a chunk on first use, Then each chunk it names is in the package, loads there alone and has what the app takes from it', () => {
-    const bundle = readFileSync(join(dir, 'dist', 'app', 'index.js'), 'utf8');
-    const chunks = [...bundle.matchAll(/require\("\.\/([\w-]+\.js)"\)/g)].map((m) => m[1]).sort();
-    expect(chunks).toEqual(['identity.js', 'jose.js']);
+    // The chunks the entry names, and those they name in turn.
+    const named = new Set<string>();
+    const visit = (file: string) => {
+      const code = readFileSync(join(dir, 'dist', 'app', file), 'utf8');
+      for (const [, chunk] of code.matchAll(/require\("\.\/([\w-]+\.js)"\)/g)) {
+        if (chunk === undefined || named.has(chunk)) continue;
+        named.add(chunk);
+        visit(chunk);
+      }
+    };
+    visit('index.js');
+    expect([...named].sort()).toEqual([
+      'config.js',
+      'handlers.js',
+      'identity.js',
+      'jose.js',
+      'zod.js',
+    ]);
     const result = node(
       `const identity = require('./dist/app/identity.js');
        const jose = require('./dist/app/jose.js');
+       const zod = require('./dist/app/zod.js');
+       const config = require('./dist/app/config.js');
+       const handlers = require('./dist/app/handlers.js');
        console.log(JSON.stringify({
          credential: typeof new identity.DefaultAzureCredential().getToken,
          jwks: typeof jose.createRemoteJWKSet,
          verify: typeof jose.jwtVerify,
+         zod: typeof zod.z.object,
+         config: typeof config.loadConfig,
+         grant: handlers.definition('grantLease').kind,
        }));`,
       dir,
     );
-    expect(result).toEqual({ credential: 'function', jwks: 'function', verify: 'function' });
+    expect(result).toEqual({
+      credential: 'function',
+      jwks: 'function',
+      verify: 'function',
+      zod: 'function',
+      config: 'function',
+      grant: 'http',
+    });
+  });
+
+  it('When the worker loads the entry, Then only the registrations and the configuration load: the handlers, the SDKs and the schemas of the requests wait for the first invocation', () => {
+    const loader = repoPath('dist', 'dev', 'local', 'app-loader.js');
+    const result = node(
+      `const { HttpRequest, InvocationContext } = require(${JSON.stringify(require.resolve('@azure/functions'))});
+       const loader = require(${JSON.stringify(loader)});
+       const app = loader.loadApp(loader.entryPoint(${JSON.stringify(dir)}));
+       const chunks = () => Object.keys(require.cache)
+         .filter((path) => path.startsWith(${JSON.stringify(join(dir, 'dist', 'app'))}))
+         .map((path) => path.split(/[\\/]/).pop()).sort();
+       const atLoad = chunks();
+       app.functions.find((f) => f.name === 'console')
+         .handler(new HttpRequest({ method: 'GET', url: 'http://127.0.0.1/api/console' }), new InvocationContext({ functionName: 'console' }))
+         .then((response) => console.log(JSON.stringify({ atLoad, afterFirst: chunks(), status: response.status })));`,
+      dir,
+    ) as { atLoad: string[]; afterFirst: string[]; status: number };
+    expect(result.atLoad).toEqual(['config.js', 'index.js', 'zod.js']);
+    expect(result.afterFirst).toEqual(['config.js', 'handlers.js', 'index.js', 'zod.js']);
+    expect(result.status).toBe(200);
   });
 
   it('When the repository is built, Then package.json "main" is the bundle', () => {

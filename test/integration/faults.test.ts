@@ -7,7 +7,7 @@ import type { ManagedTarget } from '../../src/domain/target';
 import type { LeaseStore, VaultState } from '../../src/ports/lease-store';
 import type { TargetFirewall } from '../../src/ports/target-firewall';
 import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
-import { VaultCoordinator } from '../../src/writer/coordinator';
+import { TargetCoordinator } from '../../src/writer/coordinator';
 import {
   publicIp,
   rulesOf,
@@ -203,13 +203,13 @@ describe('A stale writer', () => {
         return store.putVaultState(name, state);
       },
     });
-    const stale = new VaultCoordinator([vault], {
+    const stale = new TargetCoordinator([vault], {
       ...options,
       store: cutOff,
       firewall: stalling,
       instanceId: 'stale',
     });
-    const fresh = new VaultCoordinator([vault], {
+    const fresh = new TargetCoordinator([vault], {
       ...options,
       firewall: real,
       instanceId: 'fresh',

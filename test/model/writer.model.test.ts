@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Lease } from '../../src/domain/lease';
 import { silentLogger } from '../../src/domain/logger';
 import type { ManagedTarget } from '../../src/domain/target';
-import { VaultCoordinator } from '../../src/writer/coordinator';
+import { TargetCoordinator } from '../../src/writer/coordinator';
 import { ModelFirewall, ModelStore, seeded } from './world';
 
 /**
@@ -76,7 +76,7 @@ async function runModel(seed: number): Promise<Run> {
     STATIC,
   );
   const coordinator = (instanceId: string) =>
-    new VaultCoordinator([MANAGED], {
+    new TargetCoordinator([MANAGED], {
       store,
       firewall,
       clock: { now: () => Date.now() },
@@ -108,7 +108,7 @@ async function runModel(seed: number): Promise<Run> {
   let nextId = 0;
   let outstanding = 0;
 
-  const grant = async (writer: VaultCoordinator) => {
+  const grant = async (writer: TargetCoordinator) => {
     run.grants += 1;
     const now = Date.now();
     nextId += 1;
@@ -161,7 +161,7 @@ async function runModel(seed: number): Promise<Run> {
     }
   };
 
-  const release = async (writer: VaultCoordinator) => {
+  const release = async (writer: TargetCoordinator) => {
     const candidates = [...granted].filter((id) => store.leases.get(id)?.status === 'active');
     if (candidates.length === 0) return;
     run.releases += 1;
@@ -202,7 +202,7 @@ async function runModel(seed: number): Promise<Run> {
     }
   };
 
-  const sweep = async (writer: VaultCoordinator) => {
+  const sweep = async (writer: TargetCoordinator) => {
     await writer.sync(VAULT, Date.now() + 5000).catch(() => undefined);
   };
 
@@ -265,7 +265,7 @@ async function runModel(seed: number): Promise<Run> {
       check();
     }
     let converged = false;
-    void (instances[0] as VaultCoordinator).sync(VAULT, Date.now() + 5000).then(() => {
+    void (instances[0] as TargetCoordinator).sync(VAULT, Date.now() + 5000).then(() => {
       converged = true;
     });
     for (let tick = 0; tick < 200 && !converged; tick += 1) await vi.advanceTimersByTimeAsync(25);

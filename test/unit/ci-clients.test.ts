@@ -11,7 +11,7 @@ import {
   STATE,
   type StateStore,
 } from '../../clients/pipeline/lease-step';
-import { flag, optionalSeconds, required, vaultName } from '../../clients/pipeline/settings';
+import { flag, optionalSeconds, required, targetName } from '../../clients/pipeline/settings';
 import {
   formatFileCommand,
   parseFileCommands,
@@ -87,10 +87,16 @@ describe('step inputs', () => {
     expect(() => flag('release', 'no', true)).toThrow(/release must be true or false/);
   });
 
-  it('When the broker URL or vault is missing or malformed, Then the message names the input', () => {
+  it('When the broker URL or target is missing or malformed, Then the message names the input', () => {
     expect(() => required('broker-url', '  ', 'the base URL')).toThrow(/broker-url is required/);
-    expect(vaultName(' kv-prod ')).toBe('kv-prod');
-    expect(() => vaultName('kv_prod')).toThrow(/vault must be a Key Vault name/);
+    expect(targetName('target', ' kv-prod ')).toBe('kv-prod');
+    expect(
+      targetName('target', 'sql-orders-prod-weu-0123456789-0123456789-0123456789-01234'),
+    ).toMatch(/^sql-orders/);
+    expect(() => targetName('vault', 'kv_prod')).toThrow(
+      /vault must be the name of a vault, storage account or SQL server/,
+    );
+    expect(() => targetName('target', '-kv')).toThrow(/target must be the name/);
   });
 
   it('When the scope is an App ID URI, Then /.default is added once', () => {
@@ -166,7 +172,7 @@ describe('grant and release steps: the saved state', () => {
   const log = { info: () => undefined, warning: () => undefined };
   const settings = {
     brokerUrl: 'https://broker.example',
-    vault: 'kv-a',
+    target: { name: 'kv-a', body: { vault: 'kv-a' } },
     reason: 'line one\nline two',
     wait: false,
     waitTimeoutMs: 1000,

@@ -4,7 +4,7 @@ import type { Lease } from '../../src/domain/lease';
 import { silentLogger } from '../../src/domain/logger';
 import type { ManagedTarget } from '../../src/domain/target';
 import type { FirewallRules, FirewallWrite } from '../../src/ports/target-firewall';
-import { VaultCoordinator } from '../../src/writer/coordinator';
+import { TargetCoordinator } from '../../src/writer/coordinator';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 import { InMemoryVaultFirewall } from '../fakes/vault-firewall';
 
@@ -61,7 +61,7 @@ function world() {
     ipRules: [{ value: '20.40.60.80/32' }],
   });
   const coordinator = () =>
-    new VaultCoordinator([VAULT], { store, firewall, clock, logger: silentLogger, pollMs: 10 });
+    new TargetCoordinator([VAULT], { store, firewall, clock, logger: silentLogger, pollMs: 10 });
   let next = 0;
   const record = async (ip: string): Promise<Lease> => {
     next += 1;

@@ -6,13 +6,15 @@
 import { Command, CommanderError, Option } from 'commander';
 
 import {
+  aliased,
   ALLOW_LOOPBACK_ENV,
   BrokerClient,
+  brokerDataPlane,
   type CallOptions,
   checkConfiguredUri,
   DataPlaneEndpoint,
+  dataPlaneKind,
   DEFAULT_BROKER_SCOPE,
-  DEFAULT_DATA_PLANE_TIMEOUT_MS,
   DEFAULT_DEADLINE_MS,
   DEFAULT_VAULT_TOKEN_ENV,
   exitCodeFor,
@@ -25,11 +27,20 @@ import {
   printableJson,
   printableLines,
   ProblemError,
+  targetOf,
   tokenProvider,
   UsageError,
   waitForDataPlane,
 } from '../../lib';
-import { auditTable, leaseBlock, leaseTable, relative, vaultTable, whoamiBlock } from './output';
+import {
+  auditTable,
+  leaseBlock,
+  leaseTable,
+  relative,
+  targetTable,
+  vaultTable,
+  whoamiBlock,
+} from './output';
 
 declare const KV_LEASE_VERSION: string | undefined;
 export const VERSION = typeof KV_LEASE_VERSION === 'string' ? KV_LEASE_VERSION : '0.0.0-dev';
@@ -40,29 +51,34 @@ Exit codes:
   1  unexpected error
   2  usage / bad input (unknown option, bad TTL or duration, no broker URL)
   3  no credential, or the token was refused (401)
-  4  refused by the broker (400, 403, 409 limit or capacity) or by the vault, or the
-     vault URI or its certificate is not one a vault token may go to (see below)
-  5  not found (unknown vault or lease)
+  4  refused by the broker (400, 403, 409 limit or capacity) or by the target, or the
+     data-plane address or its certificate is not one a token may go to (see below)
+  5  not found (unknown target or lease)
   6  unavailable (503/502/429 after retries, broker unreachable)
-  7  timeout (deadline passed, or the vault's data plane never let the address in)
-  8  wrong address (the vault sees another client address than the leased one)
+  7  timeout (deadline passed, or the target's data plane never let the address in)
+  8  wrong address (the vault or SQL server sees another client address than the leased one)
   130 interrupted (Ctrl-C)
 
 Environment:
   KV_LEASE_BROKER        broker URL (instead of --broker)
   KV_LEASE_SCOPE         token scope of the broker (instead of --scope)
   KV_LEASE_TOKEN         bearer token for the broker (else DefaultAzureCredential)
-  KV_LEASE_VAULT_TOKEN   bearer token for the vault's data plane (else DefaultAzureCredential)
+  KV_LEASE_VAULT_TOKEN   bearer token for the target's data plane: vault, storage or SQL
+                         (else DefaultAzureCredential)
   KV_LEASE_AUTH=none     send no token (a broker with AUTH_MODE=disabled), like --no-auth
   KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE=1
                          probe a loopback data plane (the local emulator), like
                          --allow-loopback-data-plane
   NODE_EXTRA_CA_CERTS    a CA file Node trusts besides its own (the local emulator's CA)
 
-Where the vault token goes (grant --wait, wait): only over https, to the URI given with
---vault-uri, else to the broker's vaultUri when its host is <vault>.vault.azure.net (or
-.vault.azure.cn, .vault.usgovcloudapi.net); anything else is refused (exit 4) and the lease
-released. A TLS failure (untrusted certificate, name mismatch) stops the wait at once.
+Where the data-plane token goes (grant --wait, wait): only to the address given with
+--data-plane (or --vault-uri), else to the broker's when its host is the lease's target under
+a known suffix of the target's kind: a vault <name>.vault.azure.net (.vault.azure.cn,
+.vault.usgovcloudapi.net) over https; a storage account <name>.blob.core.windows.net
+(.blob.core.chinacloudapi.cn, .blob.core.usgovcloudapi.net) over https; a SQL server
+<name>.database.windows.net (.database.chinacloudapi.cn, .database.usgovcloudapi.net) on port
+1433 over TDS. Anything else is refused (exit 4) and the lease released. A TLS failure
+(untrusted certificate, name mismatch) stops the wait at once.
 `;
 
 const STATUSES: readonly LeaseStatusFilter[] = ['active', 'released', 'expired', 'all'];
@@ -150,14 +166,14 @@ function guarded(io: Io): Io {
  * It writes to the raw stream (`raw`, not `guarded`) for its own carriage return and erase-line
  * sequence; the line itself is made printable here.
  */
-function progressReporter(io: Io, lease: Lease) {
+function progressReporter(io: Io, lease: Lease, what: string) {
   let lastLineAt = 0;
   let wrote = false;
   return {
     report: (p: { attempt: number; elapsedMs: number; clientAddress?: string; last?: string }) => {
       const line = printable(
-        `kv-lease: waiting for ${lease.vault} to admit ${lease.ip}: ${(p.elapsedMs / 1000).toFixed(1)} s, ` +
-          `probe ${p.attempt}: ${p.last ?? ''}${p.clientAddress ? `, vault sees ${p.clientAddress}` : ''}`,
+        `kv-lease: waiting for ${lease.target ?? lease.vault} to admit ${lease.ip}: ${(p.elapsedMs / 1000).toFixed(1)} s, ` +
+          `probe ${p.attempt}: ${p.last ?? ''}${p.clientAddress ? `, ${what} sees ${p.clientAddress}` : ''}`,
       );
       if (io.interactive) {
         io.stderr(`\r\x1b[K${line}`);
@@ -175,50 +191,65 @@ function progressReporter(io: Io, lease: Lease) {
 
 interface WaitOptions {
   waitTimeout?: string;
+  dataPlane?: string;
   vaultUri?: string;
   allowLoopbackDataPlane?: boolean;
 }
 
 /**
- * The wait's settings, checked before anything is granted: a bad --wait-timeout, --vault-uri or
- * KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE is a usage error that leaves no lease behind.
+ * The wait's settings, checked before anything is granted: a bad --wait-timeout, --data-plane
+ * (--vault-uri) or KV_LEASE_ALLOW_LOOPBACK_DATA_PLANE is a usage error that leaves no lease behind.
  */
 function waitSettings(io: Io, options: WaitOptions) {
+  // Undefined: the default of the lease's kind (known after the grant), see defaultWaitMs.
   const timeoutMs =
     options.waitTimeout === undefined
-      ? DEFAULT_DATA_PLANE_TIMEOUT_MS
+      ? undefined
       : positive(parseDuration(options.waitTimeout, '--wait-timeout'), '--wait-timeout') * 1000;
-  if (options.vaultUri !== undefined) checkConfiguredUri(options.vaultUri, '--vault-uri');
+  const configured = aliased(
+    { label: '--data-plane', value: options.dataPlane },
+    { label: '--vault-uri', value: options.vaultUri },
+  );
+  if (configured) {
+    checkConfiguredUri(configured.value, configured.primary ? '--data-plane' : '--vault-uri');
+  }
   const allowLoopback =
     options.allowLoopbackDataPlane === true ||
     loopbackOptIn(io.env[ALLOW_LOOPBACK_ENV], ALLOW_LOOPBACK_ENV);
-  return { timeoutMs, configuredUri: options.vaultUri, allowLoopback };
+  return { timeoutMs, configuredUri: configured?.value, allowLoopback };
+}
+
+/** A lease's warnings (contract §4: the rule may not have the effect expected), on stderr. */
+function printWarnings(io: Io, lease: Lease): void {
+  for (const warning of lease.warnings ?? []) io.stderr(`warning: ${printable(warning)}\n`);
 }
 
 /**
- * Waits until the vault's data plane admits the lease. `vault` is the vault the caller asked
- * for (grant) or the lease's own (wait): the only vault whose host a token may go to.
+ * Waits until the target's data plane admits the lease, with the probe of the lease's kind.
+ * `target` is the target the caller asked for (grant) or the lease's own (wait): the only target
+ * whose host a token may go to.
  */
 async function waitForLease(
   io: Io,
   raw: Io,
   lease: Lease,
-  vault: string,
+  target: string,
   settings: ReturnType<typeof waitSettings>,
 ): Promise<void> {
   const endpoint = DataPlaneEndpoint.resolve({
-    vault,
-    brokerUri: lease.vaultUri,
+    vault: target,
+    kind: dataPlaneKind(lease.kind),
+    brokerUri: brokerDataPlane(lease),
     configuredUri: settings.configuredUri,
     allowLoopback: settings.allowLoopback,
   });
   if (endpoint.source === 'default') {
     io.stderr(
-      `kv-lease: the broker did not name the vault URI; probing ${endpoint.uri} (--vault-uri to change)\n`,
+      `kv-lease: the broker did not name the ${endpoint.what}'s data plane; probing ${endpoint.uri} (--data-plane to change)\n`,
     );
   }
   const timeoutMs = settings.timeoutMs;
-  const progress = progressReporter(raw, lease);
+  const progress = progressReporter(raw, lease, endpoint.what);
   try {
     const result = await waitForDataPlane({
       endpoint,
@@ -235,13 +266,25 @@ async function waitForLease(
     });
     progress.done();
     io.stderr(
-      `kv-lease: ${lease.vault} admits ${lease.ip} after ${(result.elapsedMs / 1000).toFixed(1)} s ` +
+      `kv-lease: ${lease.target ?? lease.vault} admits ${lease.ip} after ${(result.elapsedMs / 1000).toFixed(1)} s ` +
         `(${result.attempts} probe${result.attempts === 1 ? '' : 's'})\n`,
     );
   } catch (error) {
     progress.done();
     throw error;
   }
+}
+
+/**
+ * A list filter's target (`--target`, or `--vault`). NOTE: sent as `vault=`, which every broker
+ * reads (v1.1 takes `target=` as its synonym; a v1 broker would ignore `target=` and list all).
+ */
+function onlyTarget(options: { target?: string | undefined; vault?: string | undefined }) {
+  return aliased(
+    { label: '--target', value: options.target },
+    { label: '--vault', value: options.vault },
+    (a, b) => a.toLowerCase() === b.toLowerCase(),
+  )?.value;
 }
 
 function ttlOption(text: string | undefined): number | undefined {
@@ -252,7 +295,9 @@ export function buildProgram(raw: Io): Command {
   const io = guarded(raw);
   const program = new Command('kv-lease');
   program
-    .description('Time-limited leases on Azure Key Vault firewall rules (the kv-lease broker).')
+    .description(
+      'Time-limited leases on the IP firewall rules of Azure Key Vaults, Storage accounts and SQL servers (the kv-lease broker).',
+    )
     .version(VERSION, '-V, --version')
     .option(
       '--broker <url>',
@@ -280,42 +325,58 @@ export function buildProgram(raw: Io): Command {
 
   program
     .command('grant')
-    .description("lease this machine's IP (or --ip) on a vault; --wait until the vault lets it in")
-    .requiredOption('--vault <name>', 'vault name, as `kv-lease vaults` lists it')
+    .description(
+      "lease this machine's IP (or --ip) on a target; --wait until its data plane lets it in",
+    )
+    .option(
+      '--target <name>',
+      'target name (vault, storage account, SQL server), as `kv-lease targets` lists it',
+    )
+    .option('--vault <name>', 'the older name of --target')
     .option('--ttl <duration>', "lease duration: seconds or 20m, 1h (default: the broker's)")
     .option('--ip <address>', 'lease this IPv4 address or CIDR instead (needs Lease.Admin)')
     .option('--reason <text>', 'free text kept with the lease, e.g. the pipeline run URL')
     .option('--idempotency-key <key>', 'repeat-safe key (default: a new one per run)')
     .option('--wait', "wait until the vault's data plane admits the address")
-    .option('--wait-timeout <duration>', 'limit of --wait (default 180s)')
-    .option('--vault-uri <uri>', "https data-plane URI to probe; wins over the broker's vaultUri")
+    .option('--wait-timeout <duration>', 'limit of --wait (default 180s; 6m for a SQL server)')
+    .option(
+      '--data-plane <address>',
+      "data plane to probe (https URI, or host:port for SQL); wins over the broker's",
+    )
+    .option('--vault-uri <uri>', 'the older name of --data-plane')
     .option(
       '--allow-loopback-data-plane',
-      `probe a loopback https data plane (the local emulator; env ${ALLOW_LOOPBACK_ENV}=1)`,
+      `probe a loopback data plane (the local emulator; env ${ALLOW_LOOPBACK_ENV}=1)`,
     )
     .option('--keep-on-failure', 'keep the lease when --wait fails (default: release it)')
     .action(
       async (
         options: {
-          vault: string;
+          target?: string;
+          vault?: string;
           ttl?: string;
           ip?: string;
           reason?: string;
           idempotencyKey?: string;
           wait?: boolean;
           waitTimeout?: string;
+          dataPlane?: string;
           vaultUri?: string;
           allowLoopbackDataPlane?: boolean;
           keepOnFailure?: boolean;
         },
         command: Command,
       ) => {
+        const target = targetOf(
+          { label: '--target', value: options.target },
+          { label: '--vault', value: options.vault },
+        );
         const context = contextFrom(command, io);
         const ttlSeconds = ttlOption(options.ttl);
         const wait = options.wait ? waitSettings(io, options) : undefined;
         const lease = await context.client.grant(
           {
-            vault: options.vault,
+            ...target.body,
             ttlSeconds,
             ip: options.ip,
             reason: options.reason,
@@ -323,12 +384,13 @@ export function buildProgram(raw: Io): Command {
           },
           context.call,
         );
+        printWarnings(io, lease);
         if (wait) {
           io.stderr(
-            `kv-lease: granted ${lease.id} for ${lease.ip} on ${lease.vault} (expires ${relative(lease.expiresAt)})\n`,
+            `kv-lease: granted ${lease.id} for ${lease.ip} on ${lease.target ?? lease.vault} (expires ${relative(lease.expiresAt)})\n`,
           );
           try {
-            await waitForLease(io, raw, lease, options.vault, wait);
+            await waitForLease(io, raw, lease, target.name, wait);
           } catch (error) {
             // Any failed wait, a refused vault URI included: the same release.
             if (!options.keepOnFailure) {
@@ -370,17 +432,26 @@ export function buildProgram(raw: Io): Command {
 
   program
     .command('wait <id>')
-    .description("wait until the vault's data plane admits a lease's address")
-    .option('--wait-timeout <duration>', 'limit (default 180s)')
-    .option('--vault-uri <uri>', "https data-plane URI to probe; wins over the broker's vaultUri")
+    .description("wait until the target's data plane admits a lease's address")
+    .option('--wait-timeout <duration>', 'limit (default 180s; 6m for a SQL server)')
+    .option(
+      '--data-plane <address>',
+      "data plane to probe (https URI, or host:port for SQL); wins over the broker's",
+    )
+    .option('--vault-uri <uri>', 'the older name of --data-plane')
     .option(
       '--allow-loopback-data-plane',
-      `probe a loopback https data plane (the local emulator; env ${ALLOW_LOOPBACK_ENV}=1)`,
+      `probe a loopback data plane (the local emulator; env ${ALLOW_LOOPBACK_ENV}=1)`,
     )
     .action(
       async (
         id: string,
-        options: { waitTimeout?: string; vaultUri?: string; allowLoopbackDataPlane?: boolean },
+        options: {
+          waitTimeout?: string;
+          dataPlane?: string;
+          vaultUri?: string;
+          allowLoopbackDataPlane?: boolean;
+        },
         command: Command,
       ) => {
         const context = contextFrom(command, io);
@@ -393,7 +464,8 @@ export function buildProgram(raw: Io): Command {
             detail: `lease ${lease.id} is ${lease.status}: grant a new one`,
           });
         }
-        await waitForLease(io, raw, lease, lease.vault, settings);
+        printWarnings(io, lease);
+        await waitForLease(io, raw, lease, lease.target ?? lease.vault, settings);
         print(io, context, lease, () => leaseBlock(lease));
       },
     );
@@ -420,25 +492,29 @@ export function buildProgram(raw: Io): Command {
   leases
     .command('list')
     .description('leases, newest first (your own, or all with Lease.Read)')
-    .option('--vault <name>', 'only this vault')
+    .option('--target <name>', 'only this target')
+    .option('--vault <name>', 'the older name of --target')
     .addOption(
       new Option('--status <status>', 'active, released, expired or all').default('active'),
     )
-    .action(async (options: { vault?: string; status: string }, command: Command) => {
-      const context = contextFrom(command, io);
-      if (!STATUSES.includes(options.status as LeaseStatusFilter)) {
-        throw new UsageError(`--status '${options.status}' is not one of ${STATUSES.join(', ')}`);
-      }
-      const found = await context.client.listLeases(
-        { vault: options.vault, status: options.status as LeaseStatusFilter },
-        context.call,
-      );
-      print(io, context, found, () =>
-        found.length === 0
-          ? `no ${options.status === 'all' ? '' : `${options.status} `}leases`
-          : leaseTable(found),
-      );
-    });
+    .action(
+      async (options: { target?: string; vault?: string; status: string }, command: Command) => {
+        const context = contextFrom(command, io);
+        const only = onlyTarget(options);
+        if (!STATUSES.includes(options.status as LeaseStatusFilter)) {
+          throw new UsageError(`--status '${options.status}' is not one of ${STATUSES.join(', ')}`);
+        }
+        const found = await context.client.listLeases(
+          { vault: only, status: options.status as LeaseStatusFilter },
+          context.call,
+        );
+        print(io, context, found, () =>
+          found.length === 0
+            ? `no ${options.status === 'all' ? '' : `${options.status} `}leases`
+            : leaseTable(found),
+        );
+      },
+    );
   leases
     .command('show <id>')
     .description('one lease')
@@ -458,18 +534,48 @@ export function buildProgram(raw: Io): Command {
     });
 
   program
+    .command('targets')
+    .description(
+      "the managed targets of every kind (vaults, storage accounts, SQL servers): rules against each kind's limit",
+    )
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextFrom(command, io);
+      const targets = await context.client.targets(context.call).catch((error: unknown) => {
+        if (error instanceof ProblemError && error.status === 404) {
+          throw new ProblemError({
+            status: 404,
+            title: 'No targets here',
+            detail: `${context.client.baseUrl}/targets answered 404: the broker is older than v1.1 (\`kv-lease vaults\` lists its vaults)`,
+          });
+        }
+        throw error;
+      });
+      print(io, context, targets, () =>
+        targets.length === 0 ? 'no targets' : targetTable(targets),
+      );
+    });
+
+  program
     .command('audit')
     .description('the audit trail, newest first')
-    .option('--vault <name>', 'only this vault')
+    .option('--target <name>', 'only this target')
+    .option('--vault <name>', 'the older name of --target')
     .option('--principal <oid>', 'only this caller')
     .option('--since <when>', 'a duration back from now (1h, 30m, 2d) or an ISO date', '24h')
     .option('--limit <n>', 'at most this many entries')
     .action(
       async (
-        options: { vault?: string; principal?: string; since: string; limit?: string },
+        options: {
+          target?: string;
+          vault?: string;
+          principal?: string;
+          since: string;
+          limit?: string;
+        },
         command: Command,
       ) => {
         const context = contextFrom(command, io);
+        const only = onlyTarget(options);
         const since = parseSince(options.since);
         let limit: number | undefined;
         if (options.limit !== undefined) {
@@ -480,7 +586,7 @@ export function buildProgram(raw: Io): Command {
         }
         const entries = (
           await context.client.audit(
-            { vault: options.vault, principal: options.principal, since },
+            { vault: only, principal: options.principal, since },
             context.call,
           )
         ).slice(0, limit);
@@ -498,7 +604,7 @@ function hintFor(error: unknown): string {
   if (!(error instanceof ProblemError)) return '';
   switch (error.kind) {
     case 'vault-not-found':
-      return ' (run `kv-lease vaults` to see the vaults this broker manages)';
+      return ' (run `kv-lease targets`, or `kv-lease vaults` on a v1 broker, to see what this broker manages)';
     case 'lease-not-found':
       return ' (run `kv-lease leases list --status all` to see your leases)';
     case 'unauthenticated':

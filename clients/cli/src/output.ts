@@ -1,4 +1,11 @@
-import { type AuditEntry, type Lease, printable, type VaultSummary, type WhoAmI } from '../../lib';
+import {
+  type AuditEntry,
+  type Lease,
+  printable,
+  type TargetSummary,
+  type VaultSummary,
+  type WhoAmI,
+} from '../../lib';
 
 /** `in 19m`, `3h ago`: a timestamp relative to now, for people. */
 export function relative(iso: string, now = Date.now()): string {
@@ -44,6 +51,7 @@ export function leaseBlock(lease: Lease, now = Date.now()): string {
   const rows: [string, string | undefined][] = [
     ['lease', lease.id],
     ['vault', lease.vault],
+    ['kind', lease.kind],
     ['ip', lease.ip],
     ['status', lease.status],
     ['principal', lease.principal],
@@ -52,6 +60,8 @@ export function leaseBlock(lease: Lease, now = Date.now()): string {
     ['expires', `${lease.expiresAt} (${relative(lease.expiresAt, now)})`],
     ['ended', lease.endedAt && `${lease.endedAt} (${relative(lease.endedAt, now)})`],
     ['vault uri', lease.vaultUri],
+    ['endpoint', lease.dataPlane],
+    ...(lease.warnings ?? []).map((warning): [string, string] => ['warning', warning]),
   ];
   return rows
     .filter((row): row is [string, string] => row[1] !== undefined && row[1] !== '')
@@ -95,6 +105,21 @@ export function vaultTable(vaults: VaultSummary[]): string {
       String(vault.brokerRules),
       `${vault.totalRules}/${vault.maxRules}`,
       vault.vaultUri ?? '',
+    ]),
+  );
+}
+
+/** `kv-lease targets`: every managed target, its kind, and its rules against the kind's limit. */
+export function targetTable(targets: TargetSummary[]): string {
+  return table(
+    ['NAME', 'KIND', 'ACTIVE LEASES', 'RULES', 'HEALTHY', 'DATA PLANE'],
+    targets.map((target) => [
+      target.name,
+      target.kind,
+      String(target.activeLeases),
+      `${target.totalRules}/${target.maxRules}`,
+      target.healthy ? 'yes' : `no${target.lastError ? `: ${target.lastError}` : ''}`,
+      target.dataPlane ?? '',
     ]),
   );
 }

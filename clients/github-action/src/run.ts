@@ -35,7 +35,9 @@ function token(
 const host: PipelineHost = {
   names: {
     brokerUrl: 'broker-url',
+    target: 'target',
     vault: 'vault',
+    dataPlane: 'data-plane',
     vaultUri: 'vault-uri',
     allowLoopbackDataPlane: 'allow-loopback-data-plane',
     scope: 'scope',
@@ -65,6 +67,9 @@ const host: PipelineHost = {
     core.setOutput('ip', lease.ip);
     core.setOutput('expires-at', lease.expiresAt);
     if (lease.vaultUri) core.setOutput('vault-uri', lease.vaultUri);
+    core.setOutput('target', lease.target ?? lease.vault);
+    if (lease.kind) core.setOutput('kind', lease.kind);
+    if (lease.dataPlane) core.setOutput('data-plane', lease.dataPlane);
   },
   failed: (message) => core.setFailed(message),
   released: ({ problem }) => {

@@ -36,6 +36,7 @@ import {
   type SqlFirewallRule,
   validateRuleName,
 } from './firewall-rules';
+import { SqlDataPlane, type SqlLoginStats } from './sql-data-plane';
 
 export const SQL_SERVER_TYPE = 'Microsoft.Sql/servers';
 const SERVER_PATH =
@@ -79,7 +80,7 @@ interface ServerRecord extends ServerCoordinates {
   rules: Map<string, SqlFirewallRule>;
 }
 
-export interface SqlServerStats {
+export interface SqlServerStats extends SqlLoginStats {
   gets: number;
   lists: number;
   puts: number;
@@ -92,7 +93,7 @@ export interface SqlServerStats {
   peakWritesInFlight: number;
 }
 
-type Counters = Omit<SqlServerStats, 'writesInFlight'>;
+type Counters = Omit<SqlServerStats, 'writesInFlight' | keyof SqlLoginStats>;
 
 function zeroCounters(): Counters {
   return {
@@ -115,6 +116,11 @@ export interface SqlServersApi {
   setFirewallRule(resourceId: string, rule: SqlFirewallRule): void;
   deleteFirewallRule(resourceId: string, name: string): void;
   setPublicNetworkAccess(resourceId: string, value: 'Enabled' | 'Disabled'): void;
+  /**
+   * `host:port` of the server's TDS endpoint (`127.0.0.1:<port>`), once it listens; the host is
+   * what `fullyQualifiedDomainName` says. Rejects before the emulator listens.
+   */
+  dataPlaneAddress(resourceId: string): Promise<string>;
   stats(): Record<string, SqlServerStats>;
 }
 
@@ -131,10 +137,13 @@ export class SqlModel implements ResourceModel {
   private readonly servers = new Map<string, ServerRecord>();
   private readonly counters = new StatsBook(zeroCounters);
   private readonly inFlight = new Map<string, number>();
+  /** The TDS endpoints, following the rules late. */
+  private readonly dataPlane: SqlDataPlane;
   readonly adminRoutes: AdminRoutes;
   readonly api: SqlServersApi;
 
   constructor(private readonly context: ModelContext) {
+    this.dataPlane = new SqlDataPlane(context, (key) => this.servers.get(key));
     this.adminRoutes = {
       'sql-servers': {
         GET: () => ({
@@ -154,7 +163,7 @@ export class SqlModel implements ResourceModel {
             .safeParse(parseJson(body));
           if (!patch.success)
             throw badRequest('Expected { "publicNetworkAccess": "Enabled" | "Disabled" }.');
-          this.require(id).publicNetworkAccess = patch.data.publicNetworkAccess;
+          this.setPublicAccess(this.require(id), patch.data.publicNetworkAccess);
           return { status: 200, body: this.renderWithRules(this.require(id)) };
         },
       },
@@ -170,12 +179,12 @@ export class SqlModel implements ResourceModel {
         PUT: (url, body) => {
           const id = requiredQuery(url, 'id', 'the SQL server resource id');
           const name = requiredQuery(url, 'name', 'the rule name');
-          this.setRule(this.require(id), parseRuleAddresses(name, parseJson(body)));
+          this.putRule(this.require(id), parseRuleAddresses(name, parseJson(body)));
           return { status: 200, body: { value: this.api.listFirewallRules(id) } };
         },
         DELETE: (url) => {
           const id = requiredQuery(url, 'id', 'the SQL server resource id');
-          this.require(id).rules.delete(requiredQuery(url, 'name', 'the rule name').toLowerCase());
+          this.removeRule(this.require(id), requiredQuery(url, 'name', 'the rule name'));
           return { status: 200, body: { value: this.api.listFirewallRules(id) } };
         },
       },
@@ -184,13 +193,21 @@ export class SqlModel implements ResourceModel {
     this.api = {
       create: (spec) => this.create(spec),
       listFirewallRules: (id) => [...this.require(id).rules.values()].map((rule) => ({ ...rule })),
-      setFirewallRule: (id, rule) =>
-        this.setRule(this.require(id), parseRuleAddresses(rule.name, rule)),
-      deleteFirewallRule: (id, name) => {
-        this.require(id).rules.delete(name.toLowerCase());
+      setFirewallRule: (id, rule) => {
+        this.putRule(this.require(id), parseRuleAddresses(rule.name, rule));
       },
-      setPublicNetworkAccess: (id, value) => {
-        this.require(id).publicNetworkAccess = value;
+      deleteFirewallRule: (id, name) => this.removeRule(this.require(id), name),
+      setPublicNetworkAccess: (id, value) => this.setPublicAccess(this.require(id), value),
+      dataPlaneAddress: async (id) => {
+        const server = this.require(id);
+        await this.dataPlane.open(server);
+        const address = this.dataPlane.address(server.key);
+        if (address === undefined) {
+          throw new Error(
+            `The SQL server ${server.id} has no TDS endpoint: the emulator does not listen.`,
+          );
+        }
+        return address;
       },
       stats: () => this.stats(),
     };
@@ -224,6 +241,16 @@ export class SqlModel implements ResourceModel {
 
   resetStats(): void {
     this.counters.reset();
+    this.dataPlane.resetStats();
+  }
+
+  /** Opens a TDS endpoint per server, now and for every server created later. */
+  startDataPlane(endpoint: Parameters<SqlDataPlane['start']>[0]): Promise<void> {
+    return this.dataPlane.start(endpoint, this.servers.values());
+  }
+
+  closeDataPlane(): Promise<void> {
+    return this.dataPlane.close();
   }
 
   create(spec: SqlServerSpec): string {
@@ -256,6 +283,9 @@ export class SqlModel implements ResourceModel {
       this.setRule(record, parseRuleAddresses(seed.name, seed));
     }
     this.servers.set(key, record);
+    this.dataPlane.recordVersion(record);
+    // A failure to listen shows in dataPlaneAddress, which waits for the same promise.
+    this.dataPlane.open(record).catch(() => undefined);
     return id;
   }
 
@@ -270,6 +300,23 @@ export class SqlModel implements ResourceModel {
     // An update keeps the name as first written, as Azure keeps the resource's name.
     server.rules.set(key, { ...rule, name: existing?.name ?? rule.name });
     return existing === undefined;
+  }
+
+  /** A rule written out of band: the data plane follows. */
+  private putRule(server: ServerRecord, rule: SqlFirewallRule): void {
+    this.setRule(server, rule);
+    this.dataPlane.recordVersion(server);
+  }
+
+  private removeRule(server: ServerRecord, name: string): boolean {
+    const existed = server.rules.delete(name.toLowerCase());
+    this.dataPlane.recordVersion(server);
+    return existed;
+  }
+
+  private setPublicAccess(server: ServerRecord, value: 'Enabled' | 'Disabled'): void {
+    server.publicNetworkAccess = value;
+    this.dataPlane.recordVersion(server);
   }
 
   private require(resourceId: string): ServerRecord {
@@ -289,7 +336,11 @@ export class SqlModel implements ResourceModel {
     return Object.fromEntries(
       [...this.servers.keys()].map((key) => [
         key,
-        { ...this.counters.of(key), writesInFlight: this.inFlight.get(key) ?? 0 },
+        {
+          ...this.counters.of(key),
+          writesInFlight: this.inFlight.get(key) ?? 0,
+          ...this.dataPlane.stats(key),
+        },
       ]),
     );
   }
@@ -306,7 +357,8 @@ export class SqlModel implements ResourceModel {
         administratorLogin: 'sqladmin',
         version: '12.0',
         state: 'Ready',
-        fullyQualifiedDomainName: `${server.name}.database.windows.net`,
+        // Azure's name until the TDS endpoints listen, then the host they answer at.
+        fullyQualifiedDomainName: this.dataPlane.host() ?? `${server.name}.database.windows.net`,
         publicNetworkAccess: server.publicNetworkAccess,
         minimalTlsVersion: '1.2',
         restrictOutboundNetworkAccess: 'Disabled',
@@ -315,7 +367,12 @@ export class SqlModel implements ResourceModel {
   }
 
   private renderWithRules(server: ServerRecord): Record<string, unknown> {
-    return { ...this.render(server), firewallRules: [...server.rules.values()] };
+    const dataPlane = this.dataPlane.address(server.key);
+    return {
+      ...this.render(server),
+      firewallRules: [...server.rules.values()],
+      ...(dataPlane === undefined ? {} : { dataPlane }),
+    };
   }
 
   private renderRule(server: ServerRecord, rule: SqlFirewallRule): Record<string, unknown> {
@@ -411,12 +468,13 @@ export class SqlModel implements ResourceModel {
         },
         apply: ({ server, rule }) => {
           if (rule === undefined) {
-            const existed = server.rules.delete(ruleName.toLowerCase());
+            const existed = this.removeRule(server, ruleName);
             counters.writesApplied += existed ? 1 : 0;
             exchange.sendText(existed ? 200 : 204, '', '', headers);
             return;
           }
           const created = this.setRule(server, rule);
+          this.dataPlane.recordVersion(server);
           counters.writesApplied += 1;
           const stored = server.rules.get(rule.name.toLowerCase()) ?? rule;
           exchange.send(created ? 201 : 200, this.renderRule(server, stored), headers);

@@ -12,7 +12,7 @@
  * `dataRights: false` (a token without a Storage Blob Data role). Both mean "the rule applies".
  */
 import type { Exchange } from '../arm-exchange';
-import { dataPlaneSettings, type ModelContext } from '../arm-model';
+import { clientAddressFor, dataPlaneSettings, type ModelContext } from '../arm-model';
 import { Propagation } from '../propagation';
 import type { AccountRecord } from './account';
 import { ipRulesAdmit, type StorageNetworkAcls } from './network-rule-set';
@@ -140,7 +140,11 @@ export class BlobPlane {
       return;
     }
     const firewall = this.propagation.enforced(record.key);
-    const address = this.addressFor(record.name, exchange.req.socket.remoteAddress);
+    const address = clientAddressFor(
+      this.context.dataPlaneConfig(),
+      record.name,
+      exchange.req.socket.remoteAddress,
+    );
     const refused =
       firewall !== undefined &&
       (firewall.publicNetworkAccess === 'Disabled' ||
@@ -172,10 +176,5 @@ export class BlobPlane {
       `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="${escapeXml(this.endpoint(record.name))}"><MaxResults>${escapeXml(maxResults)}</MaxResults><Containers /><NextMarker /></EnumerationResults>`,
       { 'x-ms-version': version },
     );
-  }
-
-  private addressFor(name: string, peer: string | undefined): string {
-    const { clientAddress } = dataPlaneSettings(this.context.dataPlaneConfig(), name);
-    return (clientAddress ?? peer ?? '0.0.0.0').replace(/^::ffff:/i, '');
   }
 }

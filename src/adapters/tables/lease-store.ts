@@ -72,6 +72,8 @@ const PRUNE_LIMIT = 1000;
 const TRANSACTION_LIMIT = 100;
 
 type LeaseEntity = TableEntity<{
+  /** The target's kind; absent on rows written before targets (Key Vault). */
+  kind?: string;
   ip: string;
   status: LeaseStatus;
   principal: string;
@@ -116,6 +118,7 @@ function toEntity(lease: Lease, rowPrefix: string): LeaseEntity {
     createdAt: lease.createdAt,
     expiresAt: lease.expiresAt,
   };
+  if (lease.kind !== undefined) entity.kind = lease.kind;
   if (lease.appId !== undefined) entity.appId = lease.appId;
   if (lease.reason !== undefined) entity.reason = lease.reason;
   if (lease.endedAt !== undefined) entity.endedAt = lease.endedAt;
@@ -128,6 +131,7 @@ function fromEntity(entity: LeaseEntity & { etag?: string }): StoredLease {
   return {
     id: entity.rowKey.slice(2),
     vault: entity.partitionKey,
+    ...(entity.kind === undefined ? {} : { kind: entity.kind }),
     ip: entity.ip,
     status: entity.status,
     principal: entity.principal,

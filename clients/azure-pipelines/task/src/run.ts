@@ -15,6 +15,11 @@ import { chooseCredential, credentialFor } from './credential';
 
 const input = (name: string) => tl.getInput(name, false) ?? '';
 
+/** `##vso[` as text, not a command: the agent only acts on the exact sequence. */
+function inert(text: string): string {
+  return text.replace(/##vso\[/gi, '##vso\\[');
+}
+
 /**
  * The service connection's identity when `azureSubscription` names one;
  * else KV_LEASE_TOKEN / KV_LEASE_VAULT_TOKEN, else DefaultAzureCredential
@@ -49,7 +54,9 @@ function tokens(scope: string | undefined, envVar: string, destination?: string)
 const host: PipelineHost = {
   names: {
     brokerUrl: 'brokerUrl',
+    target: 'target',
     vault: 'vault',
+    dataPlane: 'dataPlane',
     vaultUri: 'vaultUri',
     allowLoopbackDataPlane: 'allowLoopbackDataPlane',
     scope: 'scope',
@@ -64,7 +71,13 @@ const host: PipelineHost = {
     save: (name, value) => tl.setTaskVariable(name, value),
     get: (name) => tl.getTaskVariable(name) ?? '',
   },
-  log: { info: (message) => console.log(message), warning: (message) => tl.warning(message) },
+  // NOTE: the agent takes `##vso[` anywhere in a line as a logging command, so a plain log line
+  // carrying the broker's words is made inert; a warning is a command itself (`tl.warning`
+  // writes `##vso[task.issue type=warning]` first), after which the line is its message.
+  log: {
+    info: (message) => console.log(inert(message)),
+    warning: (message) => tl.warning(message),
+  },
   userAgent: 'kv-lease-azure-pipelines-task',
   brokerToken: (scope) => tokens(scope, 'KV_LEASE_TOKEN'),
   vaultToken: (endpoint) => tokens(endpoint.scope, 'KV_LEASE_VAULT_TOKEN', endpoint.uri),
@@ -80,6 +93,9 @@ const host: PipelineHost = {
     tl.setVariable('leaseId', lease.id, false, true);
     tl.setVariable('ip', lease.ip, false, true);
     tl.setVariable('expiresAt', lease.expiresAt, false, true);
+    tl.setVariable('target', lease.target ?? lease.vault, false, true);
+    if (lease.kind) tl.setVariable('kind', lease.kind, false, true);
+    if (lease.dataPlane) tl.setVariable('dataPlane', lease.dataPlane, false, true);
     tl.setResult(tl.TaskResult.Succeeded, `lease ${lease.id}`);
   },
   failed: (message) => tl.setResult(tl.TaskResult.Failed, message),
