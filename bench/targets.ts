@@ -72,30 +72,16 @@ export function sqlTarget(emulator: RunningEmulator, name: string): BenchTarget 
   };
 }
 
+/** The emulator's counters of an account the scenario created (throws for any other). */
 export function accountStats(emulator: RunningEmulator, name: string): StorageAccountStats {
-  return (
-    emulator.storage.stats()[storageAccountId(name).toLowerCase()] ?? {
-      gets: 0,
-      patches: 0,
-      writesApplied: 0,
-      conflicts: 0,
-      writesInFlight: 0,
-      peakWritesInFlight: 0,
-    }
-  );
+  const stats = emulator.storage.stats()[storageAccountId(name).toLowerCase()];
+  if (!stats) throw new Error(`the emulator has no storage account ${name}`);
+  return stats;
 }
 
+/** The emulator's counters of a server the scenario created (throws for any other). */
 export function serverStats(emulator: RunningEmulator, name: string): SqlServerStats {
-  return (
-    emulator.sql.stats()[sqlServerId(name).toLowerCase()] ?? {
-      gets: 0,
-      lists: 0,
-      puts: 0,
-      deletes: 0,
-      writesApplied: 0,
-      interrupted: 0,
-      writesInFlight: 0,
-      peakWritesInFlight: 0,
-    }
-  );
+  const stats = emulator.sql.stats()[sqlServerId(name).toLowerCase()];
+  if (!stats) throw new Error(`the emulator has no SQL server ${name}`);
+  return stats;
 }
