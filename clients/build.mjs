@@ -24,30 +24,43 @@ import { build } from 'esbuild';
 const CLIENTS = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(CLIENTS);
 
-const IDENTITY_FILE = 'kv-lease-identity.js';
-
 /**
- * `import('@azure/identity')` loads a shim bundled in (so it stays lazy, and
- * CommonJS interop is esbuild's) whose `require('./kv-lease-identity.js')` is
- * left to run beside the bin.
+ * A dependency kept out of a bundle and loaded on first use: `import(name)`
+ * loads a shim bundled in (so it stays lazy, and CommonJS interop is
+ * esbuild's) whose `require('./<file>')` runs a second bundle beside the
+ * first. @azure/identity is most of the CLI's code but only needed when no
+ * token comes from the environment; tedious (and what it pulls in) only for a
+ * SQL server's data plane.
  */
-const identityApart = {
-  name: 'identity-apart',
-  setup(build) {
-    build.onResolve({ filter: /^@azure\/identity$/ }, () => ({
-      path: 'identity',
-      namespace: 'identity-apart',
-    }));
-    build.onLoad({ filter: /.*/, namespace: 'identity-apart' }, () => ({
-      contents: `module.exports = require('./${IDENTITY_FILE}');`,
-      loader: 'js',
-    }));
-    build.onResolve({ filter: new RegExp(`${IDENTITY_FILE.replace(/[.]/g, '\\.')}$`) }, (args) => ({
-      path: args.path,
-      external: true,
-    }));
-  },
-};
+function apart(name, file) {
+  const namespace = `apart-${file}`;
+  return {
+    plugin: {
+      name: namespace,
+      setup(build) {
+        build.onResolve({ filter: new RegExp(`^${name.replace(/[/]/g, '\\/')}$`) }, () => ({
+          path: name,
+          namespace,
+        }));
+        build.onLoad({ filter: /.*/, namespace }, () => ({
+          contents: `module.exports = require('./${file}');`,
+          loader: 'js',
+        }));
+        build.onResolve({ filter: new RegExp(`${file.replace(/[.]/g, '\\.')}$`) }, (args) => ({
+          path: args.path,
+          external: true,
+        }));
+      },
+    },
+    companion: (dir) => ({
+      stdin: { contents: `module.exports = require('${name}');`, resolveDir: ROOT },
+      out: join(dir, file),
+    }),
+  };
+}
+
+const IDENTITY = apart('@azure/identity', 'kv-lease-identity.js');
+const TDS = (extension) => apart('tedious', `kv-lease-tds.${extension}`);
 
 const cliVersion = () =>
   JSON.parse(readFileSync(join(CLIENTS, 'cli', 'package.json'), 'utf8')).version;
@@ -65,24 +78,26 @@ export const BUNDLES = {
     options: () => ({
       banner: { js: '#!/usr/bin/env node' },
       define: { KV_LEASE_VERSION: JSON.stringify(cliVersion()) },
-      plugins: [identityApart],
+      plugins: [IDENTITY.plugin, TDS('js').plugin],
     }),
     companions: [
-      {
-        stdin: { contents: "module.exports = require('@azure/identity');", resolveDir: ROOT },
-        out: join(CLIENTS, 'cli', 'dist', IDENTITY_FILE),
-      },
+      IDENTITY.companion(join(CLIENTS, 'cli', 'dist')),
+      TDS('js').companion(join(CLIENTS, 'cli', 'dist')),
     ],
   },
   action: {
     entry: join(CLIENTS, 'github-action', 'src', 'run.ts'),
     out: join(CLIENTS, 'github-action', 'dist', 'run.cjs'),
     launchers: { 'main.cjs': 'main', 'post.cjs': 'post' },
+    options: () => ({ plugins: [TDS('cjs').plugin] }),
+    companions: [TDS('cjs').companion(join(CLIENTS, 'github-action', 'dist'))],
   },
   task: {
     entry: join(CLIENTS, 'azure-pipelines', 'task', 'src', 'run.ts'),
     out: join(CLIENTS, 'azure-pipelines', 'task', 'dist', 'run.js'),
     launchers: { 'execution.js': 'execution', 'post.js': 'post' },
+    options: () => ({ plugins: [TDS('js').plugin] }),
+    companions: [TDS('js').companion(join(CLIENTS, 'azure-pipelines', 'task', 'dist'))],
   },
 };
 

@@ -8,7 +8,8 @@ import { sameOriginPath } from './format';
  * only: the bundle carries none of its code (no zod), and lint keeps every other
  * src/ module out of the console.
  */
-export type { AuditItem, Lease, Page, Vault } from '../src/contract';
+export type { AuditItem, Lease, Page, Target, Vault } from '../src/contract';
+export { query } from './format';
 
 export class ApiError extends Error {
   constructor(
@@ -70,13 +71,4 @@ export class Api {
     }
     return items;
   }
-}
-
-export function query(path: string, params: Record<string, string | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) {
-    if (value !== undefined && value !== '') search.set(name, value);
-  }
-  const text = search.toString();
-  return text ? `${path}?${text}` : path;
 }

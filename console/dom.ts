@@ -30,6 +30,25 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return element;
 }
 
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG element (the chart), built by the same rules as `h`: attributes one by one, text as text. */
+export function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string | undefined> = {},
+  ...children: Child[]
+): SVGElementTagNameMap[K] {
+  const element = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value !== undefined) setAttribute(element, name, value);
+  }
+  for (const child of children) {
+    if (child === undefined || child === false) continue;
+    element.append(typeof child === 'string' ? document.createTextNode(printable(child)) : child);
+  }
+  return element;
+}
+
 /** An attribute; one a person reads (title, aria-label) is made printable. */
 export function setAttribute(element: Element, name: string, value: string): void {
   const data = DATA_ATTRIBUTES.has(name) || name.startsWith('data-');

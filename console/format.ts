@@ -67,3 +67,13 @@ export function sameOriginPath(link: string, origin: string): string {
   const url = new URL(link, origin);
   return `${url.pathname}${url.search}`;
 }
+
+/** A path with query parameters; empty and undefined ones are left out. */
+export function query(path: string, params: Record<string, string | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== '') search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `${path}?${text}` : path;
+}

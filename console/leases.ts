@@ -1,11 +1,12 @@
 import type { Lease } from './api';
 import { h, setAttribute, setText } from './dom';
 import { formatDuration, safeHttpUrl } from './format';
+import { KIND_LABELS, leaseKind, leaseTarget } from './kinds';
 
 /**
  * The active leases table: one row per lease, kept by id across polls (so
- * focus and scroll survive an update), sorted by time left, filtered by vault
- * and principal, with a countdown that ticks every second and removes a row
+ * focus and scroll survive an update), sorted by time left, filtered by target,
+ * kind and principal, with a countdown that ticks every second and removes a row
  * when its lease expires.
  *
  * NOTE: a thousand rows must render in well under a second and stay cheap
@@ -33,20 +34,37 @@ export interface LeaseActions {
   renew(lease: Lease): void;
 }
 
-/** A reason cell: a link for an http(s) URL (a pipeline run), text otherwise. */
-export function reasonCell(reason: string | null | undefined): HTMLTableCellElement {
+/**
+ * A reason cell: a link for an http(s) URL (a pipeline run), text otherwise,
+ * then the lease's warnings (contract §4: clients print them), each as text.
+ */
+export function reasonCell(
+  reason: string | null | undefined,
+  warnings?: readonly string[],
+): HTMLTableCellElement {
   const cell = h('td', { class: 'reason' });
-  fillReason(cell, reason);
+  fillReason(cell, reason, warnings);
   return cell;
 }
 
-function fillReason(cell: HTMLTableCellElement, reason: string | null | undefined): void {
+function fillReason(
+  cell: HTMLTableCellElement,
+  reason: string | null | undefined,
+  warnings: readonly string[] = [],
+): void {
   const href = safeHttpUrl(reason);
   if (href !== undefined && typeof reason === 'string') {
     cell.append(h('a', { href, rel: 'noopener noreferrer', target: '_blank' }, reason));
   } else {
     setText(cell, reason ?? '');
   }
+  for (const warning of warnings) cell.append(h('p', { class: 'warning' }, `Warning: ${warning}`));
+}
+
+/** The kind cell's text: the kind's name (a v1 lease, without one, is on a Key Vault). */
+export function kindText(lease: Pick<Lease, 'kind'>): string {
+  const kind = leaseKind(lease);
+  return KIND_LABELS[kind] ?? kind;
 }
 
 export class ActiveTable {
@@ -58,6 +76,7 @@ export class ActiveTable {
   private pending: { lease: Lease; expiresAt: number }[] = [];
   private pendingTimer: ReturnType<typeof setTimeout> | undefined;
   private vaultFilter = '';
+  private kindFilter = '';
   private principalFilter = '';
 
   constructor(
@@ -71,6 +90,7 @@ export class ActiveTable {
       {},
       h('td', { class: 'left' }),
       h('td', { class: 'vault-name' }),
+      h('td', { class: 'kind' }),
       h('td', { class: 'ip' }),
       h('td', { class: 'principal' }),
       h('td', { class: 'reason' }),
@@ -107,8 +127,10 @@ export class ActiveTable {
     }
   }
 
-  filter(vault: string, principal: string): void {
+  /** Each filter is '' for all; `vault` is a target's name, `kind` one of the kinds. */
+  filter(vault: string, principal: string, kind = ''): void {
     this.vaultFilter = vault;
+    this.kindFilter = kind;
     this.principalFilter = principal.trim().toLowerCase();
     this.applyFilters();
   }
@@ -194,7 +216,8 @@ export class ActiveTable {
     const tr = this.template.cloneNode(true) as HTMLTableRowElement;
     tr.dataset.leaseId = lease.id;
     tr.dataset.expiresAt = lease.expiresAt;
-    const [left, vault, ip, principal, reason, age, actions] = tr.cells as unknown as [
+    const [left, vault, kind, ip, principal, reason, age, actions] = tr.cells as unknown as [
+      HTMLTableCellElement,
       HTMLTableCellElement,
       HTMLTableCellElement,
       HTMLTableCellElement,
@@ -204,13 +227,15 @@ export class ActiveTable {
       HTMLTableCellElement | undefined,
     ];
     // Every field the API answered reaches the page through setText / setAttribute: printable.
-    setText(vault, lease.vault);
+    setText(vault, leaseTarget(lease));
+    setText(kind, kindText(lease));
+    tr.dataset.kind = leaseKind(lease);
     setText(ip, lease.ip);
     setText(principal, lease.principal);
-    fillReason(reason, lease.reason);
+    fillReason(reason, lease.reason, lease.warnings);
     setAttribute(age, 'title', `since ${lease.createdAt}`);
     if (actions) {
-      const label = `${lease.ip} on ${lease.vault}`;
+      const label = `${lease.ip} on ${leaseTarget(lease)}`;
       const [renew, release] = [actions.children[0], actions.children[1]];
       if (renew) setAttribute(renew, 'aria-label', `Renew ${label}`);
       if (release) setAttribute(release, 'aria-label', `Release ${label}`);
@@ -247,7 +272,8 @@ export class ActiveTable {
     let shown = 0;
     for (const row of this.rows.values()) {
       const visible =
-        (this.vaultFilter === '' || row.lease.vault === this.vaultFilter) &&
+        (this.vaultFilter === '' || leaseTarget(row.lease) === this.vaultFilter) &&
+        (this.kindFilter === '' || leaseKind(row.lease) === this.kindFilter) &&
         (this.principalFilter === '' ||
           row.lease.principal.toLowerCase().includes(this.principalFilter));
       if (row.tr.hidden === visible) row.tr.hidden = !visible;

@@ -1,19 +1,30 @@
-import { Api, type AuditItem, type Lease, query, type Vault } from './api';
+import { Api, type AuditItem, type Lease, type Page, query } from './api';
 import { type ConsoleSettings, type Session, startSession } from './auth';
+import { leaseChart } from './chart';
 import { AUDIT_COLUMNS, toCsv } from './csv';
 import { byId, fill, h, setText } from './dom';
 import { formatDuration } from './format';
-import { ActiveTable, reasonCell } from './leases';
+import { recentLeases } from './history';
+import { auditKind, auditTarget, KIND_LABELS, leaseKind, leaseTarget } from './kinds';
+import { ActiveTable, kindText, reasonCell } from './leases';
+import { targetCard, TargetSource } from './targets';
+import { activeTimeline, DAY_MS } from './timeline';
 
 /**
  * The operator console: signs the operator in (or not, with AUTH_MODE=disabled),
- * then polls the API every 5 s while the tab is visible and renders vaults,
- * active leases (live countdown), ended leases and the audit trail.
+ * then polls the API every 5 s while the tab is visible and renders the
+ * targets (Key Vaults, storage accounts, SQL servers), active leases (live
+ * countdown), ended leases and the audit trail, and once a minute the chart of
+ * active leases per target over the last 24 hours.
  */
 
 const POLL_MS = 5000;
 const ENDED_SHOWN = 50;
 const AUDIT_PAGE = 100;
+/** The chart reads every lease of the last day: once a minute is enough, and at most this many pages. */
+const CHART_EVERY_MS = 60_000;
+const CHART_PAGES = 20;
+const CHART_PAGE_SIZE = 1000;
 
 const status = byId('status');
 
@@ -26,74 +37,6 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : 'unexpected error';
 }
 
-function ago(iso: string | null | undefined, now: number): string {
-  if (typeof iso !== 'string') return '—';
-  const at = Date.parse(iso);
-  return Number.isNaN(at) ? '—' : `${formatDuration(now - at)} ago`;
-}
-
-function vaultCard(vault: Vault, now: number): HTMLLIElement {
-  const others = Math.max(0, vault.totalRules - vault.brokerRules);
-  const max = vault.maxRules > 0 ? vault.maxRules : 1000;
-  const brokerBar = h('span', { class: 'broker' });
-  const othersBar = h('span', { class: 'others' });
-  // CSSOM, not a style attribute: allowed under style-src 'self'.
-  // A non-zero share stays visible (3 px) even at 1 rule of 1000.
-  const width = (n: number) => (n > 0 ? `max(3px, ${Math.min(100, (n / max) * 100)}%)` : '0');
-  brokerBar.style.width = width(vault.brokerRules);
-  othersBar.style.width = width(others);
-  const summary = `${vault.totalRules} of ${max} rules used: ${vault.brokerRules} held by the broker, ${others} others`;
-  const unhealthy = vault.healthy === false;
-  return h(
-    'li',
-    {
-      class: unhealthy ? 'vault unhealthy' : 'vault',
-      'data-vault': vault.name,
-      'data-total-rules': String(vault.totalRules),
-      'data-broker-rules': String(vault.brokerRules),
-      'data-max-rules': String(max),
-    },
-    h(
-      'h3',
-      {},
-      vault.name,
-      ' ',
-      typeof vault.healthy !== 'boolean'
-        ? undefined
-        : h(
-            'span',
-            { class: unhealthy ? 'badge bad' : 'badge good' },
-            unhealthy ? 'unhealthy' : 'healthy',
-          ),
-    ),
-    h('div', { class: 'bar', role: 'img', 'aria-label': summary }, brokerBar, othersBar),
-    h('p', { class: 'rules' }, `${vault.totalRules} / ${max} rules`),
-    h(
-      'p',
-      { class: 'legend' },
-      h('span', { class: 'broker-key', 'aria-hidden': 'true' }),
-      `broker ${vault.brokerRules}`,
-      h('span', { class: 'others-key', 'aria-hidden': 'true' }),
-      `others ${others}`,
-    ),
-    h(
-      'p',
-      { class: 'active-leases' },
-      `${vault.activeLeases} active lease${vault.activeLeases === 1 ? '' : 's'}`,
-    ),
-    !vault.lastPassAt
-      ? undefined
-      : h(
-          'p',
-          { class: 'last-pass', title: vault.lastPassAt },
-          `last writer pass ${ago(vault.lastPassAt, now)}`,
-        ),
-    !vault.lastError
-      ? undefined
-      : h('p', { class: 'last-error' }, `last error: ${vault.lastError}`),
-  );
-}
-
 function endedRow(lease: Lease): HTMLTableRowElement {
   const ended = lease.endedAt ?? lease.expiresAt;
   return h(
@@ -101,23 +44,26 @@ function endedRow(lease: Lease): HTMLTableRowElement {
     { 'data-lease-id': lease.id },
     h('td', { title: ended }, new Date(ended).toLocaleString()),
     h('td', {}, lease.status),
-    h('td', {}, lease.vault),
+    h('td', {}, leaseTarget(lease)),
+    h('td', { class: 'kind' }, kindText(lease)),
     h('td', {}, lease.ip),
     h('td', { class: 'principal' }, lease.principal),
-    reasonCell(lease.reason),
+    reasonCell(lease.reason, lease.warnings),
     h('td', {}, formatDuration(Date.parse(ended) - Date.parse(lease.createdAt))),
   );
 }
 
 function auditRow(item: AuditItem): HTMLTableRowElement {
+  const kind = auditKind(item);
   return h(
     'tr',
-    {},
+    { 'data-kind': kind },
     h('td', { title: item.at }, new Date(item.at).toLocaleString()),
     h('td', {}, item.action),
     h('td', {}, item.outcome),
     h('td', { class: 'principal' }, item.principal),
-    h('td', {}, item.vault ?? ''),
+    h('td', {}, auditTarget(item)),
+    h('td', { class: 'kind' }, kind === undefined ? '' : (KIND_LABELS[kind] ?? kind)),
     h('td', {}, item.ip ?? ''),
     h('td', { class: 'lease-id' }, item.leaseId ?? ''),
     h('td', { class: 'detail' }, item.detail ?? ''),
@@ -130,7 +76,7 @@ function setOptions(select: HTMLSelectElement, names: string[]): void {
   if (have.join(',') === names.join(',')) return;
   fill(
     select,
-    h('option', { value: '' }, 'all vaults'),
+    h('option', { value: '' }, 'all targets'),
     ...names.map((name) => h('option', { value: name }, name)),
   );
   select.value = names.includes(current) ? current : '';
@@ -149,7 +95,7 @@ function confirmRelease(lease: Lease): Promise<boolean> {
   const dialog = byId<HTMLDialogElement>('confirm');
   setText(
     byId('confirm-text'),
-    `${lease.ip} on ${lease.vault}, held by ${lease.principal}. The rule leaves the vault now (unless another lease holds the same IP).`,
+    `${lease.ip} on ${leaseTarget(lease)}, held by ${lease.principal}. The rule leaves the ${KIND_LABELS[leaseKind(lease)] ?? 'target'} now (unless another lease holds the same IP).`,
   );
   return new Promise((resolve) => {
     const ok = byId<HTMLButtonElement>('confirm-ok');
@@ -176,8 +122,10 @@ function run(session: Session): void {
   const api = new Api(() => session.token());
   const admin = session.roles.has('Lease.Admin');
   const reader = session.roles.has('Lease.Read') || admin;
+  const targets = new TargetSource(api);
   byId('app').hidden = false;
   byId('actions-head').hidden = !admin;
+  byId('chart-section').hidden = !reader;
 
   const busy = new Set<string>();
   let pollSoon: () => void = () => undefined;
@@ -187,7 +135,7 @@ function run(session: Session): void {
     try {
       const updated = await call();
       say(
-        `${what}: ${updated.ip} on ${updated.vault} (${updated.status}, until ${updated.endedAt ?? updated.expiresAt})`,
+        `${what}: ${updated.ip} on ${leaseTarget(updated)} (${updated.status}, until ${updated.endedAt ?? updated.expiresAt})`,
       );
       if (updated.status !== 'active') table.remove(updated.id);
       pollSoon();
@@ -220,9 +168,15 @@ function run(session: Session): void {
   );
 
   const vaultFilter = byId<HTMLSelectElement>('filter-vault');
+  const kindFilter = byId<HTMLSelectElement>('filter-kind');
   const principalFilter = byId<HTMLInputElement>('filter-principal');
-  const refilter = () => table.filter(vaultFilter.value, principalFilter.value);
+  const refilter = () => table.filter(vaultFilter.value, principalFilter.value, kindFilter.value);
   vaultFilter.addEventListener('change', refilter);
+  // The ended leases are asked of the API by kind: a change asks again.
+  kindFilter.addEventListener('change', () => {
+    refilter();
+    pollSoon();
+  });
   // Typing filters a thousand rows: once the operator pauses, not at every key.
   let typing: ReturnType<typeof setTimeout> | undefined;
   principalFilter.addEventListener('input', () => {
@@ -235,11 +189,22 @@ function run(session: Session): void {
   const auditBody = byId<HTMLTableElement>('audit').tBodies[0] as HTMLTableSectionElement;
   const more = byId<HTMLButtonElement>('audit-more');
   const auditVault = byId<HTMLSelectElement>('audit-vault');
+  const auditKindFilter = byId<HTMLSelectElement>('audit-kind');
   let auditNext: string | undefined;
+  /**
+   * `kind=` goes only to a broker that takes it (a v1 broker refuses a query
+   * parameter it does not know); the page filters by kind too, so a v1
+   * broker's entries (all Key Vault) are filtered the same way.
+   */
+  const kindParam = (list: 'leases' | 'audit', select: HTMLSelectElement) =>
+    targets.takesKind(list) && select.value !== '' ? select.value : undefined;
+  const auditMatches = (item: AuditItem) =>
+    auditKindFilter.value === '' || auditKind(item) === auditKindFilter.value;
   const auditQuery = (top: number) => {
     const since = byId<HTMLInputElement>('audit-since').value;
     return query('/api/audit', {
       vault: auditVault.value,
+      kind: kindParam('audit', auditKindFilter),
       principal: byId<HTMLInputElement>('audit-principal').value.trim(),
       since: since === '' ? undefined : new Date(since).toISOString(),
       $top: String(top),
@@ -248,7 +213,7 @@ function run(session: Session): void {
   const loadAudit = async (path: string, append: boolean) => {
     try {
       const page = await api.get<{ value: AuditItem[]; nextLink?: string }>(path);
-      const rows = page.value.map(auditRow);
+      const rows = page.value.filter(auditMatches).map(auditRow);
       if (append) auditBody.append(...rows);
       else auditBody.replaceChildren(...rows);
       auditNext = page.nextLink;
@@ -268,7 +233,7 @@ function run(session: Session): void {
     void (async () => {
       try {
         say('Exporting the audit trail…');
-        const items = await api.all<AuditItem>(auditQuery(1000));
+        const items = (await api.all<AuditItem>(auditQuery(1000))).filter(auditMatches);
         const stamp = new Date().toISOString().replace(/[:.]/g, '-');
         download(
           `kv-lease-audit-${stamp}.csv`,
@@ -281,6 +246,37 @@ function run(session: Session): void {
       }
     })();
   });
+
+  // --- the chart: every lease of the last 24 hours, read in pages, once a minute
+  let targetNames: string[] = [];
+  const chart = byId('chart');
+  let chartAt = Number.NEGATIVE_INFINITY;
+  let charting = false;
+  const refreshChart = async () => {
+    if (charting) return;
+    charting = true;
+    try {
+      const now = Date.now();
+      const { leases, pages, complete } = await recentLeases(
+        (path) => api.get<Page<Lease>>(path),
+        targetNames,
+        now - DAY_MS,
+        { maxPages: CHART_PAGES, pageSize: CHART_PAGE_SIZE },
+      );
+      const timeline = activeTimeline(leases, { now });
+      fill(chart, ...leaseChart({ timeline, complete, pages }));
+      chart.dataset.state = complete ? 'complete' : 'partial';
+    } catch (error) {
+      fill(
+        chart,
+        h('p', { class: 'chart-note warning' }, `The chart could not load: ${errorText(error)}`),
+      );
+      chart.dataset.state = 'failed';
+    } finally {
+      chartAt = Date.now();
+      charting = false;
+    }
+  };
 
   // --- polling: every 5 s while the tab is visible, never two at once
   const endedBody = byId<HTMLTableElement>('ended').tBodies[0] as HTMLTableSectionElement;
@@ -304,12 +300,12 @@ function run(session: Session): void {
     performance.mark('kv-lease:poll-start');
     try {
       // Each part renders as soon as its answer is in: the leases table does not wait for
-      // GET /api/vaults, which reads every firewall live.
+      // GET /api/targets, which reads every firewall live.
       const list = api.all<Lease>('/api/leases?status=active&$top=1000');
       const leases = list.then((active) => {
         if (first) performance.mark('kv-lease:leases-fetched');
         const complete = table.update(active, Date.now());
-        knownVaults(active.map((lease) => lease.vault));
+        knownVaults(active.map(leaseTarget));
         if (!first) return complete;
         // Rendered means laid out and painted: each mark follows the next frame.
         const painted = (mark: string) => {
@@ -319,35 +315,47 @@ function run(session: Session): void {
         return complete.then(() => painted('kv-lease:all-rows'));
       });
       // The first time, the table's list goes alone: the operator waits for it, and the
-      // broker answers it faster without the firewall reads of GET /api/vaults beside it.
+      // broker answers it faster without the firewall reads of GET /api/targets beside it.
       if (first) await list.catch(() => undefined);
-      const vaults = reader
-        ? api.get<{ value: Vault[] }>('/api/vaults').then((answer) => {
+      // Until the broker's document is read (with the targets), kind= is not sent: the ended
+      // leases are then filtered by the page alone.
+      const found = reader
+        ? targets.list().then((answer) => {
             const now = Date.now();
-            fill(byId('vaults'), ...answer.value.map((vault) => vaultCard(vault, now)));
-            knownVaults(answer.value.map((vault) => vault.name));
+            fill(byId('vaults'), ...answer.map((target) => targetCard(target, now)));
+            targetNames = answer.map((target) => target.name);
+            knownVaults(answer.map((target) => target.name));
           })
         : Promise.resolve();
+      const kind = kindFilter.value;
       const ended = Promise.all(
         (['released', 'expired'] as const).map((state) =>
-          api.get<{ value: Lease[] }>(`/api/leases?status=${state}&$top=${ENDED_SHOWN}`),
+          api.get<{ value: Lease[] }>(
+            query('/api/leases', {
+              status: state,
+              kind: kindParam('leases', kindFilter),
+              $top: String(ENDED_SHOWN),
+            }),
+          ),
         ),
       ).then((lists) => {
         const latest = lists
           .flatMap((list) => list.value)
+          .filter((lease) => kind === '' || leaseKind(lease) === kind)
           .sort(
             (a, b) => Date.parse(b.endedAt ?? b.expiresAt) - Date.parse(a.endedAt ?? a.expiresAt),
           )
           .slice(0, ENDED_SHOWN);
         endedBody.replaceChildren(...latest.map(endedRow));
       });
-      await Promise.all([leases, vaults, ended]);
+      await Promise.all([leases, found, ended]);
       setText(byId('refreshed'), `updated ${new Date().toLocaleTimeString()}`);
       if (first) {
         first = false;
         document.body.dataset.rendered = 'true';
         if (reader) void loadAudit(auditQuery(AUDIT_PAGE), false);
       }
+      if (reader && Date.now() - chartAt >= CHART_EVERY_MS) void refreshChart();
       if (pollFailed) say('');
       pollFailed = false;
     } catch (error) {

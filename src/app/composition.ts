@@ -24,7 +24,7 @@ import type { TargetFirewall } from '../ports/target-firewall';
 import { sweep } from '../sweep/sweep';
 import { armFirewalls } from '../targets/firewalls';
 import { TargetCoordinator } from '../writer/coordinator';
-import { type Config, leaseTerms, loadConfig, managedTargets, runsInAzure } from './config';
+import { type Config, leaseTerms, loadConfig, managedTargets } from './config';
 
 /** A fixed bearer token for an emulator (`AZURE_ARM_TOKEN`); never for Azure. */
 function staticCredential(token: string): TokenCredential {
@@ -169,12 +169,6 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
 }
 
 let instance: Services | undefined;
-
-// NOTE: in Azure the configuration is checked when the Functions host loads the
-// app, not on the first request: a bad setting (AUTH_MODE=disabled above all)
-// stops the worker with the message in the host's log, and no function is
-// served. Outside Azure, the local runner and the tests load it themselves.
-if (runsInAzure(process.env)) loadConfig(process.env);
 
 /** The process-wide services, built on first use from the environment. */
 export function services(): Services {

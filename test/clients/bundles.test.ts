@@ -16,6 +16,8 @@ describe('GitHub action bundle', () => {
     const { BUNDLES, bundle } = await build();
     const files = await bundle(BUNDLES.action);
     expect([...files.keys()].map((path) => basename(path)).sort()).toEqual([
+      'kv-lease-tds.cjs',
+      'kv-lease-tds.cjs.LEGAL.txt',
       'main.cjs',
       'post.cjs',
       'run.cjs',

@@ -96,7 +96,19 @@ describe('kv-lease CLI against the local broker, azurite and the emulator', () =
 
     expect(granted.code).toBe(0);
     expect(Object.keys(lease).sort()).toEqual(
-      ['createdAt', 'expiresAt', 'id', 'ip', 'principal', 'status', 'vault', 'vaultUri'].sort(),
+      [
+        'createdAt',
+        'dataPlane',
+        'expiresAt',
+        'id',
+        'ip',
+        'kind',
+        'principal',
+        'status',
+        'target',
+        'vault',
+        'vaultUri',
+      ].sort(),
     );
     expect(lease).toMatchObject({ vault, ip: `${LEASED_IP}/32`, status: 'active' });
     expect(Date.parse(lease.expiresAt) - Date.parse(lease.createdAt)).toBe(600_000);

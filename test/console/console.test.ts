@@ -278,9 +278,10 @@ describe.runIf(available)('The operator console in a browser', () => {
     const lease = await grant(VAULT_A, 1200, 'read only');
     const lastPassAt = new Date(Date.now() - 90_000).toISOString();
     const opened = await openConsole(browser, broker.url, await tokenOf(reader), {
-      // The writer's health fields are additive: when GET /api/vaults has them, the page shows them.
+      // The writer's health fields are additive: when GET /api/vaults has them, the page shows them
+      // (and GET /api/targets, which a broker of contract §4 answers instead).
       before: (page) =>
-        page.route('**/api/vaults', async (route) => {
+        page.route(/\/api\/(vaults|targets)$/, async (route) => {
           const response = await route.fetch();
           const body = await response.json();
           body.value = body.value.map((vault: any) =>
