@@ -116,7 +116,8 @@ export function createServices(config: Config, overrides: Overrides = {}): Servi
       leaseExpired: (lease, result) => events.emit({ type: 'lease-expired', lease, ...result }),
       grantWithdrawn: (lease, detail) => events.emit({ type: 'grant-withdrawn', lease, detail }),
       firewallWritten: (written) => {
-        if (written.outcome === 'success') view.written(written.vault, written.written);
+        if (written.outcome === 'success')
+          view.written(written.vault, written.written, written.reserved);
         return events.emit({ type: 'firewall-written', ...written });
       },
     },

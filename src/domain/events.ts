@@ -32,10 +32,12 @@ export type BrokerEvent =
   | {
       type: 'firewall-written';
       vault: string;
-      /** `ipRules` values as the pass read them, before its write. */
+      /** The rules as the pass read them, before its write (the kind's notation). */
       read: string[];
-      /** The complete list the pass wrote. */
+      /** The complete list the pass wrote (a per-rule kind: its own rules, as they now stand). */
       written: string[];
+      /** Rules on the target outside `written` that count against its limit (a per-rule kind's others). */
+      reserved?: number | undefined;
       /** Relative to `read`. */
       added: string[];
       removed: string[];

@@ -64,8 +64,8 @@ export class FirewallView {
   ) {}
 
   /** A write of this instance's writer succeeded: the target now holds `rules` (and the other rules it had). */
-  written(vault: string, rules: string[]): void {
-    const reserved = this.observed.get(vault)?.reserved ?? 0;
+  written(vault: string, rules: string[], reserved?: number): void {
+    reserved ??= this.observed.get(vault)?.reserved ?? 0;
     this.observed.set(vault, {
       at: this.clock.now(),
       rules: new Set(rules.map((rule) => canonicalRule(rule) ?? rule)),

@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { RestError } from '@azure/core-rest-pipeline';
+import { isRestError, type RestError } from '@azure/core-rest-pipeline';
 
 import { FirewallError } from '../ports/target-firewall';
 
@@ -75,7 +75,9 @@ export function classifyArmError(
       cause: error,
     });
   }
-  if (error instanceof RestError) {
+  // NOTE: not `instanceof`: an SDK published as CommonJS only (@azure/arm-sql)
+  // throws the CommonJS build's RestError, another class than the ESM one imported here.
+  if (isRestError(error)) {
     const status = error.statusCode;
     const code = error.code ?? '';
     const text = `${status ?? ''} ${code}`.trim();

@@ -2,12 +2,14 @@ import type { ManagedTarget } from '../domain/target';
 import type { FirewallRules, TargetFirewall } from '../ports/target-firewall';
 import type { ArmFirewallOptions } from './arm';
 import { KeyVaultFirewall } from './keyvault/firewall';
+import { SqlFirewall } from './sql/firewall';
 import { StorageFirewall } from './storage/firewall';
 
 /** Each kind's Resource Manager adapter, by kind name (`TargetKind.name`). */
 const ADAPTERS: Record<string, (options: ArmFirewallOptions) => TargetFirewall> = {
   keyvault: (options) => new KeyVaultFirewall(options),
   storage: (options) => new StorageFirewall(options),
+  sql: (options) => new SqlFirewall(options),
 };
 
 /**

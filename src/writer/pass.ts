@@ -212,14 +212,19 @@ export class WriterPass {
         const after = new Set(plan.next);
         const written = {
           vault: vault.name,
+          reserved: acls.reserved,
           read: acls.rules,
           written: plan.next,
           added: plan.next.filter((rule) => !before.has(rule)),
           removed: acls.rules.filter((rule) => !after.has(rule)),
         };
         try {
+          // NOTE: a per-rule kind sends only what differs from `current`; while an
+          // abandoned write may still land (a late DELETE), it is told nothing is
+          // there, so it PUTs every needed rule again (docs/architecture.md, "SQL").
+          const current = unsettled && kind.model === 'per-rule' ? { ...acls, rules: [] } : acls;
           const done = await lock.call(this.options.callTimeoutMs, (signal) =>
-            firewall.write(vault, acls, plan.next, signal),
+            firewall.write(vault, current, plan.next, signal),
           );
           wrote = true;
           note(observer?.firewallWritten?.({ ...written, ...done, outcome: 'success' }));
