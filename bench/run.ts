@@ -13,6 +13,7 @@ import { documentedVsLease } from './scenarios/documented-method';
 import { failover, permanentRefusal } from './scenarios/faults';
 import { postStepRelease } from './scenarios/post-step';
 import { singleGrant } from './scenarios/single-grant';
+import { sqlRows } from './scenarios/sql';
 import { storageRows } from './scenarios/storage';
 import { sweepTenThousand } from './scenarios/sweep';
 
@@ -136,6 +137,7 @@ async function main(): Promise<number> {
     await scenario('10-post-step-release', () => postStepRelease(ctx));
     await scenario('11-cold-start', () => coldStart(ctx));
     await scenario('12-storage', () => storageRows(ctx));
+    await scenario('13-sql', () => sqlRows(ctx));
   } catch (error) {
     failure = error;
     log(
