@@ -17,6 +17,10 @@ export interface Demo {
   clientAddress: string;
   /** Any bearer token opens the emulated data plane; the CLI must send one. */
   vaultToken: string;
+  /** The demo storage account and SQL server, and the SQL server's TDS endpoint (`host:port`). */
+  storageAccount: string;
+  sqlServer: string;
+  sqlDataPlane: string | undefined;
 }
 
 export interface BannerFacts {
@@ -68,6 +72,16 @@ function cliLines(facts: BannerFacts): string[] {
       `the demo plays this machine's public address as ${demo.clientAddress}: the emulated vault sees every caller there, ` +
         'and with no front end to say so (no X-Forwarded-For) the grant names it with --ip',
     );
+    lines.push('the other demo targets (same shell): a storage account and a SQL server');
+    lines.push(
+      `  kv-lease grant --target ${demo.storageAccount} --ip ${demo.clientAddress} --wait`,
+    );
+    if (demo.sqlDataPlane) {
+      // NOTE: the broker names the server's real port (1433); the emulator's TDS endpoint has its own.
+      lines.push(
+        `  kv-lease grant --target ${demo.sqlServer} --ip ${demo.clientAddress} --wait --data-plane ${demo.sqlDataPlane}`,
+      );
+    }
   } else {
     lines.push('  kv-lease targets');
   }

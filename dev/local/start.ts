@@ -99,7 +99,12 @@ async function main(): Promise<void> {
       started.push(`azurite (Table Storage) on http://127.0.0.1:${port}, data in .azurite/`);
     }
     if (!env.AZURE_ARM_ENDPOINT && !env.BROKER_VAULTS && !env.BROKER_TARGETS) {
-      const emulator = await startReadyLine<{ ready: true; url: string; caPath: string }>(
+      const emulator = await startReadyLine<{
+        ready: true;
+        url: string;
+        caPath: string;
+        sqlServers?: Record<string, string>;
+      }>(
         'Key Vault ARM emulator',
         join(ROOT, 'dist', 'dev', 'emulator', 'cli.js'),
         [
@@ -138,6 +143,9 @@ async function main(): Promise<void> {
         caPath: resolve(emulator.ready.caPath),
         clientAddress: DEMO_CLIENT_ADDRESS,
         vaultToken: DEMO_VAULT_TOKEN,
+        storageAccount: 'stkvleasedemo',
+        sqlServer: 'sql-kv-lease-demo',
+        sqlDataPlane: emulator.ready.sqlServers?.[DEMO_SQL],
       };
     }
     // Only the bundled emulator gets here without AUTH_MODE (requireExplicitAuthMode).

@@ -84,8 +84,12 @@ export const GrantBody = z
       body.vault.toLowerCase() === body.target.toLowerCase(),
     { message: 'must name the same target as `vault` when both are given', path: ['target'] },
   )
-  // NOTE: the refinements do not reach the JSON schema; this says "one of them" there.
-  .meta({ anyOf: [{ required: ['vault'] }, { required: ['target'] }] })
+  // NOTE: the refinements do not reach the JSON schema (and an anyOf of `required` lists
+  // fails ajv's strict mode): the description says "one of them".
+  .meta({
+    description:
+      'A grant: `target` (or, as in v1, `vault`) is required; when both are given they must name the same target',
+  })
   .register(requestSchemas, { id: 'GrantRequest' });
 
 export type GrantBody = z.input<typeof GrantBody>;

@@ -284,6 +284,32 @@ describe('npm start on embedded defaults', () => {
     expect(await rules()).not.toContain('52.10.20.30/32');
   });
 
+  it("When the other demo targets' lines are pasted in the same shell, then a storage account and a SQL server are leased and their data planes admit the address", async () => {
+    const paste = cliPaste(started.output);
+    const lines = started.output.split('\n');
+    const header = lines.findIndex((line) => line.startsWith('the other demo targets'));
+    expect(header, started.output).toBeGreaterThan(0);
+    const more = lines
+      .slice(header + 1)
+      .filter((line, index, all) => all.slice(0, index + 1).every((l) => l.startsWith('  ')))
+      .map((line) => shellWords(line));
+    expect(more.map((words) => words.slice(0, 4))).toEqual([
+      ['kv-lease', 'grant', '--target', 'stkvleasedemo'],
+      ['kv-lease', 'grant', '--target', 'sql-kv-lease-demo'],
+    ]);
+    for (const [kind, words] of [
+      ['storage account', more[0]],
+      ['SQL server', more[1]],
+    ] as const) {
+      const grant = await runPasted(paste, words?.slice(1) ?? []);
+      expect(grant.code, `${kind}: ${grant.stderr}`).toBe(0);
+      const id = /^lease\s+(\S+)$/m.exec(grant.stdout)?.[1] as string;
+      expect(id, kind).toBeDefined();
+      const release = await runPasted(paste, ['release', id]);
+      expect(release.code, `${kind}: ${release.stderr}`).toBe(0);
+    }
+  });
+
   it('When SIGINT arrives, then everything stops with exit 0', async () => {
     started.child.kill('SIGINT');
     expect(await started.exited).toBe(0);

@@ -120,7 +120,7 @@ describe('A vault Resource Manager refuses for good', () => {
       expect(byName['kv-deleted']).toMatchObject({ healthy: false });
       expect(byName['kv-fine']).toMatchObject({ healthy: true });
       expect(byName['kv-fine']?.lastPassAt).toEqual(expect.any(String));
-      expect(logs).toMatch(/"level":"error".*Resource Manager refuses the vault.*kv-denied/);
+      expect(logs).toMatch(/"level":"error".*Resource Manager refuses the target.*kv-denied/);
       process.stdout.write(
         `[e2e refusal] 403 answered in ${denied.ms} ms, 404 in ${deleted.ms} ms\n`,
       );

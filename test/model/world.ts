@@ -321,3 +321,176 @@ export class ModelFirewall implements TargetFirewall {
     return this.client(signal, server);
   }
 }
+
+/** A rule of the per-rule firewall: a named child resource holding one address range. */
+export interface ModelNamedRule {
+  start: string;
+  end: string;
+}
+
+/** One PUT or DELETE of a per-rule firewall still on its way or being carried out. */
+export interface RuleCallInFlight {
+  method: 'PUT' | 'DELETE';
+  name: string;
+  rule?: ModelNamedRule;
+}
+
+/** The broker's namespace on a per-rule firewall. */
+export const RULE_PREFIX = 'kvlease-';
+
+/** The model's name of the broker's rule for a canonical `a.b.c.d/32`. */
+export function modelRuleName(cidr: string): string {
+  return `${RULE_PREFIX}${cidr.replace('/32', '').replaceAll('.', '-')}`;
+}
+
+/**
+ * A per-rule firewall (an Azure SQL server) as Resource Manager keeps it: a map
+ * of named rules, each PUT or DELETEd by its own call. Unlike the whole-list
+ * firewall nothing refuses overlapping calls (Azure SQL is not known to), so a
+ * call carried out after its client gave up (up to `lateMs`) may land after
+ * later calls on the same rule. A DELETE may also be refused with 409
+ * `OperationInterrupted` (`fail` covers it, changing nothing).
+ *
+ * It is also the adapter (the `TargetFirewall` of a per-rule kind, as
+ * `src/targets/sql/firewall.ts` behaves): `read` reports the broker's rules
+ * (named with the prefix) as canonical CIDRs, all of them owned, and counts the
+ * others as `reserved`; `write` PUTs each rule of `next` not in `current.rules`
+ * (so a caller handing `rules: []` re-PUTs every needed rule) and DELETEs each
+ * listed broker rule not in `next`, all at once, and when any call failed
+ * reports the failure whose outcome is unknown if there is one.
+ */
+export class ModelRuleFirewall implements TargetFirewall {
+  readonly rules = new Map<string, ModelNamedRule>();
+  readonly inFlight = new Set<RuleCallInFlight>();
+  calls = 0;
+  lateLandings = 0;
+  /** Rules (by name) last removed by a DELETE that landed after its client gave up: when. */
+  readonly lateDeleted = new Map<string, number>();
+
+  constructor(
+    private readonly random: Random,
+    public faults: FirewallFaults,
+    /** Rules the broker did not add (any names without the prefix). */
+    initial: Record<string, ModelNamedRule>,
+  ) {
+    for (const [name, rule] of Object.entries(initial)) this.rules.set(name, { ...rule });
+  }
+
+  private delay(maxMs: number): Promise<void> {
+    return sleep(Math.floor(this.random() * maxMs));
+  }
+
+  private client<T>(signal: AbortSignal | undefined, server: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const abort = () =>
+        reject(new FirewallError('timeout', 'model: the client gave up', undefined));
+      if (signal?.aborted) {
+        abort();
+        return;
+      }
+      signal?.addEventListener('abort', abort, { once: true });
+      server.then(resolve, reject).finally(() => signal?.removeEventListener('abort', abort));
+    });
+  }
+
+  /** The broker's rules now, as canonical CIDRs (one per rule, duplicates kept), sorted. */
+  brokerRules(): string[] {
+    return [...this.rules.entries()]
+      .filter(([name]) => name.startsWith(RULE_PREFIX))
+      .map(([, rule]) => `${rule.start}/32`)
+      .sort();
+  }
+
+  /** The rules without the prefix, as `name=start-end`, sorted. */
+  foreignRules(): string[] {
+    return [...this.rules.entries()]
+      .filter(([name]) => !name.startsWith(RULE_PREFIX))
+      .map(([name, rule]) => `${name}=${rule.start}-${rule.end}`)
+      .sort();
+  }
+
+  read(_target: ManagedTarget, signal?: AbortSignal): Promise<FirewallRules> {
+    const server = (async () => {
+      await this.delay(this.faults.travelMs);
+      if (this.random() < this.faults.fail)
+        throw new FirewallError('transient', 'model: 500 on list', undefined, { status: 500 });
+      const rules = [...new Set(this.brokerRules())];
+      const reserved = this.rules.size - this.brokerRules().length;
+      trace(`list ${rules.join(',')} (+${reserved})`);
+      await this.delay(this.faults.travelMs);
+      // `base`: the broker's rules as listed, which `write` deletes from.
+      return { rules, owned: rules, reserved, base: [...rules] };
+    })();
+    server.catch(() => undefined);
+    return this.client(signal, server);
+  }
+
+  /** One call: it travels, may fail before its effect, is carried out (maybe late), may fail after. */
+  private call(call: RuleCallInFlight, signal?: AbortSignal): Promise<void> {
+    const server = (async () => {
+      await this.delay(this.faults.travelMs);
+      if (this.random() < this.faults.fail)
+        throw new FirewallError('transient', `model: 500 on ${call.method}`, undefined, {
+          status: 500,
+        });
+      this.inFlight.add(call);
+      const late = this.random() < this.faults.late;
+      await this.delay(late ? this.faults.lateMs : this.faults.workMs);
+      this.inFlight.delete(call);
+      if (call.method === 'PUT' && call.rule) this.rules.set(call.name, { ...call.rule });
+      else this.rules.delete(call.name);
+      this.calls += 1;
+      trace(`${call.method} ${call.name} lands${signal?.aborted ? ' LATE' : ''}`);
+      if (signal?.aborted) this.lateLandings += 1;
+      if (call.method === 'DELETE' && signal?.aborted) this.lateDeleted.set(call.name, Date.now());
+      else this.lateDeleted.delete(call.name);
+      if (this.random() < this.faults.failAfter)
+        throw new FirewallError(
+          'transient',
+          `model: ${call.method} applied, answered 500`,
+          undefined,
+          {
+            status: 500,
+          },
+        );
+      await this.delay(this.faults.travelMs);
+    })();
+    server.catch(() => undefined);
+    return this.client(signal, server);
+  }
+
+  async write(
+    _target: ManagedTarget,
+    current: FirewallRules,
+    next: string[],
+    signal?: AbortSignal,
+  ): Promise<FirewallWrite> {
+    if (signal?.aborted) throw new FirewallError('timeout', 'model: aborted before sending');
+    // As the SQL adapter decides: PUT what `current.rules` lacks (a caller re-asserts rules by
+    // handing fewer), DELETE the listed broker rules `next` does not hold.
+    const have = new Set(current.rules);
+    const listed = (current.base as string[] | undefined) ?? current.rules;
+    const want = new Set(next);
+    const puts = [...want].filter((rule) => !have.has(rule));
+    const deletes = [...new Set(listed)].filter((rule) => !want.has(rule));
+    const calls: RuleCallInFlight[] = [
+      ...puts.map((cidr) => ({
+        method: 'PUT' as const,
+        name: modelRuleName(cidr),
+        rule: { start: cidr.replace('/32', ''), end: cidr.replace('/32', '') },
+      })),
+      ...deletes.map((cidr) => ({ method: 'DELETE' as const, name: modelRuleName(cidr) })),
+    ];
+    const settled = await Promise.allSettled(calls.map((call) => this.call(call, signal)));
+    const failures = settled
+      .filter((result): result is PromiseRejectedResult => result.status === 'rejected')
+      .map((result) =>
+        result.reason instanceof FirewallError
+          ? result.reason
+          : new FirewallError('transient', String(result.reason)),
+      );
+    const chosen = failures.find((failure) => failure.outcomeUnknown) ?? failures[0];
+    if (chosen) throw chosen;
+    return { read: current.rules, written: next, added: puts, removed: deletes };
+  }
+}

@@ -334,7 +334,7 @@ describe('Vault capacity (1000 IP rules, static ones included)', () => {
     expect(isProblem(refused)).toBe(true);
     expect(refused.body.type).toBe('urn:kv-lease:problem:vault-at-capacity');
     expect(refused.body.detail).toMatch(
-      /kv-full-1000 would need 1001 IP rules, more than Key Vault's limit of 1000/,
+      /Key Vault kv-full-1000 would need 1001 IP rules, more than the limit of 1000 for a Key Vault/,
     );
     expect(await rowsOf(broker, vault)).toBe(0);
     expect(writesOf(vault)).toBe(0);
