@@ -140,6 +140,33 @@ async function singleRows(
   };
 }
 
+/**
+ * Watches an account during a burst (every 10 ms, in process): the number of IP rules after
+ * each applied write since the emulator's last reset, so the rows can say how the writer
+ * split the burst. `stop` returns the rules each write added (negative: removed).
+ */
+function watchWrites(ctx: BenchContext, account: string): { stop(): number[] } {
+  const id = storageAccountId(account);
+  let seen: { applied: number; rules: number }[] = [];
+  const tick = () => {
+    const applied = accountStats(ctx.emulator, account).writesApplied;
+    const last = seen.at(-1);
+    if (last !== undefined && applied === last.applied) return;
+    // A drop is the reset before the burst: what came before was the warm-up.
+    if (last !== undefined && applied < last.applied) seen = [];
+    seen.push({ applied, rules: ctx.emulator.storage.getNetworkAcls(id).ipRules.length });
+  };
+  tick();
+  const timer = setInterval(tick, 10);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      tick();
+      return seen.slice(1).map((entry, index) => entry.rules - (seen[index] as typeof entry).rules);
+    },
+  };
+}
+
 async function burstRows(
   ctx: BenchContext,
   burst: StorageBurst,
@@ -147,6 +174,7 @@ async function burstRows(
   block: number,
 ): Promise<{ rows: Row[]; details: Record<string, unknown> }> {
   const target = storageTarget(ctx.emulator, burst.account);
+  const watch = watchWrites(ctx, burst.account);
   const { outcomes, wallMs } = await fireBurst(ctx, {
     target,
     size: BURST_SIZE,
@@ -154,6 +182,7 @@ async function burstRows(
     block,
     warm: true,
   });
+  const addedPerWrite = watch.stop();
   const stats = accountStats(ctx.emulator, burst.account);
   const granted = outcomes.filter((o) => o.status === 201);
   const lost = granted.filter((o) => !target.admits(o.ip)).length;
@@ -185,6 +214,11 @@ async function burstRows(
       },
       {
         scenario,
+        metric: 'rules added by each applied write, in order',
+        value: addedPerWrite.join(', '),
+      },
+      {
+        scenario,
         metric: 'lost rules: afterwards / at the 201',
         value: `${lost} / ${missingAtAnswer}`,
         target: '0 / 0',
@@ -208,6 +242,7 @@ async function burstRows(
       conflicts: stats.conflicts,
       gets: stats.gets,
       peakWritesInFlight: stats.peakWritesInFlight,
+      addedPerWrite,
       lostRules: lost,
       missingAtAnswer,
       statuses,
