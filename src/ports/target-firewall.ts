@@ -64,6 +64,14 @@ export interface FirewallRules {
    * (e.g. a `kvlease-` rule whose range no longer matches its name).
    */
   dirty?: boolean | undefined;
+  /**
+   * Set by the writer, not by `read`: a write abandoned earlier may still land
+   * (the target is unsettled). A per-rule kind then makes every rule of `next`
+   * hold again under a name no earlier call used, so a late DELETE cannot take
+   * it (docs/architecture.md, "SQL: per-rule writes"); a whole-list kind writes
+   * the complete list anyway.
+   */
+  reassert?: boolean | undefined;
   /** The adapter's own record of the read, handed back to `write`. */
   readonly base: unknown;
 }

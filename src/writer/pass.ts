@@ -220,9 +220,9 @@ export class WriterPass {
         };
         try {
           // NOTE: a per-rule kind sends only what differs from `current`; while an
-          // abandoned write may still land (a late DELETE), it is told nothing is
-          // there, so it PUTs every needed rule again (docs/architecture.md, "SQL").
-          const current = unsettled && kind.model === 'per-rule' ? { ...acls, rules: [] } : acls;
+          // abandoned write may still land (a late DELETE), it is told so, and
+          // makes every needed rule hold again under fresh names (docs/architecture.md, "SQL").
+          const current = unsettled ? { ...acls, reassert: true } : acls;
           const done = await lock.call(this.options.callTimeoutMs, (signal) =>
             firewall.write(vault, current, plan.next, signal),
           );

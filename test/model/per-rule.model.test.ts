@@ -4,7 +4,7 @@ import type { Lease } from '../../src/domain/lease';
 import { silentLogger } from '../../src/domain/logger';
 import type { ManagedTarget } from '../../src/domain/target';
 import { TargetCoordinator } from '../../src/writer/coordinator';
-import { ModelRuleFirewall, modelRuleName, ModelStore, seeded } from './world';
+import { ModelRuleFirewall, ModelStore, seeded } from './world';
 
 /**
  * The writer model of `writer.model.test.ts` against a per-rule firewall (an
@@ -151,8 +151,7 @@ async function runModel(seed: number, strict = false): Promise<Run> {
       if (!onServer().has(lease.ip)) {
         // NOTE: the late-DELETE hazard: a pass read the rule, then a DELETE an
         // earlier pass had given up on landed before this answer.
-        if (!strict && firewall.lateDeleted.has(modelRuleName(lease.ip)))
-          run.answeredAfterLateDelete += 1;
+        if (!strict && firewall.lateDeleted.has(lease.ip)) run.answeredAfterLateDelete += 1;
         else violate(`grant ${lease.id} answered without ${lease.ip}`);
       }
       granted.add(lease.id);
@@ -302,7 +301,7 @@ async function runModel(seed: number, strict = false): Promise<Run> {
       .filter((lease) => lease.expiresAt > now)
       .map((lease) => lease.ip);
     const expected = [...new Set(live)].sort();
-    const actual = firewall.brokerRules();
+    const actual = [...new Set(firewall.brokerRules())];
     if (actual.join() !== expected.join())
       violate(`converged to ${actual.join(',')}, expected the live ranges ${expected.join(',')}`);
     if (firewall.foreignRules().join() !== foreignBefore.join())
@@ -334,7 +333,10 @@ afterEach(() => {
 });
 
 describe('The writer on a per-rule firewall under any interleaving (randomized model)', () => {
-  const fixed = [1, 2, 3, 4];
+  // Seeds whose runs release and land calls late (seed 2 no longer releases
+  // since re-asserting writes changed the call pattern; the strict test below
+  // still runs it).
+  const fixed = [1, 3, 4, 5];
   const fresh = Array.from({ length: Number(process.env.KV_LEASE_MODEL_RUNS ?? 1) }, () =>
     Math.floor(Math.random() * 2 ** 31),
   );
@@ -354,14 +356,12 @@ describe('The writer on a per-rule firewall under any interleaving (randomized m
     },
   );
 
-  // NOTE: known to fail (branch e2e2's report): some of these seeds answer a
-  // grant 201 after a DELETE an earlier pass gave up on removed its rule. As of
-  // this writing the pass (src/writer/pass.ts, `firewall.write(vault, acls, ...)`)
-  // hands a per-rule kind the rules as read even while unsettled, so it re-PUTs
-  // nothing (seeds 6, 9, 11, 12 fail); with docs/targets-sql.md's re-PUT while
-  // unsettled the window narrows but stays (seed 1 still fails); only its
-  // two-name scheme closes it. Turn `it.fails` into `it` once that is built.
-  it.fails(
+  // The contract's own words for SQL (§4): the rule exists before the grant's
+  // 201, even when a DELETE an earlier pass gave up on lands late. A re-PUT of
+  // the same name would not do (a late DELETE of that name can land after it):
+  // while unsettled a pass writes every needed rule under a fresh generation's
+  // name (src/targets/sql/rule-calls.ts, `reassertCalls`).
+  it(
     'When a DELETE given up by an earlier pass lands after a pass read its rule (seeds 1-12), then no grant is answered before its rule exists (contract §4, strictly)',
     async () => {
       for (let seed = 1; seed <= 12; seed += 1) await runModel(seed, true);

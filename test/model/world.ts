@@ -15,6 +15,14 @@ import {
   type FirewallWrite,
   type TargetFirewall,
 } from '../../src/ports/target-firewall';
+import {
+  callsWritten,
+  listing,
+  ruleCalls,
+  type SqlListing,
+  summary,
+} from '../../src/targets/sql/rule-calls';
+import { heldCidr } from '../../src/targets/sql/rule-names';
 import { wholeListWrite } from '../../src/targets/whole-list';
 import { InMemoryLeaseStore } from '../fakes/lease-store';
 
@@ -332,16 +340,13 @@ export interface ModelNamedRule {
 export interface RuleCallInFlight {
   method: 'PUT' | 'DELETE';
   name: string;
+  /** The range the call's rule holds (a DELETE of a malformed rule: none). */
+  cidr?: string | undefined;
   rule?: ModelNamedRule;
 }
 
 /** The broker's namespace on a per-rule firewall. */
 export const RULE_PREFIX = 'kvlease-';
-
-/** The model's name of the broker's rule for a canonical `a.b.c.d/32`. */
-export function modelRuleName(cidr: string): string {
-  return `${RULE_PREFIX}${cidr.replace('/32', '').replaceAll('.', '-')}`;
-}
 
 /**
  * A per-rule firewall (an Azure SQL server) as Resource Manager keeps it: a map
@@ -351,21 +356,22 @@ export function modelRuleName(cidr: string): string {
  * later calls on the same rule. A DELETE may also be refused with 409
  * `OperationInterrupted` (`fail` covers it, changing nothing).
  *
- * It is also the adapter (the `TargetFirewall` of a per-rule kind, as
- * `src/targets/sql/firewall.ts` behaves): `read` reports the broker's rules
- * (named with the prefix) as canonical CIDRs, all of them owned, and counts the
- * others as `reserved`; `write` PUTs each rule of `next` not in `current.rules`
- * (so a caller handing `rules: []` re-PUTs every needed rule) and DELETEs each
- * listed broker rule not in `next`, all at once, and when any call failed
- * reports the failure whose outcome is unknown if there is one.
+ * It is also the adapter (the `TargetFirewall` of a per-rule kind), deciding
+ * with the SQL adapter's own pure code (`src/targets/sql/rule-calls.ts`):
+ * `read` reports the broker's rules (named with the prefix) as canonical
+ * CIDRs, all of them owned, the others as `reserved`; `write` sends the calls
+ * `ruleCalls` decides (fresh generation names while `current.reassert`), round
+ * by round, and when any call failed reports the failure whose outcome is
+ * unknown if there is one.
  */
 export class ModelRuleFirewall implements TargetFirewall {
   readonly rules = new Map<string, ModelNamedRule>();
   readonly inFlight = new Set<RuleCallInFlight>();
   calls = 0;
   lateLandings = 0;
-  /** Rules (by name) last removed by a DELETE that landed after its client gave up: when. */
+  /** Ranges (canonical CIDRs) whose rule a DELETE removed after its client gave up: when. */
   readonly lateDeleted = new Map<string, number>();
+  private generations = 0;
 
   constructor(
     private readonly random: Random,
@@ -395,10 +401,19 @@ export class ModelRuleFirewall implements TargetFirewall {
 
   /** The broker's rules now, as canonical CIDRs (one per rule, duplicates kept), sorted. */
   brokerRules(): string[] {
-    return [...this.rules.entries()]
-      .filter(([name]) => name.startsWith(RULE_PREFIX))
-      .map(([, rule]) => `${rule.start}/32`)
+    return this.listed()
+      .broker.map((rule) => heldCidr(rule) ?? rule.name)
       .sort();
+  }
+
+  private listed(): SqlListing {
+    return listing(
+      [...this.rules.entries()].map(([name, rule]) => ({
+        name,
+        startIpAddress: rule.start,
+        endIpAddress: rule.end,
+      })),
+    );
   }
 
   /** The rules without the prefix, as `name=start-end`, sorted. */
@@ -414,12 +429,11 @@ export class ModelRuleFirewall implements TargetFirewall {
       await this.delay(this.faults.travelMs);
       if (this.random() < this.faults.fail)
         throw new FirewallError('transient', 'model: 500 on list', undefined, { status: 500 });
-      const rules = [...new Set(this.brokerRules())];
-      const reserved = this.rules.size - this.brokerRules().length;
-      trace(`list ${rules.join(',')} (+${reserved})`);
+      const base = this.listed();
+      const { rules, dirty } = summary(base);
+      trace(`list ${rules.join(',')} (+${base.others})`);
       await this.delay(this.faults.travelMs);
-      // `base`: the broker's rules as listed, which `write` deletes from.
-      return { rules, owned: rules, reserved, base: [...rules] };
+      return { rules, owned: rules, reserved: base.others, dirty, base };
     })();
     server.catch(() => undefined);
     return this.client(signal, server);
@@ -442,8 +456,9 @@ export class ModelRuleFirewall implements TargetFirewall {
       this.calls += 1;
       trace(`${call.method} ${call.name} lands${signal?.aborted ? ' LATE' : ''}`);
       if (signal?.aborted) this.lateLandings += 1;
-      if (call.method === 'DELETE' && signal?.aborted) this.lateDeleted.set(call.name, Date.now());
-      else this.lateDeleted.delete(call.name);
+      const cidr = call.rule ? undefined : call.cidr;
+      if (cidr !== undefined && signal?.aborted) this.lateDeleted.set(cidr, Date.now());
+      else if (call.cidr !== undefined) this.lateDeleted.delete(call.cidr);
       if (this.random() < this.faults.failAfter)
         throw new FirewallError(
           'transient',
@@ -466,31 +481,42 @@ export class ModelRuleFirewall implements TargetFirewall {
     signal?: AbortSignal,
   ): Promise<FirewallWrite> {
     if (signal?.aborted) throw new FirewallError('timeout', 'model: aborted before sending');
-    // As the SQL adapter decides: PUT what `current.rules` lacks (a caller re-asserts rules by
-    // handing fewer), DELETE the listed broker rules `next` does not hold.
-    const have = new Set(current.rules);
-    const listed = (current.base as string[] | undefined) ?? current.rules;
-    const want = new Set(next);
-    const puts = [...want].filter((rule) => !have.has(rule));
-    const deletes = [...new Set(listed)].filter((rule) => !want.has(rule));
-    const calls: RuleCallInFlight[] = [
-      ...puts.map((cidr) => ({
-        method: 'PUT' as const,
-        name: modelRuleName(cidr),
-        rule: { start: cidr.replace('/32', ''), end: cidr.replace('/32', '') },
-      })),
-      ...deletes.map((cidr) => ({ method: 'DELETE' as const, name: modelRuleName(cidr) })),
-    ];
-    const settled = await Promise.allSettled(calls.map((call) => this.call(call, signal)));
-    const failures = settled
-      .filter((result): result is PromiseRejectedResult => result.status === 'rejected')
-      .map((result) =>
-        result.reason instanceof FirewallError
-          ? result.reason
-          : new FirewallError('transient', String(result.reason)),
+    this.generations += 1;
+    const calls = ruleCalls(
+      current.base as SqlListing,
+      current.reassert ? [] : current.rules,
+      next,
+      128,
+      current.reassert ? `m${this.generations}` : undefined,
+    );
+    const failures: FirewallError[] = [];
+    for (const round of calls.rounds) {
+      const settled = await Promise.allSettled(
+        round.map((call) =>
+          this.call(
+            call.method === 'PUT'
+              ? {
+                  method: 'PUT',
+                  name: call.name,
+                  cidr: call.cidr,
+                  rule: { start: call.startIpAddress, end: call.endIpAddress },
+                }
+              : { method: 'DELETE', name: call.name, cidr: heldCidr(call.rule) },
+            signal,
+          ),
+        ),
       );
+      for (const result of settled) {
+        if (result.status === 'rejected')
+          failures.push(
+            result.reason instanceof FirewallError
+              ? result.reason
+              : new FirewallError('transient', String(result.reason)),
+          );
+      }
+    }
     const chosen = failures.find((failure) => failure.outcomeUnknown) ?? failures[0];
     if (chosen) throw chosen;
-    return { read: current.rules, written: next, added: puts, removed: deletes };
+    return callsWritten(current.base as SqlListing, calls);
   }
 }

@@ -113,6 +113,37 @@ describe('SQL rule calls', () => {
     expect(reasserted.deletes).toEqual([]);
   });
 
+  it('When a write re-asserts under a fresh generation, then every wanted range is PUT under a new name first, and every other broker rule (the old names too) is DELETEd after', () => {
+    const rules: SqlRule[] = [
+      { name: 'kvlease-52.1.0.1-32', startIpAddress: '52.1.0.1', endIpAddress: '52.1.0.1' },
+      { name: 'kvlease-52.1.0.1-32-gold', startIpAddress: '52.1.0.1', endIpAddress: '52.1.0.1' },
+      { name: 'kvlease-52.1.0.9-32', startIpAddress: '52.1.0.9', endIpAddress: '52.1.0.9' },
+      { name: 'office', startIpAddress: '52.1.0.2', endIpAddress: '52.1.0.2' },
+    ];
+    const list = listing(rules);
+
+    const calls = ruleCalls(list, [], ['52.1.0.1/32', '52.1.0.3/32'], 128, 'abc123');
+
+    expect(calls.rounds.map((round) => round.map((call) => `${call.method} ${call.name}`))).toEqual(
+      [
+        ['PUT kvlease-52.1.0.1-32-gabc123', 'PUT kvlease-52.1.0.3-32-gabc123'],
+        [
+          'DELETE kvlease-52.1.0.1-32',
+          'DELETE kvlease-52.1.0.1-32-gold',
+          'DELETE kvlease-52.1.0.9-32',
+        ],
+      ],
+    );
+    // Two rules on one range are dirty until a settled write keeps one (the shortest name).
+    const twice = listing(rules.slice(0, 2));
+    expect(summary(twice)).toEqual({ rules: ['52.1.0.1/32'], dirty: true });
+    expect(
+      ruleCalls(twice, ['52.1.0.1/32'], ['52.1.0.1/32'], 128).rounds.map((round) =>
+        round.map((call) => `${call.method} ${call.name}`),
+      ),
+    ).toEqual([['DELETE kvlease-52.1.0.1-32-gold']]);
+  });
+
   it('When the new rules fit beside those being deleted, then all calls go in one round; when they do not, then the DELETEs go first', () => {
     const ours: SqlRule[] = [
       { name: 'kvlease-52.1.0.1-32', startIpAddress: '52.1.0.1', endIpAddress: '52.1.0.1' },

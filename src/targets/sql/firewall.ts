@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 import { SqlManagementClient } from '@azure/arm-sql';
 import { isRestError } from '@azure/core-rest-pipeline';
 
@@ -114,7 +116,15 @@ export class SqlFirewall implements TargetFirewall {
   ): Promise<FirewallWrite> {
     const base = current.base as SqlListing;
     refuseBeforeSending(next, current.reserved ?? base.others);
-    const calls = ruleCalls(base, current.rules, next, sqlKind.maxRules);
+    // A fresh generation per re-asserting write: no earlier call ever named its rules.
+    const generation = current.reassert ? randomBytes(6).toString('hex') : undefined;
+    const calls = ruleCalls(
+      base,
+      current.reassert ? [] : current.rules,
+      next,
+      sqlKind.maxRules,
+      generation,
+    );
     const failures: FirewallError[] = [];
     for (const round of calls.rounds) {
       await mapWithLimit(round, this.inFlight, async (call) => {

@@ -37,10 +37,11 @@ export function listing(rules: readonly SqlRule[]): SqlListing {
  */
 export function summary(list: SqlListing): { rules: string[]; dirty: boolean } {
   const held = list.broker.map(heldCidr);
-  const rules = held.filter((cidr): cidr is string => cidr !== undefined);
-  // NOTE: names are unique case-insensitively and a CIDR has one name, so no
-  // two correct rules hold one range.
-  return { rules: rules.sort(), dirty: rules.length < held.length };
+  const correct = held.filter((cidr): cidr is string => cidr !== undefined);
+  const rules = [...new Set(correct)].sort();
+  // Malformed rules, and a range held twice (a re-asserted rule under a
+  // fresh generation beside the one it guards), are cleaned up by a write.
+  return { rules, dirty: rules.length < held.length };
 }
 
 export interface PutCall {
@@ -70,14 +71,17 @@ export interface RuleCalls {
  * its /32): a PUT for each CIDR that no correct rule holds, or that is not in
  * `trusted` (the caller re-asserts it: an abandoned DELETE may still remove
  * it), and a DELETE for each broker rule not needed
- * (its CIDR not in `next`, malformed, or a second rule on a range). Never a
- * call on a rule without the prefix; never a DELETE of a name a PUT targets.
+ * (its CIDR not in `next`, malformed, or a second rule on a range). With a
+ * `generation` (the writer re-asserts: an abandoned call may still land),
+ * `reassertCalls` instead. Never a call on a rule without the prefix; never a
+ * DELETE of a name a PUT targets.
  */
 export function ruleCalls(
   list: SqlListing,
   trusted: readonly string[],
   next: readonly string[],
   maxRules: number,
+  generation?: string,
 ): RuleCalls {
   const wanted = new Set(
     next.map((value) => {
@@ -87,21 +91,24 @@ export function ruleCalls(
       return cidr;
     }),
   );
+  if (generation !== undefined) return reassertCalls(list, wanted, generation);
   const trust = new Set(trusted);
-  const keep = new Set<string>();
-  for (const rule of list.broker) {
+  // The one rule kept per wanted range: the shortest name (the plain one when it is there).
+  const kept = new Map<string, SqlRule>();
+  for (const rule of [...list.broker].sort((a, b) => a.name.length - b.name.length)) {
     const cidr = heldCidr(rule);
-    if (cidr !== undefined && wanted.has(cidr) && trust.has(cidr)) keep.add(cidr);
+    if (cidr !== undefined && wanted.has(cidr) && trust.has(cidr) && !kept.has(cidr))
+      kept.set(cidr, rule);
   }
+  const guarded = new Set(kept.values());
   const puts: PutCall[] = [...wanted]
-    .filter((cidr) => !keep.has(cidr))
+    .filter((cidr) => !kept.has(cidr))
     .sort()
-    .map((cidr) => ({ method: 'PUT', name: ruleName(cidr), cidr, ...ruleRange(cidr) }));
+    .map((cidr) => putCall(cidr));
   const putNames = new Set(puts.map((call) => call.name.toLowerCase()));
   const deletes: DeleteCall[] = [];
   for (const rule of list.broker) {
-    const cidr = heldCidr(rule);
-    if (cidr !== undefined && keep.has(cidr)) continue;
+    if (guarded.has(rule)) continue;
     // NOTE: names are case-insensitive; a PUT of the same name replaces this
     // rule, and a DELETE racing it could remove what the PUT wrote.
     if (putNames.has(rule.name.toLowerCase())) continue;
@@ -118,6 +125,25 @@ export function ruleCalls(
       ? [deletes, puts]
       : [[...deletes, ...puts]].filter((round) => round.length > 0);
   return { puts, deletes, rounds };
+}
+
+function putCall(cidr: string, generation?: string): PutCall {
+  return { method: 'PUT', name: ruleName(cidr, generation), cidr, ...ruleRange(cidr) };
+}
+
+/**
+ * While an abandoned call may still land: every wanted range is PUT under a
+ * name of this write's fresh `generation` (no earlier call named it, so no
+ * late DELETE can remove it), and once those have settled every other broker
+ * rule is DELETEd. PUTs first: a range held before is never without a rule.
+ */
+function reassertCalls(list: SqlListing, wanted: Set<string>, generation: string): RuleCalls {
+  const puts = [...wanted].sort().map((cidr) => putCall(cidr, generation));
+  const putNames = new Set(puts.map((call) => call.name.toLowerCase()));
+  const deletes: DeleteCall[] = list.broker
+    .filter((rule) => !putNames.has(rule.name.toLowerCase()))
+    .map((rule) => ({ method: 'DELETE', name: rule.name, rule }));
+  return { puts, deletes, rounds: [puts, deletes].filter((round) => round.length > 0) };
 }
 
 /**
