@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
+import { SqlManagementClient } from '@azure/arm-sql';
+import { StorageManagementClient } from '@azure/arm-storage';
 
 import type { RunningEmulator, VaultSpec } from '../dev/emulator/types';
 import { type BrokerProcess, type Child, startBrokerProcesses } from '../dev/local/processes';
@@ -77,15 +79,23 @@ export class Children {
 
 export type { BrokerProcess };
 
+/** What a broker manages: Key Vaults by name (`BROKER_VAULTS`), other targets by resource ID. */
+export interface BrokerOptions {
+  vaults: string[];
+  /** Resource IDs of targets of any kind, as `BROKER_TARGETS` (unset when left out). */
+  targets?: string[];
+  table: string;
+  env?: Record<string, string>;
+}
+
 /** The environment of a broker process (or the sweep child), as the e2e tests build it. */
-export function brokerEnv(
-  ctx: BenchContext,
-  options: { vaults: string[]; table: string; env?: Record<string, string> },
-): NodeJS.ProcessEnv {
+export function brokerEnv(ctx: BenchContext, options: BrokerOptions): NodeJS.ProcessEnv {
   if (!ctx.emulator.caPath) throw new Error('the emulator must be started with a certDir');
   return {
     ...process.env,
     BROKER_VAULTS: options.vaults.map((name) => vaultId(name)).join(','),
+    // NOTE: only when asked for, so the Key Vault rows start their brokers exactly as before.
+    ...(options.targets === undefined ? {} : { BROKER_TARGETS: options.targets.join(',') }),
     LEASE_STORAGE_CONNECTION_STRING: ctx.storage,
     LEASE_TABLE_NAME: options.table,
     AZURE_ARM_ENDPOINT: ctx.emulator.url,
@@ -104,7 +114,7 @@ export function brokerEnv(
 /** Broker processes (`dist/dev/local/runner.js`) sharing one table and the emulator. */
 export async function startBrokers(
   ctx: BenchContext,
-  options: { count: number; vaults: string[]; table: string },
+  options: { count: number } & Omit<BrokerOptions, 'env'>,
 ): Promise<BrokerProcess[]> {
   const env = brokerEnv(ctx, options);
   const brokers = await startBrokerProcesses(options.count, env);
@@ -174,22 +184,34 @@ export function vaultStats(emulator: RunningEmulator, name: string) {
 // ---------------------------------------------------------------------------
 // Clients
 
+const sdkCredential = {
+  getToken: () => Promise.resolve({ token: ARM_TOKEN, expiresOnTimestamp: Date.now() + 3600e3 }),
+};
+
+/** The options every raw SDK client of the bench takes: the emulator, its CA, no retries. */
+function sdkOptions(emulator: RunningEmulator) {
+  return {
+    endpoint: emulator.url,
+    credentials: { scopes: ['https://management.azure.com/.default'] },
+    tlsOptions: { ca: emulator.caPem },
+    // 409 is never retried by the SDK; no retries keeps 5xx/429 visible too.
+    retryOptions: { maxRetries: 0 },
+  };
+}
+
 /** The real SDK against the emulator, as a pipeline's Az module or the broker would use it. */
 export function armClient(emulator: RunningEmulator): KeyVaultManagementClient {
-  return new KeyVaultManagementClient(
-    {
-      getToken: () =>
-        Promise.resolve({ token: ARM_TOKEN, expiresOnTimestamp: Date.now() + 3600e3 }),
-    },
-    SUBSCRIPTION,
-    {
-      endpoint: emulator.url,
-      credentials: { scopes: ['https://management.azure.com/.default'] },
-      tlsOptions: { ca: emulator.caPem },
-      // 409 is never retried by the SDK; no retries keeps 5xx/429 visible too.
-      retryOptions: { maxRetries: 0 },
-    },
-  );
+  return new KeyVaultManagementClient(sdkCredential, SUBSCRIPTION, sdkOptions(emulator));
+}
+
+/** `@azure/arm-storage` against the emulator, set up as `armClient`. */
+export function storageArmClient(emulator: RunningEmulator): StorageManagementClient {
+  return new StorageManagementClient(sdkCredential, SUBSCRIPTION, sdkOptions(emulator));
+}
+
+/** `@azure/arm-sql` against the emulator, set up as `armClient`. */
+export function sqlArmClient(emulator: RunningEmulator): SqlManagementClient {
+  return new SqlManagementClient(sdkCredential, SUBSCRIPTION, sdkOptions(emulator));
 }
 
 export interface GrantOutcome {
@@ -203,23 +225,41 @@ export interface GrantOutcome {
   ruleAtAnswer: boolean;
 }
 
+/**
+ * A target of any kind as a scenario sees it: the name the API takes, and what the emulator
+ * says about its firewall. `vaultTarget`, `storageTarget` and `sqlTarget` make one.
+ */
+export interface BenchTarget {
+  /** `POST /api/leases` names it with this field: `vault` (a v1 client) or `target`. */
+  field: 'vault' | 'target';
+  name: string;
+  /** The emulated firewall holds a rule admitting `ip` (a bare address) now. */
+  admits(ip: string): boolean;
+}
+
+/** A Key Vault, named as a v1 client names it (`vault`), as today's rows always did. */
+export function vaultTarget(emulator: RunningEmulator, name: string): BenchTarget {
+  return { field: 'vault', name, admits: (ip) => rulesOf(emulator, name).has(`${ip}/32`) };
+}
+
 /** `POST /api/leases` for `ip` (as the front end's X-Forwarded-For), timed. */
 export async function grant(
   ctx: BenchContext,
   brokerUrl: string,
-  vault: string,
+  vault: string | BenchTarget,
   ip: string,
   ttlSeconds = 900,
 ): Promise<GrantOutcome> {
+  const target = typeof vault === 'string' ? vaultTarget(ctx.emulator, vault) : vault;
   const started = performance.now();
   const response = await fetch(`${brokerUrl}/api/leases`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
-    body: JSON.stringify({ vault, ttlSeconds }),
+    body: JSON.stringify({ [target.field]: target.name, ttlSeconds }),
   });
   const text = await response.text();
   const ms = performance.now() - started;
-  const ruleAtAnswer = rulesOf(ctx.emulator, vault).has(`${ip}/32`);
+  const ruleAtAnswer = target.admits(ip);
   let body: { id?: string; type?: string } = {};
   try {
     body = JSON.parse(text) as typeof body;

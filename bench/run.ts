@@ -13,12 +13,14 @@ import { documentedVsLease } from './scenarios/documented-method';
 import { failover, permanentRefusal } from './scenarios/faults';
 import { postStepRelease } from './scenarios/post-step';
 import { singleGrant } from './scenarios/single-grant';
+import { sqlRows } from './scenarios/sql';
+import { storageRows } from './scenarios/storage';
 import { sweepTenThousand } from './scenarios/sweep';
 
 /**
- * `npm run bench`: starts azurite (in memory) and the Key Vault ARM emulator
- * (in this process), runs the scenarios one after the other, prints a table
- * and writes bench/results/bench-<timestamp>.json and latest.json. A missed
+ * `npm run bench`: starts azurite (in memory) and the ARM emulator (Key Vaults, storage
+ * accounts and SQL servers, in this process), runs the scenarios one after the other, prints
+ * a table and writes bench/results/bench-<timestamp>.json and latest.json. A missed
  * target is printed as MISSED; the exit code is 0 unless the bench itself broke.
  */
 
@@ -134,6 +136,8 @@ async function main(): Promise<number> {
     await scenario('9-console', () => consoleFirstRender(ctx));
     await scenario('10-post-step-release', () => postStepRelease(ctx));
     await scenario('11-cold-start', () => coldStart(ctx));
+    await scenario('12-storage', () => storageRows(ctx));
+    await scenario('13-sql', () => sqlRows(ctx));
   } catch (error) {
     failure = error;
     log(

@@ -1,5 +1,6 @@
 import {
   type BenchContext,
+  type BenchTarget,
   type BrokerProcess,
   grant,
   type GrantOutcome,
@@ -86,15 +87,34 @@ export interface BurstFigures {
   wallMs: number;
 }
 
-async function runBurst(
+/** The grants of one burst, as they were answered, and the burst's wall time. */
+export interface FiredBurst {
+  outcomes: GrantOutcome[];
+  wallMs: number;
+}
+
+/**
+ * One burst on `target`, shared by every kind's burst: serve the target once first when
+ * `warm` (one grant, released: the steady state), reset the emulator's counters, then `size`
+ * grants at once (fresh addresses of `block`), spread round-robin over `brokers`.
+ */
+export async function fireBurst(
   ctx: BenchContext,
-  burst: Burst,
-  brokers: BrokerProcess[],
-  block: number,
-): Promise<BurstFigures> {
-  if (burst.warm) {
+  options: {
+    target: string | BenchTarget;
+    size: number;
+    brokers: BrokerProcess[];
+    block: number;
+    warm: boolean;
+    /** The address of grant `n`; default `publicIp(block, n)`, each grant its own. */
+    address?: (n: number) => string;
+  },
+): Promise<FiredBurst> {
+  const { target, size, brokers, block } = options;
+  const address = options.address ?? ((n: number) => publicIp(block, n));
+  if (options.warm) {
     const first = brokers[0] as BrokerProcess;
-    const warm = await grant(ctx, first.url, burst.vault, publicIp(block, 60_000));
+    const warm = await grant(ctx, first.url, target, publicIp(block, 60_000));
     if (warm.status !== 201 || warm.id === undefined)
       throw new Error(`warm-up grant answered ${warm.problem ?? warm.status}`);
     const released = await release(first.url, warm.id);
@@ -103,28 +123,65 @@ async function runBurst(
   ctx.emulator.resetStats();
   const started = performance.now();
   const outcomes: GrantOutcome[] = await Promise.all(
-    Array.from({ length: burst.size }, (_, n) => {
-      const broker = brokers[n % burst.brokers] as BrokerProcess;
-      return grant(ctx, broker.url, burst.vault, publicIp(block, n));
+    Array.from({ length: size }, (_, n) => {
+      const broker = brokers[n % brokers.length] as BrokerProcess;
+      return grant(ctx, broker.url, target, address(n));
     }),
   );
-  const wallMs = performance.now() - started;
-  const rules = rulesOf(ctx.emulator, burst.vault);
-  const granted = outcomes.filter((o) => o.status === 201);
-  const latencies = outcomes.map((o) => o.ms);
-  const stats = vaultStats(ctx.emulator, burst.vault);
+  return { outcomes, wallMs: performance.now() - started };
+}
+
+/** p50 / p99 / max of the answers' latencies (every answer, whatever its status), in ms. */
+export function latencies(outcomes: GrantOutcome[]): { p50: number; p99: number; max: number } {
+  const ms = outcomes.map((o) => o.ms);
+  return {
+    p50: round(percentile(ms, 50)),
+    p99: round(percentile(ms, 99)),
+    max: round(Math.max(...ms)),
+  };
+}
+
+/** How many answers of each status (`201`, `409 vault-at-capacity`, ...). */
+export function statusCounts(outcomes: GrantOutcome[]): Record<string, number> {
   const statuses: Record<string, number> = {};
   for (const o of outcomes) {
     const key = o.problem ?? String(o.status);
     statuses[key] = (statuses[key] ?? 0) + 1;
   }
+  return statuses;
+}
+
+/** The "non-201 answers" cell: `0`, or `3 (2x 409 vault-at-capacity, 1x 503)`. */
+export function non201Cell(non201: number, statuses: Record<string, number>): number | string {
+  return non201 === 0
+    ? 0
+    : `${non201} (${Object.entries(statuses)
+        .filter(([status]) => status !== '201')
+        .map(([status, count]) => `${count}x ${status}`)
+        .join(', ')})`;
+}
+
+async function runBurst(
+  ctx: BenchContext,
+  burst: Burst,
+  brokers: BrokerProcess[],
+  block: number,
+): Promise<BurstFigures> {
+  const { outcomes, wallMs } = await fireBurst(ctx, {
+    target: burst.vault,
+    size: burst.size,
+    brokers: brokers.slice(0, burst.brokers),
+    block,
+    warm: burst.warm,
+  });
+  const rules = rulesOf(ctx.emulator, burst.vault);
+  const granted = outcomes.filter((o) => o.status === 201);
+  const stats = vaultStats(ctx.emulator, burst.vault);
   return {
     label: burst.label,
     size: burst.size,
     brokers: burst.brokers,
-    p50: round(percentile(latencies, 50)),
-    p99: round(percentile(latencies, 99)),
-    max: round(Math.max(...latencies)),
+    ...latencies(outcomes),
     writesApplied: stats.writesApplied,
     writeAttempts: stats.writes,
     conflicts: stats.conflicts,
@@ -132,7 +189,7 @@ async function runBurst(
     lostRules: granted.filter((o) => !rules.has(`${o.ip}/32`)).length,
     missingAtAnswer: granted.filter((o) => !o.ruleAtAnswer).length,
     non201: outcomes.length - granted.length,
-    statuses,
+    statuses: statusCounts(outcomes),
     wallMs: round(wallMs),
   };
 }
@@ -178,13 +235,7 @@ function rowsOf(figures: BurstFigures, targeted: boolean): Row[] {
     {
       scenario,
       metric: 'non-201 answers',
-      value:
-        figures.non201 === 0
-          ? 0
-          : `${figures.non201} (${Object.entries(figures.statuses)
-              .filter(([status]) => status !== '201')
-              .map(([status, count]) => `${count}x ${status}`)
-              .join(', ')})`,
+      value: non201Cell(figures.non201, figures.statuses),
       target: '0',
       pass: figures.non201 === 0,
     },
