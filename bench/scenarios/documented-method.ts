@@ -1,9 +1,9 @@
 import type { Vault } from '@azure/arm-keyvault';
 
-import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { createServices } from '../../src/app/composition';
 import { loadConfig } from '../../src/app/config';
 import { silentLogger } from '../../src/domain/logger';
+import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import {
   ARM_TOKEN,
   armClient,

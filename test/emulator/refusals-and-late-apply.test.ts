@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningEmulator, startEmulator } from '../../dev/emulator/server';
-import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { TableLeaseStore } from '../../src/adapters/tables/lease-store';
 import { silentLogger } from '../../src/domain/logger';
 import type { ManagedTarget } from '../../src/domain/target';
 import { FirewallError } from '../../src/ports/target-firewall';
+import { KeyVaultFirewall } from '../../src/targets/keyvault/firewall';
 import { TargetCoordinator } from '../../src/writer/coordinator';
 import {
   lockedVault,
