@@ -29,8 +29,8 @@ import { startStoreMeter } from '../store-meter';
  * Time is compressed by COMPRESSION (default 2: a simulated hour takes
  * thirty wall minutes): arrivals come twice as fast, and every duration is
  * half as long — jobs hold their lease 1–4 simulated minutes, a cancelled
- * job (15 %) never releases and its lease expires at its TTL (4 simulated
- * minutes), the sweep runs every simulated minute (its deployed default) on
+ * job (15 %) never releases and its lease expires at its TTL (its hold
+ * plus one simulated minute, what a job asks for), the sweep runs every simulated minute (its deployed default) on
  * one instance (the timer is a singleton in Azure). The run lasts WALL_S
  * (default 120 s = 4 simulated minutes, about 650 grants; a job whose hold
  * would end after the window keeps its lease), then waits for the last
@@ -56,7 +56,8 @@ const READ_LATENCY_MS = 50;
 const CANCELLED = 0.15;
 const HOLD_MIN_S = 60;
 const HOLD_MAX_S = 240;
-const TTL_S = 240;
+/** A job asks for its hold plus this slack (simulated seconds): a cancelled job's lease expires that long after it would have ended. */
+const TTL_SLACK_S = 60;
 /** The deployed sweep runs every minute ('0 *\/1 * * * *'). */
 const SWEEP_PERIOD_S = 60;
 /** Resource Manager, per subscription, per principal, per operation type (refill per second). */
@@ -143,7 +144,13 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
       jobs.map(async (job) => {
         await sleep(job.at - (performance.now() - started));
         const url = (brokers[job.broker] as BrokerProcess).url;
-        const outcome = await grant(ctx, url, job.vault, job.ip, Math.round(TTL_S / COMPRESSION));
+        const outcome = await grant(
+          ctx,
+          url,
+          job.vault,
+          job.ip,
+          Math.round(((job.holdMs * COMPRESSION) / 1000 + TTL_SLACK_S) / COMPRESSION),
+        );
         grants.push(outcome);
         if (outcome.status !== 201 || outcome.id === undefined) return;
         if (job.cancelled) {
@@ -174,7 +181,8 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
     };
     const expiredBy = started + wallMs - ((SWEEP_PERIOD_S / COMPRESSION) * 1000 + 2000);
     const pastTtl = abandoned.filter(
-      ({ grantedAt }) => grantedAt + (TTL_S / COMPRESSION) * 1000 < expiredBy,
+      ({ job, grantedAt }) =>
+        grantedAt + job.holdMs + (TTL_SLACK_S / COMPRESSION) * 1000 < expiredBy,
     );
     const staleRules = pastTtl.filter(({ job }) =>
       rulesOf(ctx.emulator, job.vault).has(`${job.ip}/32`),
