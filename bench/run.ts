@@ -6,6 +6,8 @@ import { startEmulator } from '../dev/emulator/server';
 import { azuriteConnectionString, freePort, startAzurite } from '../dev/local/processes';
 import { type BenchContext, Children, round, type Row, type ScenarioResult } from './harness';
 import { bursts } from './scenarios/burst';
+import { burstAcrossInstances } from './scenarios/burst-instances';
+import { capacity, capacityWanted } from './scenarios/capacity';
 import { clientsScenario } from './scenarios/clients';
 import { coldStart } from './scenarios/cold-start';
 import { consoleFirstRender } from './scenarios/console';
@@ -138,6 +140,9 @@ async function main(): Promise<number> {
     await scenario('11-cold-start', () => coldStart(ctx));
     await scenario('12-storage', () => storageRows(ctx));
     await scenario('13-sql', () => sqlRows(ctx));
+    await scenario('14-burst-150-over-3', () => burstAcrossInstances(ctx));
+    // Over two minutes of wall time: only when asked for (by number, or KV_LEASE_BENCH_CAPACITY=1).
+    if (only.has('15') || capacityWanted()) await scenario('15-capacity', () => capacity(ctx));
   } catch (error) {
     failure = error;
     log(
