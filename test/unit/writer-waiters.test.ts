@@ -165,7 +165,7 @@ describe("The writer's waiters", () => {
         return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
       },
     });
-    const other = new VaultCoordinator([VAULT], {
+    const other = new TargetCoordinator([VAULT], {
       store: slow,
       firewall,
       clock,
