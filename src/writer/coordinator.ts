@@ -95,7 +95,6 @@ export class TargetCoordinator {
       clock: options.clock,
       logger: options.logger,
       start: (vault, watch) => void this.loop.drive(vault, watch),
-      appliedKnown: (vault) => this.rows.lastApplied(vault),
     });
     this.passes = new WriterPass({
       store: options.store,

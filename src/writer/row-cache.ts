@@ -62,15 +62,6 @@ export class VaultRowCache {
     return known?.lockHolder === '' ? known : undefined;
   }
 
-  /**
-   * The pass count `applied` of the target row as this process last read or
-   * wrote it, however long ago (the count only grows, so this is a lower
-   * bound): a grant's waiter reads its lease back once a row shows more.
-   */
-  lastApplied(vault: string): number | undefined {
-    return this.known.get(vault)?.state.applied;
-  }
-
   /** The target row as this process last read or wrote it, if that was at most `maxAgeMs` ago. */
   private seen(vault: string, maxAgeMs: number): VaultState | undefined {
     const known = this.known.get(vault);

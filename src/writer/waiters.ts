@@ -22,10 +22,7 @@ interface Waiter {
   target: number | undefined;
   /** A grant's lease: the waiter is also done once the lease is applied (or refused). */
   lease: string | undefined;
-  /**
-   * The target row's `applied` as this process knew it when the waiter arrived
-   * (else when its target was set): a pass completed since may have applied the lease.
-   */
+  /** The target row's `applied` when the target was set: a pass completed since may have applied the lease. */
   appliedSeen: number | undefined;
   /** The lease is being read back. */
   probing: boolean;
@@ -53,8 +50,6 @@ export interface WaitersOptions {
   logger: Logger;
   /** A target's first waiter arrived: start driving passes for its watch. */
   start(vault: string, watch: Watch): void;
-  /** The target row's `applied` as this process last saw it (a lower bound), if it saw one. */
-  appliedKnown(vault: string): number | undefined;
 }
 
 export class Waiters {
@@ -100,11 +95,7 @@ export class Waiters {
         arrivedAfterRead: current.reads,
         target: undefined,
         lease,
-        // NOTE: from what this process knew on arrival, not from the row read
-        // that sets the target: that read may come back after the pass that
-        // applied the lease completed, and the grant would then wait for one
-        // more pass before reading its lease back (measured: docs/bursts.md).
-        appliedSeen: lease === undefined ? undefined : this.options.appliedKnown(vault),
+        appliedSeen: undefined,
         probing: false,
         deadline,
         resolve: (outcome) => {
@@ -269,7 +260,7 @@ export class Waiters {
 function aim(waiter: Waiter, target: number, applied: number): void {
   if (waiter.target !== undefined) return;
   waiter.target = target;
-  waiter.appliedSeen ??= applied;
+  waiter.appliedSeen = applied;
 }
 
 function timeout(watch: Watch): DomainError {

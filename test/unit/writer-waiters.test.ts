@@ -149,49 +149,6 @@ describe("The writer's waiters", () => {
     await Promise.all([writer.shutdown(), other.shutdown()]);
   });
 
-  it('When the row read that aims a grant comes back after the pass that applied its lease completed, then the lease is read back at once, with no pass more', async () => {
-    const { store, firewall, coordinator, record } = world();
-    const writer = coordinator();
-    // The other instance's vault row reads wait at a gate while it is shut (a slow store in a burst).
-    let gate: Promise<void> = Promise.resolve();
-    const slow = new Proxy(store, {
-      get(target, property) {
-        if (property === 'getVaultState')
-          return async (vault: string) => {
-            await gate;
-            return target.getVaultState(vault);
-          };
-        const value: unknown = Reflect.get(target, property);
-        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
-      },
-    });
-    const other = new TargetCoordinator([VAULT], {
-      store: slow,
-      firewall,
-      clock,
-      logger: silentLogger,
-      pollMs: 10,
-    });
-    // As a grant's capacity check does, the other instance has seen the row (no pass applied yet).
-    await other.approximateState(VAULT.name, 0);
-    const head = await record('52.0.2.1/32');
-    const tail = await record('52.0.2.2/32');
-    let openGate: () => void = () => undefined;
-    gate = new Promise((resolve) => (openGate = resolve));
-
-    const answeredHead = writer.sync(VAULT.name, deadline(), head.id);
-    await firewall.writeWaiting(); // the writer's pass read both leases
-    const answeredTail = other.sync(VAULT.name, deadline(), tail.id); // its row read waits
-    firewall.open();
-    await answeredHead; // pass 1 completed: both leases active
-    openGate(); // the row read comes back showing pass 1 applied
-
-    const outcome = await answeredTail;
-    expect(outcome?.activated.has(tail.id)).toBe(true);
-    expect(store.vaultStateNow(VAULT.name).pass).toBe(1);
-    await Promise.all([writer.shutdown(), other.shutdown()]);
-  });
-
   it('When a release waits, then only a pass that read the store after the release answers it', async () => {
     const { store, firewall, coordinator, record } = world();
     const writer = coordinator();
