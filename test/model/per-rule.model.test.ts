@@ -67,8 +67,9 @@ interface Run {
 
 /**
  * `strict`: contract §4 to the letter ("it exists before the grant's 201"), a
- * late DELETE no excuse. Otherwise the design of docs/targets-sql.md (branch
- * sql2): such a grant is counted, and its rule must be back within `REPAIR_MS`.
+ * late DELETE no excuse. Otherwise such a grant is counted, and its rule must
+ * be back within `REPAIR_MS` (the looser check, kept for a model whose calls
+ * the strict one would not survive).
  */
 async function runModel(seed: number, strict = false): Promise<Run> {
   const random = seeded(seed);

@@ -11,13 +11,12 @@ import { seeded } from './world';
  * per-rule firewall whose calls may land after their client gave up
  * (`rule-firewall.ts`, with the adapter's real decisions).
  *
- * The writer is not on the `TargetFirewall` port yet, so `Passes` below is
- * the writer's per-rule rule in ten lines (write when the plan changed, the
- * read is dirty, or the target is unsettled; while unsettled, re-PUT every
- * needed rule; keep `unsettledUntil` when an outcome is unknown). Once the
- * writer speaks `TargetFirewall`, these scenarios should drive
- * `WriterPass` instead, and `ModelRuleFirewall` joins the randomized model
- * test beside `ModelFirewall` (see the report of branch sql2).
+ * `Passes` below is a scripted stand-in for the writer's per-rule rule in ten
+ * lines (write when the plan changed, the read is dirty, or the target is
+ * unsettled; keep `unsettledUntil` when an outcome is unknown), re-PUTting
+ * the same names while unsettled: these scenarios show why that is not
+ * enough (a late DELETE lands after the re-PUT). The real writer, with its
+ * fresh-generation names, runs in test/model/per-rule.model.test.ts.
  */
 
 const SERVER: ManagedTarget = {
