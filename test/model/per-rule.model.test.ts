@@ -19,7 +19,7 @@ import { ModelRuleFirewall, ModelStore, seeded } from './world';
  * - a grant answered 201 finds its rule on the server at the answer;
  * - a release answered 200 finds its rule gone, unless another lease holds it;
  * - an active lease's rule, and a released one's absence, may be undone by a
- *   call landing late (docs/targets-sql.md: the late DELETE and late PUT), but
+ *   call landing late (docs/architecture.md, "SQL: per-rule writes": the late DELETE and late PUT), but
  *   only for a while: the next passes repair it within `REPAIR_MS`;
  *
  * and once the faults stop, the server converges: the broker's rules are
@@ -362,10 +362,7 @@ describe('The writer on a per-rule firewall under any interleaving (randomized m
   // the same name would not do (a late DELETE of that name can land after it):
   // while unsettled a pass writes every needed rule under a fresh generation's
   // name (src/targets/sql/rule-calls.ts, `reassertCalls`).
-  it(
-    'When a DELETE given up by an earlier pass lands after a pass read its rule (seeds 1-12), then no grant is answered before its rule exists (contract §4, strictly)',
-    async () => {
-      for (let seed = 1; seed <= 12; seed += 1) await runModel(seed, true);
-    },
-  );
+  it('When a DELETE given up by an earlier pass lands after a pass read its rule (seeds 1-12), then no grant is answered before its rule exists (contract §4, strictly)', async () => {
+    for (let seed = 1; seed <= 12; seed += 1) await runModel(seed, true);
+  });
 });
