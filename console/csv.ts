@@ -29,6 +29,7 @@ export const AUDIT_COLUMNS = [
   'principal',
   'appId',
   'vault',
+  'kind',
   'ip',
   'leaseId',
   'outcome',

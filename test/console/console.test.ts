@@ -329,7 +329,7 @@ describe.runIf(available)('The operator console in a browser', () => {
       const csv = readFileSync(await download.path(), 'utf8');
       const lines = csv.trimEnd().split('\r\n');
       expect(lines[0]).toBe(
-        '"at","action","principal","appId","vault","ip","leaseId","outcome","detail","invocationId"',
+        '"at","action","principal","appId","vault","kind","ip","leaseId","outcome","detail","invocationId"',
       );
       const audit = await http(
         'GET',
@@ -344,6 +344,7 @@ describe.runIf(available)('The operator console in a browser', () => {
         (line) => line.includes(`"${lease.id}"`) && line.includes('"grant"'),
       );
       expect(grantLine).toContain(`"${pipeline.oid}"`);
+      expect(grantLine).toContain(`"${VAULT_B}","keyvault"`);
       expect(lines.every((line) => /^"(?:[^"]|"")*"(?:,"(?:[^"]|"")*")*$/.test(line))).toBe(true);
       expect(opened.errors).toEqual([]);
     } finally {
