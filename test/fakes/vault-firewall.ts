@@ -1,4 +1,4 @@
-import { canonicalRule } from '../../src/domain/ip';
+import { canonicalRule, parseLeaseIp } from '../../src/domain/ip';
 import type { ManagedTarget } from '../../src/domain/target';
 import {
   FirewallError,
@@ -6,6 +6,7 @@ import {
   type FirewallWrite,
   type TargetFirewall,
 } from '../../src/ports/target-firewall';
+import { keyVaultKind } from '../../src/targets/keyvault/kind';
 import { wholeListWrite } from '../../src/targets/whole-list';
 
 /** `properties.networkAcls` of a vault, as the fake keeps it. */
@@ -21,8 +22,9 @@ export interface NetworkAcls {
  * Key Vault firewalls in memory, for fast tests of the writer and the use
  * cases. Like Key Vault it keeps `defaultAction`, `bypass` and subnet rules as
  * sent, stores a single address as `/32`, and answers an unknown vault with
- * `not-found`; it passes the same contract suite as the ARM adapter against
- * the emulator (test/contracts/vault-firewall.contract.ts).
+ * `not-found`, refuses a value that is not a public IPv4 address or range and
+ * more rules than Key Vault's limit; it passes the same contract suite as the
+ * ARM adapter against the emulator (test/contracts/target-firewall.contract.ts).
  */
 export class InMemoryVaultFirewall implements TargetFirewall {
   private readonly acls = new Map<string, NetworkAcls>();
@@ -63,6 +65,7 @@ export class InMemoryVaultFirewall implements TargetFirewall {
     next: string[],
   ): Promise<FirewallWrite> {
     this.find(vault);
+    refuse(next);
     const base = current.base as NetworkAcls;
     const written: NetworkAcls = {
       ...structuredClone(base),
@@ -72,4 +75,20 @@ export class InMemoryVaultFirewall implements TargetFirewall {
     this.writes += 1;
     return wholeListWrite(current.rules, next);
   }
+}
+
+/** What Key Vault refuses with a 400 before changing anything: a bad value, too many rules. */
+function refuse(values: string[]): void {
+  for (const value of values) {
+    try {
+      parseLeaseIp(value, 0);
+    } catch {
+      throw new FirewallError('rejected', `Key Vault refuses the IP rule ${value}`);
+    }
+  }
+  if (values.length > keyVaultKind.maxRules)
+    throw new FirewallError(
+      'rejected',
+      `Key Vault holds at most ${keyVaultKind.maxRules} IP rules`,
+    );
 }
