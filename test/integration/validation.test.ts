@@ -171,6 +171,12 @@ describe('When other requests are invalid', () => {
     ['DELETE', '/api/leases/kv-valid.000000000000000000000000', 404],
     ['POST', '/api/leases/not-a-lease/renew', 404],
     ['GET', '/api/audit?since=yesterday', 400],
+    // Contract §4: target= is a synonym of vault=; both naming different targets is a 400.
+    ['GET', `/api/leases?vault=${VAULT}&target=kv-other`, 400],
+    ['GET', '/api/leases?target=kv-unknown', 404],
+    ['GET', '/api/leases?kind=cosmos', 400],
+    ['GET', `/api/audit?vault=${VAULT}&target=kv-other`, 400],
+    ['GET', '/api/audit?kind=cosmos', 400],
   ])('%s %s: then it answers %i problem+json', async (method, path, status) => {
     const response = await broker.call(method, path, method === 'POST' ? { body: {} } : {});
     expect(response.status).toBe(status);

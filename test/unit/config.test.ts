@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, loadConfig } from '../../src/app/config';
+import { ConfigError, loadConfig, managedTargets } from '../../src/app/config';
 
 const vault =
   '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-One';
@@ -55,6 +55,50 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...base, BROKER_VAULTS: `${vault},${other}` })).toThrowError(
       /unique/,
     );
+  });
+
+  describe('BROKER_TARGETS (contract §4)', () => {
+    const id = (type: string, name: string, rg = 'rg') =>
+      `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/${rg}/providers/${type}/${name}`;
+    const account = id('Microsoft.Storage/storageAccounts', 'sttfstate');
+    const server = id('Microsoft.Sql/servers', 'sql-orders');
+
+    it('When targets of every kind are listed beside BROKER_VAULTS, then each is managed once with its kind', () => {
+      const config = loadConfig({ ...base, BROKER_TARGETS: `${account},${server},${vault}` });
+      expect(managedTargets(config).map((target) => [target.name, target.kind])).toEqual([
+        ['kv-one', 'keyvault'],
+        ['sttfstate', 'storage'],
+        ['sql-orders', 'sql'],
+      ]);
+      expect(
+        managedTargets(loadConfig({ ...base, BROKER_VAULTS: '', BROKER_TARGETS: account })),
+      ).toHaveLength(1);
+    });
+
+    it('When two targets of different kinds share a name, then the configuration is refused naming both', () => {
+      const twin = id('Microsoft.Sql/servers', 'kv-one');
+      expect(() => loadConfig({ ...base, BROKER_TARGETS: twin })).toThrowError(
+        /BROKER_TARGETS: target names must be unique[^\n]*"kv-one" is both/,
+      );
+    });
+
+    it('When an ID is of a kind the broker does not manage, or BROKER_VAULTS names another kind, then the configuration is refused', () => {
+      expect(() =>
+        loadConfig({ ...base, BROKER_TARGETS: id('Microsoft.Web/sites', 'app-one') }),
+      ).toThrowError(/BROKER_TARGETS: .*not the resource ID of a kind the broker manages/);
+      expect(() => loadConfig({ ...base, BROKER_VAULTS: account })).toThrowError(
+        /BROKER_VAULTS: .*not a Key Vault resource ID.*other kinds go in BROKER_TARGETS/,
+      );
+      expect(() =>
+        loadConfig({ ...base, BROKER_TARGETS: id('Microsoft.Storage/storageAccounts', 'St-Bad') }),
+      ).toThrowError(/storage account name is 3-24 lower-case letters and digits/);
+    });
+
+    it('When neither list names a target, then the configuration is refused saying both', () => {
+      expect(() => loadConfig({ ...base, BROKER_VAULTS: '' })).toThrowError(
+        /BROKER_VAULTS: is required: set BROKER_TARGETS/,
+      );
+    });
   });
 
   it('When AUTH_MODE=disabled runs in Azure, then the broker refuses to start and says why', () => {
