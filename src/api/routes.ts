@@ -124,20 +124,9 @@ function leaseIdParam(request: HttpRequest, attempt: Attempt): string {
   return result.data;
 }
 
-/**
- * `target=` is a synonym of `vault=` (contract §4): both given must name the same target.
- * Returns the name, lower-cased.
- */
-function sameTarget(query: { vault?: string | undefined; target?: string | undefined }) {
-  const { vault, target } = query;
-  if (vault !== undefined && target !== undefined && vault.toLowerCase() !== target.toLowerCase()) {
-    throw new DomainError('REQUEST.INVALID', 'vault and target name different targets', {
-      errors: [
-        { path: 'target', message: 'must name the same target as vault when both are given' },
-      ],
-    });
-  }
-  return (target ?? vault)?.toLowerCase();
+/** The target a request names, lower-cased: `target`, or `vault` as v1 names it (the schemas check both agree). */
+function targetNamed(input: { vault?: string | undefined; target?: string | undefined }) {
+  return (input.target ?? input.vault)?.toLowerCase();
 }
 
 /**
@@ -152,8 +141,8 @@ async function grantInput(request: HttpRequest, attempt: Attempt) {
     await readJsonBody(request, false),
     'request body',
   );
-  // `target` and `vault` name the same target (checked by the schema): one of them is given.
-  const vault = (target ?? body.vault ?? '').toLowerCase();
+  // The schema requires one of them.
+  const vault = targetNamed({ ...body, target }) ?? '';
   attempt.vault = vault;
   const keyHeader = request.headers.get('idempotency-key');
   const idempotencyKey =
@@ -216,7 +205,7 @@ export const routes: Route[] = [
     useCase: (s) => s.leases.list,
     input: (request, attempt) => {
       const query = parseWith(ListQuery, queryObject(request), 'query');
-      const vault = sameTarget(query);
+      const vault = targetNamed(query);
       attempt.vault = vault;
       return {
         vault,
@@ -311,7 +300,7 @@ export const routes: Route[] = [
     useCase: (s) => s.audit,
     input: (request, attempt) => {
       const query = parseWith(AuditQuery, queryObject(request), 'query');
-      const vault = sameTarget(query);
+      const vault = targetNamed(query);
       attempt.vault = vault;
       return {
         vault,

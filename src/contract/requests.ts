@@ -55,10 +55,27 @@ const TtlSeconds = z.number().meta({
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const PRINTABLE = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
+/** `vault` and `target` are one target's two names (contract §4): when both are given, they agree. */
+const namesOneTarget: [
+  (input: { vault?: string | undefined; target?: string | undefined }) => boolean,
+  { message: string; path: string[] },
+] = [
+  (input) =>
+    input.vault === undefined ||
+    input.target === undefined ||
+    input.vault.toLowerCase() === input.target.toLowerCase(),
+  { message: 'must name the same target as `vault` when both are given', path: ['target'] },
+];
+
 export const GrantBody = z
   .strictObject({
-    vault: VaultName.optional().meta({ description: 'The target, as v1 names it; `target` or `vault` is required' }),
-    target: TargetName.optional().meta({ description: 'The target (contract §4); when `vault` is given too, both must name the same target' }),
+    vault: VaultName.optional().meta({
+      description: 'The target, as v1 names it; `target` or `vault` is required',
+    }),
+    target: TargetName.optional().meta({
+      description:
+        'The target (contract §4); when `vault` is given too, both must name the same target',
+    }),
     ttlSeconds: TtlSeconds.optional(),
     ip: z.string().min(1).max(64).optional().meta({
       description: 'Lease.Admin only: a public IPv4 address or CIDR (prefix >= LEASE_MIN_PREFIX)',
@@ -77,13 +94,7 @@ export const GrantBody = z
     message: 'is required: name the target (`target`, or `vault` as in v1)',
     path: ['target'],
   })
-  .refine(
-    (body) =>
-      body.vault === undefined ||
-      body.target === undefined ||
-      body.vault.toLowerCase() === body.target.toLowerCase(),
-    { message: 'must name the same target as `vault` when both are given', path: ['target'] },
-  )
+  .refine(...namesOneTarget)
   // NOTE: the refinements do not reach the JSON schema (and an anyOf of `required` lists
   // fails ajv's strict mode): the description says "one of them".
   .meta({
@@ -112,21 +123,27 @@ export const NoQuery = z.strictObject({});
 export const LeaseStatusFilter = z.enum(['active', 'released', 'expired', 'all']);
 export type LeaseStatusFilter = z.output<typeof LeaseStatusFilter>;
 
-export const ListQuery = z.strictObject({
-  vault: VaultName.optional(),
-  target: TargetName.optional().meta({ description: 'A synonym of vault (contract §4)' }),
-  kind: TargetKindName.optional().meta({ description: 'Only leases on targets of this kind' }),
-  status: LeaseStatusFilter.default('active'),
-  $top: z.coerce.number().int().min(1).max(1000).default(100),
-  $skiptoken: z.string().max(2048).optional(),
-});
+export const ListQuery = z
+  .strictObject({
+    vault: VaultName.optional(),
+    target: TargetName.optional().meta({ description: 'A synonym of vault (contract §4)' }),
+    kind: TargetKindName.optional().meta({ description: 'Only leases on targets of this kind' }),
+    status: LeaseStatusFilter.default('active'),
+    $top: z.coerce.number().int().min(1).max(1000).default(100),
+    $skiptoken: z.string().max(2048).optional(),
+  })
+  .refine(...namesOneTarget);
 
-export const AuditQuery = z.strictObject({
-  vault: VaultName.optional(),
-  target: TargetName.optional().meta({ description: 'A synonym of vault (contract §4)' }),
-  kind: TargetKindName.optional().meta({ description: 'Only entries about targets of this kind' }),
-  principal: z.string().min(1).max(128).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-  $top: z.coerce.number().int().min(1).max(1000).default(100),
-  $skiptoken: z.string().max(2048).optional(),
-});
+export const AuditQuery = z
+  .strictObject({
+    vault: VaultName.optional(),
+    target: TargetName.optional().meta({ description: 'A synonym of vault (contract §4)' }),
+    kind: TargetKindName.optional().meta({
+      description: 'Only entries about targets of this kind',
+    }),
+    principal: z.string().min(1).max(128).optional(),
+    since: z.iso.datetime({ offset: true }).optional(),
+    $top: z.coerce.number().int().min(1).max(1000).default(100),
+    $skiptoken: z.string().max(2048).optional(),
+  })
+  .refine(...namesOneTarget);
