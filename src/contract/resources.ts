@@ -25,7 +25,11 @@ const Kind = z.enum(['keyvault', 'storage', 'sql']).meta({
 const DataPlane = z.string().meta({
   description:
     "Where a client waits for the rule to take effect: a vault's vaultUri, a storage account's blob endpoint, a SQL server's host:1433",
-  examples: ['https://kv-demo.vault.azure.net/', 'https://stdemo.blob.core.windows.net/', 'sql-demo.database.windows.net:1433'],
+  examples: [
+    'https://kv-demo.vault.azure.net/',
+    'https://stdemo.blob.core.windows.net/',
+    'sql-demo.database.windows.net:1433',
+  ],
 });
 
 export const LeaseResource = z
@@ -45,7 +49,7 @@ export const LeaseResource = z
     dataPlane: DataPlane.optional(),
     warnings: z.array(z.string()).optional().meta({
       description:
-        'Why the rule may not have the effect the caller expects (a storage account in the caller\'s own region); clients print them',
+        "Why the rule may not have the effect the caller expects (a storage account in the caller's own region); clients print them",
     }),
   })
   .register(resourceSchemas, { id: 'Lease' });
@@ -125,7 +129,11 @@ export const AuditItemResource = z
     principal: z.string().meta({ description: "The token's oid, anonymous or kv-lease" }),
     appId: z.string().nullable().meta({ description: "The token's appid/azp" }),
     vault: z.string().nullable().meta({ description: "The target's name, for every kind" }),
-    target: z.string().nullable().optional().meta({ description: 'The same as vault (contract §4)' }),
+    target: z
+      .string()
+      .nullable()
+      .optional()
+      .meta({ description: 'The same as vault (contract §4)' }),
     kind: Kind.nullable().optional(),
     ip: z.string().nullable(),
     leaseId: z.string().nullable(),
@@ -151,10 +159,13 @@ export const WhoAmI = z
     roles: z.array(z.enum(['Lease.Request', 'Lease.Read', 'Lease.Admin'])).meta({
       description: 'The app roles the broker recognised (Lease.Admin implies the other two)',
     }),
-    ip: z.string().optional().meta({
-      description: 'The address a grant without ip would lease for this caller',
-      examples: ['52.10.20.30/32'],
-    }),
+    ip: z
+      .string()
+      .optional()
+      .meta({
+        description: 'The address a grant without ip would lease for this caller',
+        examples: ['52.10.20.30/32'],
+      }),
     ipProblem: z.string().optional().meta({
       description: 'Why no address could be taken (the detail a grant would answer)',
     }),
