@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 import { openApiDocument } from '../../src/api/openapi';
 import { routes } from '../../src/api/routes';
@@ -53,8 +53,13 @@ export interface FakeApi {
   close(): Promise<void>;
 }
 
-const V1_LIST_QUERY = ListQuery.omit({ kind: true, target: true });
-const V1_AUDIT_QUERY = AuditQuery.omit({ kind: true, target: true });
+/** A v1 broker's queries: the v1.1 ones without `kind` and `target` (and so without their refinement). */
+function v1<S extends { kind: unknown; target: unknown }>(shape: S): Omit<S, 'kind' | 'target'> {
+  const { kind: _kind, target: _target, ...rest } = shape;
+  return rest;
+}
+const V1_LIST_QUERY = z.strictObject(v1(ListQuery.shape));
+const V1_AUDIT_QUERY = z.strictObject(v1(AuditQuery.shape));
 
 function v11Document(): Record<string, any> {
   const document = structuredClone(openApiDocument(routes)) as Record<string, any>;
